@@ -1,0 +1,7 @@
+"""``python -m geovision``."""
+
+import sys
+
+from geovision.cli import main
+
+sys.exit(main())

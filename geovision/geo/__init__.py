@@ -1,0 +1,1 @@
+"""Geospatial primitives: rasters, windows and grids, vectors, CRS handling. No torch here."""

@@ -1,0 +1,249 @@
+"""Opening and describing rasters, with the checks that every stage needs."""
+
+from __future__ import annotations
+
+import glob
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.enums import MaskFlags
+from rasterio.errors import NodataShadowWarning, RasterioIOError
+from rasterio.windows import Window
+
+from geovision.errors import InputError, InputFileError
+
+#: File name endings that a directory scan takes as rasters.
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".png", ".jpg")
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What geovision needs to know of a raster, read once from its header.
+
+    Attributes:
+        path: the file as given (any GDAL-readable path).
+        crs: its coordinate reference system.
+        transform: the affine from pixel (col, row) to map (x, y); never rotated or sheared.
+        width: pixels per row.
+        height: rows.
+        count: bands in the file.
+        dtype: numpy dtype name of the bands.
+        nodata: the nodata value, or None.
+        descriptions: band names from the file (None where unnamed).
+        all_valid: True when GDAL reports every band valid everywhere (no nodata, no mask,
+            no alpha), so masks need not be read.
+    """
+
+    path: str
+    crs: CRS
+    transform: Affine
+    width: int
+    height: int
+    count: int
+    dtype: str
+    nodata: float | None
+    descriptions: tuple[str | None, ...]
+    all_valid: bool
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) in CRS units, both positive."""
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width)."""
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        x0, y0 = self.transform * (0, 0)
+        x1, y1 = self.transform * (self.width, self.height)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
+    def describe(self) -> dict:
+        """The source record of the tile dataset format (plain values only)."""
+        return {
+            "path": self.path,
+            "crs": self.crs.to_wkt(version="WKT2_2019"),
+            "epsg": self.crs.to_epsg(),
+            "transform": list(self.transform)[:6],
+            "width": self.width,
+            "height": self.height,
+            "count": self.count,
+            "dtype": self.dtype,
+            "nodata": _plain_nodata(self.nodata),
+            "res": list(self.res),
+        }
+
+
+def _plain_nodata(nodata: float | None) -> float | str | None:
+    """Nodata as a JSON value: NaN becomes the string "nan" (JSON has no NaN)."""
+    if nodata is None:
+        return None
+    if np.isnan(nodata):
+        return "nan"
+    return float(nodata)
+
+
+def open_raster(path: str | os.PathLike[str], *, check_read: bool = True) -> RasterInfo:
+    """Read and check a raster's header.
+
+    Args:
+        path: any path GDAL opens.
+        check_read: also decode the first and the last block, so that a truncated file
+            fails here rather than half-way through a job.
+
+    Returns:
+        The raster's description.
+
+    Raises:
+        InputFileError: the file is missing, not a raster, or cannot be decoded.
+        InputError: the raster has no CRS, or a rotated or sheared geotransform.
+    """
+    spath = str(path)
+    if "://" not in spath and not spath.startswith("/vsi") and not os.path.exists(spath):
+        raise InputFileError(f"{spath}: file not found")
+    try:
+        with rasterio.open(spath) as ds:
+            info = RasterInfo(
+                path=spath,
+                crs=ds.crs,
+                transform=ds.transform,
+                width=ds.width,
+                height=ds.height,
+                count=ds.count,
+                dtype=ds.dtypes[0],
+                nodata=ds.nodata,
+                descriptions=tuple(ds.descriptions),
+                all_valid=all(flags == [MaskFlags.all_valid] for flags in ds.mask_flag_enums),
+            )
+            if check_read:
+                _check_decodes(ds)
+    except RasterioIOError as exc:
+        raise InputFileError(
+            f"{spath}: not a readable raster ({_first_line(exc)}); check the file is complete "
+            "and in a format GDAL reads"
+        ) from exc
+    if info.crs is None:
+        raise InputError(
+            f"{spath}: raster has no CRS; assign one first "
+            "(e.g. gdal_edit.py -a_srs EPSG:XXXX) so labels can be placed on it"
+        )
+    t = info.transform
+    if t.b != 0 or t.d != 0:
+        raise InputError(
+            f"{spath}: rotated or sheared geotransform {tuple(t)[:6]} is not supported; "
+            "warp it to a north-up grid first (gdalwarp)"
+        )
+    if t.a == 0 or t.e == 0:
+        raise InputError(f"{spath}: geotransform has a zero pixel size {tuple(t)[:6]}")
+    if info.transform.is_identity:
+        raise InputError(f"{spath}: raster has no geotransform; georeference it first")
+    return info
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _check_decodes(ds: rasterio.io.DatasetReader) -> None:
+    """Decode the first and last block of band 1, which a truncated file fails to give."""
+    bh, bw = ds.block_shapes[0]
+    last = Window(
+        max(0, (ds.width - 1) // bw * bw), max(0, (ds.height - 1) // bh * bh),
+        min(bw, ds.width), min(bh, ds.height),
+    )
+    last = last.intersection(Window(0, 0, ds.width, ds.height))
+    for window in (Window(0, 0, min(bw, ds.width), min(bh, ds.height)), last):
+        ds.read(1, window=window)
+
+
+def find_rasters(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """Expand files, globs and directories into a sorted list of raster paths.
+
+    Raises:
+        InputFileError: an input matches nothing, or a directory holds no raster.
+    """
+    found: list[str] = []
+    for item in inputs:
+        spath = str(item)
+        if os.path.isdir(spath):
+            inside = sorted(
+                str(p) for p in Path(spath).iterdir()
+                if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
+            )
+            if not inside:
+                raise InputFileError(
+                    f"{spath}: no rasters in this directory (looked for "
+                    f"{', '.join(RASTER_SUFFIXES)})"
+                )
+            found.extend(inside)
+        elif any(ch in spath for ch in "*?["):
+            matches = sorted(glob.glob(spath, recursive=True))
+            if not matches:
+                raise InputFileError(f"{spath}: pattern matches no file")
+            found.extend(matches)
+        else:
+            if "://" not in spath and not spath.startswith("/vsi") and not os.path.exists(spath):
+                raise InputFileError(f"{spath}: file not found")
+            found.append(spath)
+    unique = list(dict.fromkeys(found))
+    return unique
+
+
+def select_bands(info: RasterInfo, bands: Sequence[int] | None) -> list[int]:
+    """Check a 1-based band selection against a raster; None selects every band.
+
+    Raises:
+        InputError: a band index is out of range.
+    """
+    if bands is None:
+        return list(range(1, info.count + 1))
+    picked = list(bands)
+    if not picked:
+        raise InputError("--bands: select at least one band")
+    bad = [b for b in picked if b < 1 or b > info.count]
+    if bad:
+        raise InputError(
+            f"{info.path}: band(s) {bad} do not exist; the raster has bands 1..{info.count} "
+            "(--bands takes 1-based indices)"
+        )
+    return picked
+
+
+def valid_mask(
+    ds: rasterio.io.DatasetReader, bands: Sequence[int], window: Window, data: np.ndarray | None
+) -> np.ndarray:
+    """Boolean mask of pixels valid in every selected band (nodata, internal mask, alpha, NaN).
+
+    Args:
+        ds: the open raster.
+        bands: 1-based band indices.
+        window: the window read.
+        data: the pixels already read for that window (bands, rows, cols), to find NaNs.
+
+    Returns:
+        A (rows, cols) boolean array, True where the pixel holds data.
+    """
+    rows, cols = int(window.height), int(window.width)
+    flags = [ds.mask_flag_enums[b - 1] for b in bands]
+    if all(f == [MaskFlags.all_valid] for f in flags):
+        mask = np.ones((rows, cols), dtype=bool)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NodataShadowWarning)
+            masks = ds.read_masks(list(bands), window=window, boundless=False)
+        mask = np.all(masks > 0, axis=0)
+    if data is not None and np.issubdtype(data.dtype, np.floating):
+        mask &= np.all(np.isfinite(data), axis=0)
+    return mask

@@ -1,0 +1,422 @@
+"""``tile()``: the library function behind ``geovision tile``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import shapely
+import zarr
+from dask import delayed
+
+from geovision.cluster import dask_client, run_graph
+from geovision.errors import InputError, OutputExistsError
+from geovision.geo.raster import RasterInfo, find_rasters, open_raster, select_bands
+from geovision.geo.vector import Labels, read_labels, to_crs
+from geovision.geo.windows import window_bounds
+from geovision.tiling.plan import (
+    TileRef,
+    assign_splits,
+    candidate_tiles,
+    row_runs,
+    run_window,
+    valid_fraction_tasks,
+)
+from geovision.tiling.stats import BandStats
+from geovision.tiling.store import (
+    check_pending,
+    create_store,
+    finish_store,
+    is_complete,
+    partial_path,
+)
+from geovision.tiling.work import ShardJob, SourceFeatures, build_shard, marker_path
+
+log = logging.getLogger(__name__)
+
+TASKS = ("segmentation", "classification", "detection")
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """How a tile dataset is cut (the options of ``geovision tile``).
+
+    Attributes:
+        task: segmentation, classification or detection.
+        class_field: label field whose sorted values become classes 1..K (None: one class).
+        layer: layer of a multi-layer vector file (None: the first).
+        tile_size: tile side in pixels.
+        stride: pixels between tile origins (None: ``tile_size``, no overlap).
+        bands: 1-based bands to keep, in order (None: all).
+        min_valid: tiles whose fraction of valid (not nodata) pixels is lower are skipped.
+        split: ``block`` (spatial blocks, default) or ``random``.
+        fractions: train, val, test shares.
+        block_size: side of a split block in pixels (None: 4 x ``tile_size``).
+        seed: seed of the split.
+        min_box_visible: detection; share of a box's area that must lie in a tile.
+        shard: tiles stored together in one shard object.
+    """
+
+    task: str = "segmentation"
+    class_field: str | None = None
+    layer: str | None = None
+    tile_size: int = 256
+    stride: int | None = None
+    bands: tuple[int, ...] | None = None
+    min_valid: float = 0.5
+    split: str = "block"
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    block_size: int | None = None
+    seed: int = 0
+    min_box_visible: float = 0.5
+    shard: int = 16
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming the option that is out of range."""
+        if self.task not in TASKS:
+            raise InputError(f"--task: '{self.task}' is not a task; choose one of "
+                             f"{', '.join(TASKS)}")
+        if self.tile_size < 8:
+            raise InputError(f"--tile-size: {self.tile_size} is too small (8 pixels or more)")
+        if self.stride is not None and not 0 < self.stride:
+            raise InputError(f"--stride: {self.stride} must be a positive number of pixels")
+        if not 0.0 <= self.min_valid <= 1.0:
+            raise InputError(f"--min-valid: {self.min_valid} must lie in 0..1")
+        if self.split not in ("block", "random"):
+            raise InputError(f"--split: '{self.split}' is not a method; choose block or random")
+        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or not np.isclose(
+                sum(self.fractions), 1.0):
+            raise InputError(f"--fractions: {self.fractions} must be three shares "
+                             "(train,val,test) that add up to 1")
+        if self.block_size is not None and self.block_size < 1:
+            raise InputError(f"--block-size: {self.block_size} must be positive")
+        if not 0.0 < self.min_box_visible <= 1.0:
+            raise InputError(f"--min-box-visible: {self.min_box_visible} must lie in (0, 1]")
+
+    @property
+    def step(self) -> int:
+        """Pixels between tile origins."""
+        return self.stride or self.tile_size
+
+    @property
+    def blocks(self) -> int:
+        """Split block side in pixels."""
+        return self.block_size or 4 * self.tile_size
+
+
+def tile(
+    rasters: Sequence[str | os.PathLike[str]],
+    labels: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: TileOptions | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+) -> Path:
+    """Cut rasters and their vector labels into a Zarr tile dataset.
+
+    Args:
+        rasters: raster files, globs or directories.
+        labels: a vector file OGR reads.
+        out: the Zarr store to write (a directory).
+        options: how to cut; see :class:`TileOptions`.
+        scheduler: Dask scheduler address; None runs on local threads.
+        workers: local threads (None: every core).
+        overwrite: replace an existing store.
+        resume: finish an interrupted run of the same command, or do nothing if complete.
+        quiet: no progress bar.
+
+    Returns:
+        The path of the finished store.
+
+    Raises:
+        GeovisionError: bad input, with a message naming the file or option (nothing written).
+    """
+    opts = options or TileOptions()
+    opts.check()
+    out = Path(out)
+    partial = partial_path(out)
+    if out.exists() and not overwrite:
+        if resume and is_complete(out):
+            log.info("%s: complete already; nothing to do", out)
+            return out
+        if not resume:
+            raise OutputExistsError(f"{out}: exists; use --overwrite to replace it or "
+                                    "--resume to finish an interrupted run")
+    if partial.exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{partial}: an interrupted run left this; use --resume to "
+                                "finish it or --overwrite to start again")
+
+    sources = [open_raster(p) for p in find_rasters(rasters)]
+    bands = _check_sources(sources, opts)
+    lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
+    per_source, outside = _place_labels(lab, sources)
+    lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
+    if outside:
+        log.warning("%s: %d of %d features lie outside every raster and are not used",
+                    lab.path, outside, lab.features)
+    refs = candidate_tiles(sources, opts.tile_size, opts.step)
+    if not refs:
+        sizes = ", ".join(f"{Path(s.path).name} {s.width}x{s.height}" for s in sources)
+        raise InputError(f"--tile-size {opts.tile_size} is larger than every raster ({sizes}); "
+                         "choose a smaller tile size")
+    for s in sources:
+        if s.width < opts.tile_size or s.height < opts.tile_size:
+            log.warning("%s: %dx%d is smaller than one tile; skipped", s.path, s.width, s.height)
+    fingerprint = _fingerprint(sources, lab, opts, bands)
+    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
+
+    with dask_client(scheduler, workers) as client:
+        if resume and partial.exists():
+            check_pending(partial, fingerprint)
+            group = zarr.open_group(str(partial), mode="r")
+            rows, cols = group["row"][:], group["col"][:]
+            refs = _refs_from_plan(group["source"][:], rows, cols, opts.tile_size)
+            splits = group["split"][:]
+            valid = group["valid"][:]
+            border_dropped = int(group.attrs["geovision_pending"].get("border_dropped", 0))
+            log.info("%s: resuming", partial)
+        else:
+            refs, splits, valid, border_dropped = _plan(
+                refs, sources, bands, opts, client=client, workers=workers, quiet=quiet)
+            if overwrite and partial.exists():
+                shutil.rmtree(partial)
+            create_store(
+                partial, n_tiles=len(refs), bands=len(bands), size=opts.tile_size,
+                dtype=dtype, task=opts.task, shard=opts.shard,
+                fill_value=_fill(sources[0], dtype), plan=_plan_arrays(refs, sources, splits,
+                                                                       valid),
+                pending={"fingerprint": fingerprint, "border_dropped": border_dropped,
+                         "started": dt.datetime.now(dt.timezone.utc).isoformat()},
+            )
+        jobs = _shard_jobs(partial, refs, splits, sources, bands, opts, dtype, lab, per_source)
+        todo = [j for j in jobs if not marker_path(partial, j.index).exists()]
+        if len(todo) < len(jobs):
+            log.info("%d of %d shards done already", len(jobs) - len(todo), len(jobs))
+        tasks = [delayed(build_shard, pure=True)(j, dask_key_name=f"shard-{j.index}")
+                 for j in todo]
+        run_graph(tasks, client=client, workers=workers, desc="tiles", unit="tile",
+                  weights=[len(j.tiles) for j in todo], quiet=quiet)
+
+    attrs, boxes = _summarize(partial, jobs, sources, bands, lab, opts, splits, border_dropped)
+    finish_store(partial, out, attrs, boxes)
+    log.info("%s: %d tiles written", out, len(refs))
+    return out
+
+
+def _check_sources(sources: list[RasterInfo], opts: TileOptions) -> list[int]:
+    counts = {s.count for s in sources}
+    if len(counts) > 1:
+        listing = ", ".join(f"{Path(s.path).name}: {s.count}" for s in sources)
+        raise InputError(f"rasters have different band counts ({listing}); tile them "
+                         "separately or pick common bands with --bands")
+    bands = [select_bands(s, opts.bands) for s in sources][0]
+    return bands
+
+
+def _place_labels(
+    lab: Labels, sources: list[RasterInfo]
+) -> tuple[list[tuple[np.ndarray, np.ndarray, shapely.STRtree]], int]:
+    """Reproject labels to each source's CRS; count the features that touch no source.
+
+    Raises:
+        InputError: no feature touches any raster.
+    """
+    placed = []
+    touches = np.zeros(len(lab.frame), dtype=bool)
+    for s in sources:
+        local = to_crs(lab.frame, s.crs)
+        geoms = np.asarray(local.geometry.values)
+        hit = shapely.intersects(geoms, shapely.box(*s.bounds))
+        touches |= hit
+        placed.append((geoms, lab.frame["class_id"].to_numpy(np.int16), shapely.STRtree(geoms)))
+    if not touches.any():
+        lb = lab.frame.total_bounds
+        extents = "; ".join(
+            f"{Path(s.path).name} {tuple(round(v, 4) for v in s.bounds)} in "
+            f"{s.crs.to_string()}" for s in sources)
+        raise InputError(
+            f"{lab.path}: no label feature overlaps any raster (labels span "
+            f"{tuple(round(float(v), 4) for v in lb)} in {lab.frame.crs.to_string()}; rasters: "
+            f"{extents}); check the files and their CRSs"
+        )
+    return placed, int((~touches).sum())
+
+
+def _plan(
+    refs: list[TileRef], sources: list[RasterInfo], bands: list[int], opts: TileOptions, *,
+    client: Any, workers: int | None, quiet: bool,
+) -> tuple[list[TileRef], np.ndarray, np.ndarray, int]:
+    """Measure valid fractions, drop mostly-nodata tiles, assign splits."""
+    valid = np.ones(len(refs), dtype=np.float32)
+    tasks, runs, weights = valid_fraction_tasks(sources, bands, refs)
+    fractions = run_graph(tasks, client=client, workers=workers, desc="nodata scan",
+                          unit="tile", weights=weights, quiet=quiet)
+    for run, values in zip(runs, fractions, strict=True):
+        valid[run] = values
+    keep = (valid >= opts.min_valid) & (valid > 0)
+    if not keep.any():
+        raise InputError(f"no tile has a valid fraction of at least --min-valid "
+                         f"{opts.min_valid}; lower it or check the rasters' nodata")
+    refs = [r for r, k in zip(refs, keep, strict=True) if k]
+    valid = valid[keep]
+    splits, dropped = assign_splits(refs, method=opts.split, fractions=opts.fractions,
+                                    block_size=opts.blocks, seed=opts.seed)
+    kept = splits != 255
+    if dropped:
+        log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
+    return [r for r, k in zip(refs, kept, strict=True) if k], splits[kept], valid[kept], dropped
+
+
+def _plan_arrays(
+    refs: list[TileRef], sources: list[RasterInfo], splits: np.ndarray, valid: np.ndarray
+) -> dict[str, np.ndarray]:
+    return {
+        "source": np.array([r.source for r in refs], dtype=np.int16),
+        "row": np.array([r.window.row for r in refs], dtype=np.int32),
+        "col": np.array([r.window.col for r in refs], dtype=np.int32),
+        "transform": np.array(
+            [list(r.window.transform(sources[r.source].transform))[:6] for r in refs],
+            dtype=np.float64).reshape(len(refs), 6),
+        "valid": valid.astype(np.float32),
+        "split": splits.astype(np.uint8),
+    }
+
+
+def _refs_from_plan(src: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                    size: int) -> list[TileRef]:
+    from geovision.geo.windows import PixelWindow
+
+    return [TileRef(int(s), PixelWindow(int(r), int(c), size, size))
+            for s, r, c in zip(src, rows, cols, strict=True)]
+
+
+def _shard_jobs(
+    partial: Path, refs: list[TileRef], splits: np.ndarray, sources: list[RasterInfo],
+    bands: list[int], opts: TileOptions, dtype: str, lab: Labels,
+    per_source: list[tuple[np.ndarray, np.ndarray, shapely.STRtree]],
+) -> list[ShardJob]:
+    jobs = []
+    for index, start in enumerate(range(0, len(refs), opts.shard)):
+        tiles = tuple(refs[start:start + opts.shard])
+        hits_by_source: dict[int, np.ndarray] = {}
+        for run in row_runs(tiles, max_run=len(tiles)):
+            src = tiles[run[0]].source
+            span = run_window(tiles, run)
+            hits = per_source[src][2].query(
+                shapely.box(*window_bounds(span, sources[src].transform)))
+            hits_by_source[src] = np.union1d(hits_by_source.get(src, hits), hits)
+        features = {
+            src: _features(per_source[src][0], per_source[src][1], hits, sources[src])
+            for src, hits in hits_by_source.items()
+        }
+        jobs.append(ShardJob(
+            store=str(partial), index=index, start=start, tiles=tiles,
+            splits=splits[start:start + opts.shard], paths=tuple(s.path for s in sources),
+            transforms=tuple(s.transform for s in sources), bands=tuple(bands),
+            size=opts.tile_size, task=opts.task, dtype=dtype, num_classes=len(lab.classes),
+            ignore_index=IGNORE_INDEX, min_box_visible=opts.min_box_visible,
+            features=features,
+        ))
+    return jobs
+
+
+def _features(geoms: np.ndarray, class_ids: np.ndarray, idx: np.ndarray,
+              src: RasterInfo) -> SourceFeatures:
+    picked = geoms[idx]
+    bounds = shapely.bounds(picked).reshape(-1, 4) if len(picked) else np.zeros((0, 4))
+    inv = ~src.transform
+    c0, r0 = inv * (bounds[:, 0], bounds[:, 1])
+    c1, r1 = inv * (bounds[:, 2], bounds[:, 3])
+    pixel = np.stack([np.minimum(c0, c1), np.minimum(r0, r1),
+                      np.maximum(c0, c1), np.maximum(r0, r1)], axis=1)
+    return SourceFeatures(geoms=picked, class_ids=class_ids[idx], pixel_boxes=pixel)
+
+
+def _fill(src: RasterInfo, dtype: str) -> float | int:
+    if src.nodata is None or np.isnan(src.nodata):
+        return float("nan") if np.dtype(dtype).kind == "f" else 0
+    return np.dtype(dtype).type(src.nodata).item()
+
+
+def _fingerprint(sources: list[RasterInfo], lab: Labels, opts: TileOptions,
+                 bands: list[int]) -> str:
+    def stamp(path: str) -> list[Any]:
+        try:
+            st = os.stat(path)
+            return [os.path.abspath(path), st.st_size, int(st.st_mtime)]
+        except OSError:
+            return [path]
+
+    doc = {"sources": [stamp(s.path) for s in sources], "labels": stamp(lab.path),
+           "options": asdict(opts), "bands": bands}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _summarize(
+    partial: Path, jobs: list[ShardJob], sources: list[RasterInfo], bands: list[int],
+    lab: Labels, opts: TileOptions, splits: np.ndarray, border_dropped: int,
+) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
+    """Merge the shards' markers (in shard order) into the root attributes and box arrays."""
+    stats = BandStats.empty(len(bands))
+    k1 = len(lab.classes)
+    pixels = np.zeros(k1, dtype=np.int64)
+    tiles_per_class = np.zeros(k1, dtype=np.int64)
+    boxes, box_label, box_tile = [], [], []
+    for job in jobs:
+        with np.load(marker_path(partial, job.index)) as m:
+            stats = stats.merge(BandStats.from_arrays(
+                {k[6:]: m[k] for k in m.files if k.startswith("stats_")}))
+            pixels += m["class_pixels"]
+            tiles_per_class += m["class_tiles"]
+            boxes.append(m["boxes"])
+            box_label.append(m["box_label"])
+            box_tile.append(m["box_tile"])
+    if stats.count.max(initial=0) == 0:
+        log.warning("no train tile has valid pixels; stats are empty")
+    names = [s.descriptions[b - 1] for s in sources[:1] for b in bands]
+    attrs: dict[str, Any] = {
+        "task": opts.task,
+        "classes": lab.classes,
+        "ignore_index": IGNORE_INDEX,
+        "bands": [{"index": b, "name": n or f"band{b}", "dtype": sources[0].dtype}
+                  for b, n in zip(bands, names, strict=True)],
+        "tile_size": opts.tile_size,
+        "stride": opts.step,
+        "sources": [s.describe() for s in sources],
+        "labels": lab.describe(),
+        "stats": stats.describe(),
+        "split": {
+            "method": opts.split, "block_size": opts.blocks if opts.split == "block" else None,
+            "fractions": list(opts.fractions), "seed": opts.seed,
+            "border_dropped": border_dropped,
+        },
+        "counts": {
+            "tiles": {name: int((splits == i).sum()) for i, name in
+                      enumerate(("train", "val", "test"))},
+            "class_tiles": tiles_per_class.tolist(),
+            ("class_boxes" if opts.task == "detection" else "class_pixels"): pixels.tolist(),
+        },
+        "options": {"min_valid": opts.min_valid, "min_box_visible": opts.min_box_visible},
+    }
+    box_arrays = None
+    if opts.task == "detection":
+        box_arrays = {
+            "boxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
+            "box_label": np.concatenate(box_label).astype(np.int16),
+            "box_tile": np.concatenate(box_tile).astype(np.int32),
+        }
+    return attrs, box_arrays

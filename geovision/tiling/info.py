@@ -1,0 +1,90 @@
+"""Summaries of a tile store, for ``geovision info``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import zarr
+
+from geovision.errors import InputError, InputFileError
+from geovision.tiling.store import FORMAT, PENDING_ATTR
+
+
+def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Root attributes of a finished tile store.
+
+    Raises:
+        InputFileError: no store at ``path``.
+        InputError: the store is not a finished geovision tile dataset.
+    """
+    p = Path(path)
+    if not (p / "zarr.json").exists():
+        raise InputFileError(f"{p}: not a Zarr store (no zarr.json)")
+    attrs = dict(zarr.open_group(str(p), mode="r").attrs)
+    if PENDING_ATTR in attrs:
+        raise InputError(f"{p}: unfinished tile store; finish it with `geovision tile ... "
+                         "--resume`")
+    gv = attrs.get("geovision", {})
+    if gv.get("format") != FORMAT["format"]:
+        raise InputError(f"{p}: not a geovision tile dataset (no geovision format attribute)")
+    if gv.get("version", 0) > FORMAT["version"]:
+        raise InputError(f"{p}: tile format version {gv.get('version')} is newer than this "
+                         f"geovision reads ({FORMAT['version']}); upgrade geovision")
+    return attrs
+
+
+def format_summary(path: str | os.PathLike[str]) -> str:
+    """A human-readable summary: task, classes with counts, bands, stats, sources, splits."""
+    a = read_attrs(path)
+    group = zarr.open_group(str(path), mode="r")
+    n_tiles = group["image"].shape[0]
+    counts = a.get("counts", {})
+    lines = [
+        f"{path}",
+        f"  format     tiles v{a['geovision']['version']} (geovision "
+        f"{a['geovision']['geovision_version']}, created {a['geovision']['created']})",
+        f"  task       {a['task']}",
+        f"  tiles      {n_tiles} of {a['tile_size']}x{a['tile_size']} px, stride {a['stride']}",
+    ]
+    tiles = counts.get("tiles", {})
+    sp = a.get("split", {})
+    method = sp.get("method")
+    detail = f"block {sp.get('block_size')} px" if method == "block" else "random"
+    lines.append(
+        f"  split      train {tiles.get('train', 0)}, val {tiles.get('val', 0)}, "
+        f"test {tiles.get('test', 0)} ({detail}, seed {sp.get('seed')})"
+    )
+    lines.append("  classes")
+    per_tiles = counts.get("class_tiles", [])
+    per_px = counts.get("class_pixels")
+    per_box = counts.get("class_boxes")
+    for c in a["classes"]:
+        i = c["id"]
+        parts = [f"{per_tiles[i] if i < len(per_tiles) else 0} tiles"]
+        if per_px is not None:
+            parts.append(f"{per_px[i]} px")
+        if per_box is not None and i > 0:
+            parts.append(f"{per_box[i]} boxes")
+        lines.append(f"    {i:>3} {c['name']:<20} {c['color']}  {', '.join(parts)}")
+    if "boxes" in group:
+        lines.append(f"  boxes      {group['boxes'].shape[0]}")
+    st = a.get("stats", {})
+    lines.append(f"  bands      (stats over {st.get('pixels', 0)} valid train pixels)")
+    for k, b in enumerate(a["bands"]):
+        lines.append(
+            f"    {b['index']:>3} {b['name']:<12} {b['dtype']:<8} mean {st['mean'][k]:.4g} "
+            f"std {st['std'][k]:.4g} min {st['min'][k]} max {st['max'][k]}"
+        )
+    lines.append("  sources")
+    for s in a["sources"]:
+        crs = f"EPSG:{s['epsg']}" if s.get("epsg") else "custom CRS"
+        lines.append(f"    {s['path']}  {s['width']}x{s['height']}x{s['count']} {s['dtype']} "
+                     f"{crs} res {s['res'][0]:.6g},{s['res'][1]:.6g} nodata {s['nodata']}")
+    lab = a.get("labels", {})
+    dropped = ", ".join(f"{k} {v}" for k, v in lab.get("dropped", {}).items()) or "none"
+    lines.append(f"  labels     {lab.get('path')} layer {lab.get('layer')} field "
+                 f"{lab.get('field')}: {lab.get('features')} features, repaired "
+                 f"{lab.get('repaired', 0)}, dropped: {dropped}")
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""The Zarr tile store: layout, the in-progress store, and its atomic completion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from geovision import __version__
+from geovision.errors import InputError
+
+FORMAT = {"format": "tiles", "version": 1}
+PENDING_ATTR = "geovision_pending"
+
+
+def partial_path(out: str | os.PathLike[str]) -> Path:
+    """Where a store is built until it is complete."""
+    p = Path(out)
+    return p.with_name(p.name + ".partial")
+
+
+def is_complete(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a finished geovision tile store."""
+    meta = Path(path) / "zarr.json"
+    if not meta.exists():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    gv = attrs.get("geovision", {})
+    return gv.get("format") == "tiles" and PENDING_ATTR not in attrs
+
+
+def create_store(
+    path: Path,
+    *,
+    n_tiles: int,
+    bands: int,
+    size: int,
+    dtype: str,
+    task: str,
+    shard: int,
+    fill_value: float | int,
+    plan: dict[str, np.ndarray],
+    pending: dict[str, Any],
+) -> zarr.Group:
+    """Create the in-progress store with its arrays and the tile plan written.
+
+    ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each task
+    of the graph writes whole shards and no two tasks touch one stored object.
+    """
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs[PENDING_ATTR] = pending
+    n = max(n_tiles, 1)
+    group.create_array(
+        "image", shape=(n_tiles, bands, size, size), dtype=dtype,
+        chunks=(1, bands, size, size), shards=(min(shard, n), bands, size, size),
+        fill_value=fill_value, dimension_names=("tile", "band", "y", "x"),
+    )
+    if task == "segmentation":
+        group.create_array(
+            "mask", shape=(n_tiles, size, size), dtype="uint8", chunks=(1, size, size),
+            shards=(min(shard, n), size, size), fill_value=255,
+            dimension_names=("tile", "y", "x"),
+        )
+    if task == "classification":
+        group.create_array("label", shape=(n_tiles,), dtype="int16", chunks=(min(shard, n),),
+                           fill_value=0, dimension_names=("tile",))
+    dims = {"transform": ("tile", "affine")}
+    for name, values in plan.items():
+        arr = group.create_array(
+            name, shape=values.shape, dtype=values.dtype,
+            chunks=tuple(max(1, d) for d in values.shape),
+            fill_value=0, dimension_names=dims.get(name, ("tile",)),
+        )
+        if values.size:
+            arr[...] = values
+    return group
+
+
+def check_pending(path: Path, fingerprint: str) -> None:
+    """Check that an in-progress store was started with the same inputs and options.
+
+    Raises:
+        InputError: it was not (resuming would mix two datasets).
+    """
+    try:
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: unfinished store cannot be read ({exc}); start again with --overwrite"
+        ) from exc
+    pending = attrs.get(PENDING_ATTR)
+    if not pending or pending.get("fingerprint") != fingerprint:
+        raise InputError(
+            f"{path}: unfinished store was started with other inputs or options; resume with "
+            "the same command, or start again with --overwrite"
+        )
+
+
+def finish_store(
+    partial: Path, out: Path, attrs: dict[str, Any], boxes: dict[str, np.ndarray] | None
+) -> None:
+    """Write the final arrays and attributes, then move the store to its final name.
+
+    Until the rename the store carries the pending attribute, so a crash never leaves a store
+    that looks complete under the final name.
+    """
+    group = zarr.open_group(str(partial), mode="r+")
+    if boxes is not None:
+        dims = {"boxes": ("box", "coord"), "box_label": ("box",), "box_tile": ("box",)}
+        for name, values in boxes.items():
+            if name in group:
+                del group[name]
+            chunk = (max(1, min(len(values), 65536)),) + values.shape[1:]
+            arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
+                                     chunks=chunk, fill_value=0, dimension_names=dims[name])
+            if values.size:
+                arr[...] = values
+    final_attrs = dict(attrs)
+    final_attrs["geovision"] = {
+        **FORMAT,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "geovision_version": __version__,
+    }
+    group.attrs.update(final_attrs)
+    group.attrs.__delitem__(PENDING_ATTR)
+    shutil.rmtree(partial / ".geovision-progress", ignore_errors=True)
+    zarr.consolidate_metadata(str(partial))
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(partial, out)
