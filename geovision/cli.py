@@ -260,3 +260,7 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+# Commands of the other stages live beside this module and register themselves on `cli`.
+from geovision import cli_infer, cli_train  # noqa: E402, F401
