@@ -101,7 +101,7 @@ def command(group: click.Group, name: str, **kwargs: Any) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="geovision")
 @common_options
 def cli() -> None:
-    """geovision: georeferenced imagery + vector labels -> georeferenced predictions.
+    r"""geovision: georeferenced imagery + vector labels -> georeferenced predictions.
 
     \b
     geovision tile rasters/ labels.gpkg -o tiles.zarr   raster + vector -> Zarr tiles

@@ -64,7 +64,7 @@ def dask_client(scheduler: str | None, workers: int | None = None) -> Iterator[A
 class _TaskProgress(Callback):
     """Advances a progress bar as the named tasks of a threaded graph finish."""
 
-    def __init__(self, weights: dict[Any, int], advance: Callable[[int], None]) -> None:
+    def __init__(self, weights: dict[Any, int], advance: Callable[[int], Any]) -> None:
         super().__init__()
         self._weights = weights
         self._advance = advance

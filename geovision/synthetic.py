@@ -239,7 +239,7 @@ def make_sample(
     res: float = 10.0,
     bands: int = 4,
     dtype: str = "uint8",
-    nodata: float | None | str = "auto",
+    nodata: float | str | None = "auto",
     labels_crs: str = "EPSG:4326",
     seed: int = 0,
     n_regions: int | None = None,

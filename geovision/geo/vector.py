@@ -34,7 +34,7 @@ class Labels:
         classes: the class table, id 0 ``background`` first.
         path: the file read.
         layer: the layer read (None for single-layer formats).
-        field: the class field, or None when every feature is class 1.
+        class_field: the class field, or None when every feature is class 1.
         features: features in the file.
         repaired: invalid geometries made valid.
         dropped: count of features left out, by reason.
@@ -44,7 +44,7 @@ class Labels:
     classes: list[dict[str, Any]]
     path: str
     layer: str | None
-    field: str | None
+    class_field: str | None
     features: int
     repaired: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
@@ -55,7 +55,7 @@ class Labels:
         return {
             "path": self.path,
             "layer": self.layer,
-            "field": self.field,
+            "field": self.class_field,
             "crs": crs.to_wkt() if crs is not None else None,
             "features": self.features,
             "repaired": self.repaired,
@@ -164,7 +164,7 @@ def read_labels(
         classes=class_table(names),
         path=spath,
         layer=chosen,
-        field=class_field,
+        class_field=class_field,
         features=features,
         repaired=repaired,
         dropped={k: v for k, v in dropped.items() if v},

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-import zarr
 from dask import delayed
 
 from geovision.cluster import dask_client, run_graph
@@ -37,6 +36,7 @@ from geovision.tiling.store import (
     create_store,
     finish_store,
     is_complete,
+    open_group,
     partial_path,
 )
 from geovision.tiling.work import ShardJob, SourceFeatures, build_shard, marker_path
@@ -182,7 +182,7 @@ def tile(
     with dask_client(scheduler, workers) as client:
         if resume and partial.exists():
             check_pending(partial, fingerprint)
-            group = zarr.open_group(str(partial), mode="r")
+            group = open_group(partial)
             rows, cols = group["row"][:], group["col"][:]
             refs = _refs_from_plan(group["source"][:], rows, cols, opts.tile_size)
             splits = group["split"][:]
@@ -223,7 +223,7 @@ def _check_sources(sources: list[RasterInfo], opts: TileOptions) -> list[int]:
         listing = ", ".join(f"{Path(s.path).name}: {s.count}" for s in sources)
         raise InputError(f"rasters have different band counts ({listing}); tile them "
                          "separately or pick common bands with --bands")
-    bands = [select_bands(s, opts.bands) for s in sources][0]
+    bands = next(select_bands(s, opts.bands) for s in sources)
     return bands
 
 
@@ -412,7 +412,7 @@ def _summarize(
         },
         "options": {"min_valid": opts.min_valid, "min_box_visible": opts.min_box_visible},
     }
-    box_arrays = None
+    box_arrays: dict[str, np.ndarray] | None = None
     if opts.task == "detection":
         box_arrays = {
             "boxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),

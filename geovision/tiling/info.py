@@ -6,10 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import zarr
-
 from geovision.errors import InputError, InputFileError
-from geovision.tiling.store import FORMAT, PENDING_ATTR
+from geovision.tiling.store import FORMAT, PENDING_ATTR, open_group
 
 
 def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -22,7 +20,7 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not (p / "zarr.json").exists():
         raise InputFileError(f"{p}: not a Zarr store (no zarr.json)")
-    attrs = dict(zarr.open_group(str(p), mode="r").attrs)
+    attrs: dict[str, Any] = dict(open_group(p).attrs)
     if PENDING_ATTR in attrs:
         raise InputError(f"{p}: unfinished tile store; finish it with `geovision tile ... "
                          "--resume`")
@@ -38,7 +36,7 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
 def format_summary(path: str | os.PathLike[str]) -> str:
     """A human-readable summary: task, classes with counts, bands, stats, sources, splits."""
     a = read_attrs(path)
-    group = zarr.open_group(str(path), mode="r")
+    group = open_group(path)
     n_tiles = group["image"].shape[0]
     counts = a.get("counts", {})
     lines = [

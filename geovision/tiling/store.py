@@ -19,6 +19,11 @@ FORMAT = {"format": "tiles", "version": 1}
 PENDING_ATTR = "geovision_pending"
 
 
+def open_group(path: str | os.PathLike[str], mode: str = "r") -> Any:
+    """Open a Zarr v3 group (typed loosely: zarr's array/group unions get in the way)."""
+    return zarr.open_group(str(path), mode=mode)  # type: ignore[arg-type]
+
+
 def partial_path(out: str | os.PathLike[str]) -> Path:
     """Where a store is built until it is complete."""
     p = Path(out)
@@ -50,7 +55,7 @@ def create_store(
     fill_value: float | int,
     plan: dict[str, np.ndarray],
     pending: dict[str, Any],
-) -> zarr.Group:
+) -> Any:
     """Create the in-progress store with its arrays and the tile plan written.
 
     ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each task
@@ -92,7 +97,7 @@ def check_pending(path: Path, fingerprint: str) -> None:
         InputError: it was not (resuming would mix two datasets).
     """
     try:
-        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        attrs: dict[str, Any] = dict(open_group(path).attrs)
     except Exception as exc:
         raise InputError(
             f"{path}: unfinished store cannot be read ({exc}); start again with --overwrite"
@@ -113,13 +118,13 @@ def finish_store(
     Until the rename the store carries the pending attribute, so a crash never leaves a store
     that looks complete under the final name.
     """
-    group = zarr.open_group(str(partial), mode="r+")
+    group = open_group(partial, "r+")
     if boxes is not None:
         dims = {"boxes": ("box", "coord"), "box_label": ("box",), "box_tile": ("box",)}
         for name, values in boxes.items():
             if name in group:
                 del group[name]
-            chunk = (max(1, min(len(values), 65536)),) + values.shape[1:]
+            chunk = (max(1, min(len(values), 65536)), *values.shape[1:])
             arr = group.create_array(name, shape=values.shape, dtype=values.dtype,
                                      chunks=chunk, fill_value=0, dimension_names=dims[name])
             if values.size:

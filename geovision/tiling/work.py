@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
-import zarr
 from affine import Affine
 from rasterio.features import rasterize
 from rasterio.windows import Window
@@ -17,6 +17,7 @@ from geovision.geo.raster import valid_mask
 from geovision.geo.windows import PixelWindow
 from geovision.tiling.plan import TileRef, row_runs, run_window
 from geovision.tiling.stats import BandStats
+from geovision.tiling.store import open_group
 
 PROGRESS_DIR = ".geovision-progress"
 
@@ -123,7 +124,7 @@ def build_shard(job: ShardJob) -> int:
         for ds in datasets.values():
             ds.close()
 
-    group = zarr.open_group(job.store, mode="r+")
+    group = open_group(job.store, "r+")
     stop = job.start + n
     group["image"][job.start:stop] = image
     if job.task == "segmentation" and mask is not None:
@@ -135,14 +136,15 @@ def build_shard(job: ShardJob) -> int:
     marker = marker_path(job.store, job.index)
     marker.parent.mkdir(parents=True, exist_ok=True)
     tmp = marker.with_suffix(".tmp.npz")
+    arrays: dict[str, Any] = {f"stats_{k}": v for k, v in stats.to_arrays().items()}
     np.savez(
         tmp,
+        **arrays,
         class_pixels=class_pixels,
         class_tiles=class_tiles,
         boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
         box_label=np.concatenate(box_labels) if box_labels else np.zeros(0, np.int16),
         box_tile=np.concatenate(box_tiles) if box_tiles else np.zeros(0, np.int32),
-        **{f"stats_{k}": v for k, v in stats.to_arrays().items()},
     )
     os.replace(tmp, marker)
     return n
