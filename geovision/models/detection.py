@@ -1,0 +1,128 @@
+"""torchvision detectors for tiles: any band count, no resizing, input already normalized."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models.detection import (
+    FCOS,
+    FasterRCNN,
+    RetinaNet,
+    ssdlite320_mobilenet_v3_large,
+)
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from geovision.errors import InputError
+from geovision.models.adapt import set_in_channels
+
+#: Default anchor sizes (pixels) per pyramid level: small, since tiles are small.
+DEFAULT_ANCHORS = (8, 16, 32, 64, 128)
+
+
+class TileTransform(GeneralizedRCNNTransform):
+    """The detectors' batching transform without their resize and normalization.
+
+    Geovision normalizes with the dataset's per-band mean/std before the model, and a tile
+    is seen at its own resolution, so both steps are the identity here; images are only
+    padded (bottom/right) to a common size divisible by ``size_divisible``, which leaves box
+    coordinates in input pixels.
+    """
+
+    def __init__(self, size_divisible: int = 32) -> None:
+        super().__init__(min_size=1, max_size=1, image_mean=[0.0], image_std=[1.0],
+                         size_divisible=size_divisible)
+
+    def normalize(self, image: torch.Tensor) -> torch.Tensor:
+        """Identity: inputs are normalized already."""
+        return image
+
+    def resize(self, image: torch.Tensor,
+               target: dict[str, torch.Tensor] | None = None,
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor] | None]:
+        """Identity: tiles are seen at their own resolution."""
+        return image, target
+
+
+def _resnet_fpn(backbone: str, returned: list[int], extra: nn.Module | None,
+                trainable: int) -> nn.Module:
+    return resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=trainable,
+                               returned_layers=returned, extra_blocks=extra)
+
+
+def _anchor_sizes(params: dict[str, Any], levels: int,
+                  per_octave: int) -> tuple[tuple[int, ...], ...]:
+    sizes = tuple(int(s) for s in params.pop("anchor_sizes", DEFAULT_ANCHORS))
+    if len(sizes) != levels:
+        raise InputError(f"model.params.anchor_sizes: give {levels} sizes (one per pyramid "
+                         f"level), got {len(sizes)}")
+    if per_octave == 1:
+        return tuple((s,) for s in sizes)
+    return tuple(tuple(round(s * 2 ** (i / per_octave)) for i in range(per_octave))
+                 for s in sizes)
+
+
+def build_detector(name: str, *, in_channels: int, num_classes: int,
+                   params: dict[str, Any]) -> nn.Module:
+    """Build detector ``name`` (``<kind>_<backbone>_fpn`` or ``ssdlite320_mobilenet_v3_large``).
+
+    Params understood here: ``anchor_sizes`` (one per pyramid level), ``aspect_ratios``,
+    ``trainable_layers``; anything else goes to the torchvision model's constructor
+    (e.g. ``box_score_thresh``, ``score_thresh``, ``detections_per_img``).
+
+    Returns:
+        The model; in eval mode ``model(list_of_images)`` returns one dict per image with
+        ``boxes`` (xyxy, input pixels), ``scores`` and ``labels`` (ids >= 1).
+    """
+    params = dict(params)
+    ratios = tuple(float(r) for r in params.pop("aspect_ratios", (0.5, 1.0, 2.0)))
+    trainable = int(params.pop("trainable_layers", 5))
+    kind = name.split("_", 1)[0]
+    backbone_name = name.split("_", 1)[1].removesuffix("_fpn")
+    model: nn.Module
+    if name == "ssdlite320_mobilenet_v3_large":
+        model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None,
+                                              num_classes=num_classes, **params)
+    elif kind == "fasterrcnn" and backbone_name == "mobilenet_v3_large":
+        sizes = params.pop("anchor_sizes", (16, 32, 64, 128, 256))
+        body = mobilenet_backbone(backbone_name="mobilenet_v3_large", weights=None, fpn=True,
+                                  trainable_layers=min(trainable, 6))
+        anchors = AnchorGenerator((tuple(int(s) for s in sizes),) * 3, (ratios,) * 3)
+        model = FasterRCNN(body, num_classes, rpn_anchor_generator=anchors, min_size=1,
+                           max_size=1, rpn_pre_nms_top_n_test=150, rpn_post_nms_top_n_test=150,
+                           **params)
+    elif kind == "fasterrcnn":
+        body = _resnet_fpn(backbone_name, [1, 2, 3, 4], None, trainable)
+        anchors = AnchorGenerator(_anchor_sizes(params, 5, 1), (ratios,) * 5)
+        model = FasterRCNN(body, num_classes, rpn_anchor_generator=anchors, min_size=1,
+                           max_size=1, **params)
+    elif kind == "retinanet":
+        body = _resnet_fpn(backbone_name, [2, 3, 4], LastLevelP6P7(256, 256), trainable)
+        anchors = AnchorGenerator(_anchor_sizes(params, 5, 3), (ratios,) * 5)
+        model = RetinaNet(body, num_classes, anchor_generator=anchors, min_size=1, max_size=1,
+                          **params)
+    elif kind == "fcos":
+        body = _resnet_fpn(backbone_name, [2, 3, 4], LastLevelP6P7(256, 256), trainable)
+        anchors = AnchorGenerator(_anchor_sizes(params, 5, 1), ((1.0,),) * 5)
+        model = FCOS(body, num_classes, anchor_generator=anchors, min_size=1, max_size=1,
+                     **params)
+    else:  # pragma: no cover - names are checked by the registry
+        raise InputError(f"unknown detector {name}")
+    model.transform = TileTransform(32)  # type: ignore[assignment]
+    return set_in_channels(model, in_channels)
+
+
+DETECTORS: dict[str, Any] = {
+    n: partial(build_detector, n) for n in (
+        "fasterrcnn_resnet18_fpn", "fasterrcnn_resnet34_fpn", "fasterrcnn_resnet50_fpn",
+        "fasterrcnn_mobilenet_v3_large_fpn",
+        "retinanet_resnet18_fpn", "retinanet_resnet34_fpn", "retinanet_resnet50_fpn",
+        "fcos_resnet18_fpn", "fcos_resnet34_fpn", "fcos_resnet50_fpn",
+        "ssdlite320_mobilenet_v3_large",
+    )
+}
