@@ -339,8 +339,8 @@ def _features(geoms: np.ndarray, class_ids: np.ndarray, idx: np.ndarray,
     picked = geoms[idx]
     bounds = shapely.bounds(picked).reshape(-1, 4) if len(picked) else np.zeros((0, 4))
     inv = ~src.transform
-    c0, r0 = inv * (bounds[:, 0], bounds[:, 1])
-    c1, r1 = inv * (bounds[:, 2], bounds[:, 3])
+    c0, r0 = inv @ (bounds[:, 0], bounds[:, 1])
+    c1, r1 = inv @ (bounds[:, 2], bounds[:, 3])
     pixel = np.stack([np.minimum(c0, c1), np.minimum(r0, r1),
                       np.maximum(c0, c1), np.maximum(r0, r1)], axis=1)
     return SourceFeatures(geoms=picked, class_ids=class_ids[idx], pixel_boxes=pixel)

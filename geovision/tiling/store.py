@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +139,9 @@ def finish_store(
     group.attrs.update(final_attrs)
     group.attrs.__delitem__(PENDING_ATTR)
     shutil.rmtree(partial / ".geovision-progress", ignore_errors=True)
-    zarr.consolidate_metadata(str(partial))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is a v3 extension
+        zarr.consolidate_metadata(str(partial))
     if out.exists():
         shutil.rmtree(out)
     os.replace(partial, out)
