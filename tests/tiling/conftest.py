@@ -17,8 +17,9 @@ def _full_mask(raster: str, labels: str, field: str | None = "kind", layer=None)
         else:
             names = sorted(set(local[field].astype(str)))
             ids = local[field].astype(str).map({n: i + 1 for i, n in enumerate(names)}).to_numpy()
-        mask = rasterize(zip(local.geometry, ids.tolist()), out_shape=(ds.height, ds.width),
-                         transform=ds.transform, fill=0, dtype="uint8")
+        shapes = zip(local.geometry, ids.tolist(), strict=True)
+        mask = rasterize(shapes, out_shape=(ds.height, ds.width), transform=ds.transform,
+                         fill=0, dtype="uint8")
         valid = ds.dataset_mask() > 0
     mask[~valid] = 255
     return mask
