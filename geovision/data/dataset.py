@@ -1,0 +1,235 @@
+"""A torch Dataset over a geovision Zarr tile store: one tile per item, read on demand."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from geovision.data.transforms import Augment, Sample
+from geovision.errors import InputError, InputFileError
+
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+@dataclass(frozen=True)
+class TileInfo:
+    """What a training run needs to know about a tile store, read from its attributes.
+
+    Attributes:
+        path: the store.
+        task: segmentation, classification or detection.
+        classes: ``[{id, name, color}]``, background first.
+        ignore_index: mask value of unlabeled pixels.
+        bands: ``[{index, name, dtype}]``.
+        tile_size: tile side in pixels.
+        mean: per-band mean of valid training pixels.
+        std: per-band standard deviation (zeros replaced by 1).
+        resolution: ``[x, y]`` pixel size of the first source, or None.
+        splits: tile indices per split name.
+    """
+
+    path: Path
+    task: str
+    classes: list[dict[str, Any]]
+    ignore_index: int
+    bands: list[dict[str, Any]]
+    tile_size: int
+    mean: list[float]
+    std: list[float]
+    resolution: list[float] | None
+    splits: dict[str, np.ndarray]
+
+    @property
+    def num_classes(self) -> int:
+        """Class count, background included."""
+        return len(self.classes)
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names by id."""
+        return [str(c["name"]) for c in self.classes]
+
+
+def read_info(path: str | os.PathLike[str]) -> TileInfo:
+    """Read a tile store's attributes and split array.
+
+    Raises:
+        InputFileError: the store does not exist.
+        InputError: it is not a finished geovision tile store.
+    """
+    p = Path(path)
+    meta = p / "zarr.json"
+    if not meta.is_file():
+        raise InputFileError(f"{p}: tile dataset not found (make one with `geovision tile`)")
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: cannot read zarr.json ({exc})") from exc
+    if (attrs.get("geovision") or {}).get("format") != "tiles":
+        raise InputError(f"{p}: not a geovision tile dataset (unfinished, or not written by "
+                         "`geovision tile`)")
+    group: Any = zarr.open_group(str(p), mode="r")
+    split = np.asarray(group["split"][...]) if "split" in group else np.zeros(0, np.uint8)
+    stats = attrs.get("stats") or {}
+    n_bands = len(attrs["bands"])
+    mean = [float(v) for v in stats.get("mean") or [0.0] * n_bands]
+    std = [float(v) if v and np.isfinite(v) and v > 0 else 1.0
+           for v in stats.get("std") or [1.0] * n_bands]
+    sources = attrs.get("sources") or []
+    res = sources[0].get("res") if sources else None
+    return TileInfo(
+        path=p, task=attrs["task"], classes=list(attrs["classes"]),
+        ignore_index=int(attrs.get("ignore_index", 255)), bands=list(attrs["bands"]),
+        tile_size=int(attrs["tile_size"]), mean=mean, std=std,
+        resolution=[float(v) for v in res] if res else None,
+        splits={name: np.flatnonzero(split == code) for name, code in SPLITS.items()},
+    )
+
+
+class TileDataset(Dataset[dict[str, Any]]):
+    """Tiles of one split of a Zarr tile store, normalized, optionally augmented.
+
+    The store is opened lazily in each process (DataLoader workers re-open it after fork;
+    no handle is shared), and each item reads exactly one tile. Boxes of a detection store
+    are small and read once.
+
+    Items are dicts: ``image`` float32 ``(C, H, W)`` normalized with the store's statistics,
+    ``index`` (tile index in the store), plus ``mask`` int64 ``(H, W)`` (segmentation),
+    ``label`` int64 scalar (classification), or ``boxes`` float32 ``(n, 4)`` and ``labels``
+    int64 ``(n,)`` (detection).
+
+    Args:
+        path: the tile store.
+        split: ``train``, ``val``, ``test`` or None for every tile.
+        augment: augmentations (None: none, e.g. for validation).
+        seed: seed of the augmentation draws; with :meth:`set_epoch` an item's augmentation
+            depends only on (seed, epoch, tile), whatever the worker count.
+        info: the store's :class:`TileInfo` if already read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], split: str | None = "train", *,
+                 augment: Augment | None = None, seed: int = 0,
+                 info: TileInfo | None = None) -> None:
+        self.info = info or read_info(path)
+        if split is not None and split not in SPLITS:
+            raise InputError(f"split '{split}' is not one of {', '.join(SPLITS)}")
+        self.split = split
+        self.indices = (self.info.splits[split] if split is not None
+                        else np.arange(sum(len(v) for v in self.info.splits.values())))
+        self.augment = augment
+        self.seed = seed
+        self.epoch = 0
+        self._mean = torch.tensor(self.info.mean, dtype=torch.float32)[:, None, None]
+        self._std = torch.tensor(self.info.std, dtype=torch.float32)[:, None, None]
+        self._group: Any = None
+        self._pid = -1
+        self._boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._labels: np.ndarray | None = None
+        if self.info.task == "detection":
+            self._boxes = self._read_boxes()
+        elif self.info.task == "classification":
+            group: Any = zarr.open_group(str(self.info.path), mode="r")
+            self._labels = np.asarray(group["label"][...], dtype=np.int64)
+
+    def _read_boxes(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        group: Any = zarr.open_group(str(self.info.path), mode="r")
+        if "boxes" not in group:
+            return {}
+        boxes = np.asarray(group["boxes"][...], dtype=np.float32).reshape(-1, 4)
+        labels = np.asarray(group["box_label"][...], dtype=np.int64)
+        tiles = np.asarray(group["box_tile"][...], dtype=np.int64)
+        order = np.argsort(tiles, kind="stable")
+        unique, starts = np.unique(tiles[order], return_index=True)
+        ends = [*starts[1:].tolist(), len(order)]
+        return {int(t): (boxes[order[a:b]], labels[order[a:b]])
+                for t, a, b in zip(unique.tolist(), starts.tolist(), ends, strict=True)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle without the open store (each worker process opens its own)."""
+        state = self.__dict__.copy()
+        state["_group"] = None
+        state["_pid"] = -1
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of an epoch (call before iterating)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _store(self) -> Any:
+        if self._group is None or self._pid != os.getpid():
+            self._group = zarr.open_group(str(self.info.path), mode="r")
+            self._pid = os.getpid()
+        return self._group
+
+    def read(self, tile: int) -> Sample:
+        """The raw (not normalized, not augmented) sample of tile ``tile``."""
+        group = self._store()
+        image = torch.from_numpy(np.asarray(group["image"][tile]).astype(np.float32, copy=False))
+        mask = boxes = labels = None
+        if self.info.task == "segmentation":
+            mask = torch.from_numpy(np.asarray(group["mask"][tile]).astype(np.int64))
+        elif self.info.task == "detection":
+            b, lab = self._boxes.get(tile, (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
+            boxes, labels = torch.from_numpy(b.copy()), torch.from_numpy(lab.copy())
+        return Sample(image=image, mask=mask, boxes=boxes, box_labels=labels)
+
+    def label(self, tile: int) -> int:
+        """Class id of a classification tile."""
+        if self._labels is None:
+            raise InputError(f"{self.info.path}: a {self.info.task} dataset has no tile labels")
+        return int(self._labels[tile])
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """Item ``key``: a position in the split, or ``(position, epoch)``.
+
+        :class:`~geovision.data.sampling.EpochSampler` yields pairs: the epoch selects the
+        augmentation draws, so persistent workers need no update between epochs.
+        """
+        i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
+        tile = int(self.indices[i])
+        s = self.read(tile)
+        image = torch.nan_to_num((s.image - self._mean) / self._std, nan=0.0, posinf=0.0,
+                                 neginf=0.0)
+        s = Sample(image=image, mask=s.mask, boxes=s.boxes, box_labels=s.box_labels)
+        if self.augment is not None:
+            g = torch.Generator().manual_seed(
+                (self.seed * 1_000_003 + epoch * 10_007 + tile) % (2**63))
+            s = self.augment(s, g)
+        item: dict[str, Any] = {"image": s.image.contiguous(), "index": tile}
+        if self.info.task == "segmentation":
+            assert s.mask is not None
+            item["mask"] = s.mask.contiguous()
+        elif self.info.task == "classification":
+            item["label"] = torch.tensor(self.label(tile), dtype=torch.int64)
+        else:
+            assert s.boxes is not None and s.box_labels is not None
+            item["boxes"] = s.boxes.reshape(-1, 4).float()
+            item["labels"] = s.box_labels.long()
+        return item
+
+
+def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack images, masks and labels; keep boxes as per-image lists (detection)."""
+    batch: dict[str, Any] = {
+        "image": torch.stack([it["image"] for it in items]),
+        "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
+    }
+    if "mask" in items[0]:
+        batch["mask"] = torch.stack([it["mask"] for it in items])
+    if "label" in items[0]:
+        batch["label"] = torch.stack([it["label"] for it in items])
+    if "boxes" in items[0]:
+        batch["boxes"] = [it["boxes"] for it in items]
+        batch["labels"] = [it["labels"] for it in items]
+    return batch
