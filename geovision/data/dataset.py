@@ -113,11 +113,14 @@ class TileDataset(Dataset[dict[str, Any]]):
         seed: seed of the augmentation draws; with :meth:`set_epoch` an item's augmentation
             depends only on (seed, epoch, tile), whatever the worker count.
         info: the store's :class:`TileInfo` if already read.
+        normalization: ``{mean, std}`` per band to use instead of the store's statistics
+            (a model bundle's, when evaluating a model).
     """
 
     def __init__(self, path: str | os.PathLike[str], split: str | None = "train", *,
                  augment: Augment | None = None, seed: int = 0,
-                 info: TileInfo | None = None) -> None:
+                 info: TileInfo | None = None,
+                 normalization: dict[str, list[float]] | None = None) -> None:
         self.info = info or read_info(path)
         if split is not None and split not in SPLITS:
             raise InputError(f"split '{split}' is not one of {', '.join(SPLITS)}")
@@ -127,8 +130,13 @@ class TileDataset(Dataset[dict[str, Any]]):
         self.augment = augment
         self.seed = seed
         self.epoch = 0
-        self._mean = torch.tensor(self.info.mean, dtype=torch.float32)[:, None, None]
-        self._std = torch.tensor(self.info.std, dtype=torch.float32)[:, None, None]
+        norm = normalization or {"mean": self.info.mean, "std": self.info.std}
+        if len(norm["mean"]) != len(self.info.bands) or len(norm["std"]) != len(self.info.bands):
+            raise InputError(f"{self.info.path}: normalization has {len(norm['mean'])} bands, "
+                             f"the dataset {len(self.info.bands)}")
+        self._mean = torch.tensor(norm["mean"], dtype=torch.float32)[:, None, None]
+        self._std = torch.tensor([v if v > 0 else 1.0 for v in norm["std"]],
+                                 dtype=torch.float32)[:, None, None]
         self._group: Any = None
         self._pid = -1
         self._boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -1,0 +1,282 @@
+"""Training configuration: YAML validated by pydantic, with errors that say what to fix.
+
+The shape (every key, its default and meaning) is documented in the README's config
+reference; ``geovision train`` writes the resolved config, defaults filled in, to the session
+directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from geovision.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AugmentConfig(_Strict):
+    """Training augmentations (validation and test are never augmented)."""
+
+    enabled: bool = True
+    hflip: float = Field(0.5, ge=0, le=1)
+    vflip: float = Field(0.5, ge=0, le=1)
+    rot90: bool = True
+    v2: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class DataConfig(_Strict):
+    """Where the tiles come from and how they are batched."""
+
+    dataset: str
+    train_split: Literal["train", "val", "test"] = "train"
+    val_split: Literal["train", "val", "test"] = "val"
+    batch_size: int = Field(16, ge=1)
+    workers: int = Field(2, ge=0)
+    augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig.model_validate({}))
+
+
+class ModelConfig(_Strict):
+    """Architecture name in the registry and its parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class NamedConfig(_Strict):
+    """A torch class chosen by name, with constructor parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class SchedulerConfig(NamedConfig):
+    """An LR scheduler of ``torch.optim.lr_scheduler`` and when it steps."""
+
+    interval: Literal["epoch", "step"] = "epoch"
+
+
+class LossConfig(_Strict):
+    """Loss of classification and segmentation (detectors use their own losses)."""
+
+    name: Literal["ce", "dice", "ce+dice"] = "ce"
+    class_weights: list[float] | Literal["auto"] | None = None
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    dice_weight: float = Field(1.0, ge=0)
+
+
+class EarlyStoppingConfig(_Strict):
+    """Stop when the monitored metric has not improved for ``patience`` epochs."""
+
+    patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+
+class TrainSection(_Strict):
+    """The training loop."""
+
+    epochs: int = Field(10, ge=1)
+    seed: int = 0
+    device: str = "auto"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    optimizer: NamedConfig = Field(
+        default_factory=lambda: NamedConfig.model_validate(
+            {"name": "AdamW", "params": {"lr": 1e-3, "weight_decay": 1e-4}}))
+    scheduler: SchedulerConfig | None = Field(
+        default_factory=lambda: SchedulerConfig.model_validate({"name": "CosineAnnealingLR"}))
+    warmup: int = Field(0, ge=0)
+    grad_accumulation: int = Field(1, ge=1)
+    grad_clip: float | None = Field(None, gt=0)
+    loss: LossConfig = Field(default_factory=lambda: LossConfig.model_validate({}))
+    monitor: str | None = None
+    monitor_mode: Literal["auto", "max", "min"] = "auto"
+    early_stopping: EarlyStoppingConfig = Field(
+        default_factory=lambda: EarlyStoppingConfig.model_validate({}))
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    previews: int = Field(8, ge=0)
+    deterministic: bool = False
+
+
+class TrainConfig(_Strict):
+    """A whole training config file."""
+
+    name: str = "run"
+    output: str = "runs"
+    data: DataConfig
+    model: ModelConfig
+    train: TrainSection = Field(default_factory=lambda: TrainSection.model_validate({}))
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Valid keys of the section at ``loc`` (a pydantic error location)."""
+    model: Any = TrainConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return []
+        ann = field.annotation
+        candidates = [ann, *getattr(ann, "__args__", ())]
+        model = next((c for c in candidates
+                      if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return []
+    return list(model.model_fields)
+
+
+_TYPES = {
+    "int_parsing": "an integer", "int_type": "an integer", "int_from_float": "an integer",
+    "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+    "bool_type": "true or false", "string_type": "a string", "dict_type": "a mapping",
+    "list_type": "a list", "model_type": "a mapping",
+}
+
+
+def _explain(err: dict[str, Any], source: str) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    key = ".".join(str(p) for p in loc)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        valid = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean '{'.'.join([*map(str, loc[:-1]), close[0]])}'?" if close else ""
+        return (f"{source}: unknown key '{key}'{hint} (valid keys here: "
+                f"{', '.join(valid)})")
+    if kind == "missing":
+        return f"{source}: required key '{key}' is missing"
+    got = err.get("input")
+    if kind in _TYPES:
+        return f"{source}: {key}: expected {_TYPES[kind]}, got {got!r}"
+    return f"{source}: {key}: {err['msg']} (got {got!r})"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b=value`` into its key path and YAML-parsed value.
+
+    Raises:
+        ConfigError: the text has no ``=`` or an empty key.
+    """
+    key, sep, value = text.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {text}: expected KEY=VALUE, e.g. train.epochs=3")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return parts, parsed
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``raw`` with ``a.b=value`` overrides applied.
+
+    Raises:
+        ConfigError: an override goes through a key that holds a value, not a section.
+    """
+    out = yaml.safe_load(yaml.safe_dump(raw)) or {}
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {text}: '{'.'.join(parts[:i + 1])}' is a value, "
+                                  "not a section")
+            node = nxt
+        node[parts[-1]] = value
+    return out
+
+
+def _merge(defaults: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` laid over ``defaults``; a section naming another class drops default params."""
+    out = dict(defaults)
+    for key, value in raw.items():
+        base = out.get(key)
+        if isinstance(value, dict) and isinstance(base, dict):
+            if "name" in value and value.get("name") != base.get("name"):
+                base = {k: v for k, v in base.items() if k != "params"}
+            out[key] = _merge(base, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _defaults() -> dict[str, Any]:
+    """Default values of every section, as plain data (to lay files and overrides on)."""
+    return {
+        "name": "run", "output": "runs",
+        "data": {"augment": AugmentConfig.model_validate({}).model_dump(mode="json")},
+        "train": TrainSection.model_validate({}).model_dump(mode="json"),
+    }
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML mapping.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a mapping.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: expected a mapping with keys name, data, model, train")
+    return raw
+
+
+def load_config(
+    config: str | os.PathLike[str] | dict[str, Any] | TrainConfig,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> TrainConfig:
+    """Read, override and validate a training config.
+
+    Args:
+        config: a YAML file, a dict of the same shape, or a config already validated.
+        overrides: ``a.b=value`` strings (values parsed as YAML), applied in order.
+
+    Returns:
+        The validated config with ``data.dataset`` made absolute.
+
+    Raises:
+        ConfigError: unknown key (with the closest valid one), wrong type, missing key, or a
+            dataset path that does not exist.
+    """
+    if isinstance(config, TrainConfig):
+        raw: dict[str, Any] = config.model_dump()
+        source, base = "config", Path.cwd()
+    elif isinstance(config, dict):
+        raw, source, base = config, "config", Path.cwd()
+    else:
+        raw, source, base = read_yaml(config), str(config), Path(config).resolve().parent
+    raw = apply_overrides(_merge(_defaults(), raw), list(overrides))
+    try:
+        cfg = TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_explain(dict(e), source) for e in exc.errors()]
+        raise ConfigError("; ".join(lines)) from None
+    dataset = Path(cfg.data.dataset).expanduser()
+    if not dataset.is_absolute():
+        here = Path.cwd() / dataset
+        dataset = here if here.exists() or not (base / dataset).exists() else base / dataset
+    if not dataset.exists():
+        raise ConfigError(f"{source}: data.dataset: {dataset} not found (tile a dataset with "
+                          "`geovision tile`, or set data.dataset=PATH)")
+    data = cfg.data.model_copy(update={"dataset": str(dataset.resolve())})
+    return cfg.model_copy(update={"data": data})
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    """The resolved config as YAML text."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
