@@ -75,6 +75,16 @@ class _TaskProgress(Callback):
             self._advance(weight)
 
 
+def task(key: str, func: Callable[..., Any], *args: Any) -> Delayed:
+    """One task of a graph, built directly: its arguments are taken as they are.
+
+    ``dask.delayed`` walks and hashes every argument to find nested collections and name the
+    task, which costs more than the work for arguments holding thousands of windows or
+    geometries; our arguments never hold Dask collections, so the graph is spelled out.
+    """
+    return Delayed(key, {key: (func, *args)})
+
+
 def run_graph(
     tasks: Sequence[Delayed],
     *,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import glob
 import os
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,8 +67,8 @@ class RasterInfo:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
-        x0, y0 = self.transform * (0, 0)
-        x1, y1 = self.transform * (self.width, self.height)
+        x0, y0 = self.transform @ (0, 0)
+        x1, y1 = self.transform @ (self.width, self.height)
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def describe(self) -> dict:
@@ -168,6 +170,53 @@ def _check_decodes(ds: rasterio.io.DatasetReader) -> None:
         ds.read(1, window=window)
 
 
+class _HandleCache(threading.local):
+    """Open datasets of one thread, most recently used last."""
+
+    def __init__(self) -> None:
+        self.handles: OrderedDict[str, rasterio.io.DatasetReader] = OrderedDict()
+
+
+_HANDLES = _HandleCache()
+_ALL_HANDLES: list[OrderedDict[str, rasterio.io.DatasetReader]] = []
+_ALL_LOCK = threading.Lock()
+#: Open datasets kept per thread.
+HANDLES_PER_THREAD = 4
+
+
+def cached_open(path: str) -> rasterio.io.DatasetReader:
+    """Open a raster for reading, reusing this thread's handle when it has one.
+
+    Dataset handles are not shared between threads (GDAL handles are not thread-safe), but a
+    thread keeps its last few open, so consecutive tasks on one raster reuse GDAL's block cache
+    instead of decoding the same blocks again. :func:`close_cached` closes them all.
+    """
+    cache = _HANDLES.handles
+    if not cache:
+        with _ALL_LOCK:
+            if not any(c is cache for c in _ALL_HANDLES):
+                _ALL_HANDLES.append(cache)
+    ds = cache.get(path)
+    if ds is not None and not ds.closed:
+        cache.move_to_end(path)
+        return ds
+    ds = rasterio.open(path)
+    cache[path] = ds
+    while len(cache) > HANDLES_PER_THREAD:
+        _, old = cache.popitem(last=False)
+        old.close()
+    return ds
+
+
+def close_cached() -> None:
+    """Close every dataset opened by :func:`cached_open` in any thread of this process."""
+    with _ALL_LOCK:
+        for cache in _ALL_HANDLES:
+            while cache:
+                _, ds = cache.popitem()
+                ds.close()
+
+
 def find_rasters(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     """Expand files, globs and directories into a sorted list of raster paths.
 
@@ -239,6 +288,12 @@ def valid_mask(
     flags = [ds.mask_flag_enums[b - 1] for b in bands]
     if all(f == [MaskFlags.all_valid] for f in flags):
         mask = np.ones((rows, cols), dtype=bool)
+    elif (
+        data is not None and ds.nodata is not None and not np.isnan(ds.nodata)
+        and all(f == [MaskFlags.nodata] for f in flags)
+    ):
+        # The mask GDAL would compute from the nodata value, without decoding the data again.
+        mask = np.all(data != np.asarray(ds.nodata).astype(data.dtype), axis=0)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NodataShadowWarning)

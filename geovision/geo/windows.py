@@ -24,7 +24,7 @@ class PixelWindow:
 
     def transform(self, parent: Affine) -> Affine:
         """The affine of this window, given the affine of the raster it is cut from."""
-        return parent * Affine.translation(self.col, self.row)
+        return parent @ Affine.translation(self.col, self.row)
 
 
 def axis_origins(length: int, size: int, stride: int) -> list[int]:
@@ -65,8 +65,8 @@ def tile_grid(height: int, width: int, size: int, stride: int) -> list[PixelWind
 
 def window_bounds(window: PixelWindow, transform: Affine) -> tuple[float, float, float, float]:
     """Map bounds (left, bottom, right, top) of a window on a north-up or south-up grid."""
-    x0, y0 = transform * (window.col, window.row)
-    x1, y1 = transform * (window.col + window.width, window.row + window.height)
+    x0, y0 = transform @ (window.col, window.row)
+    x1, y1 = transform @ (window.col + window.width, window.row + window.height)
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
 

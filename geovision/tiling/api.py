@@ -15,11 +15,16 @@ from typing import Any
 
 import numpy as np
 import shapely
-from dask import delayed
 
-from geovision.cluster import dask_client, run_graph
+from geovision.cluster import dask_client, run_graph, task
 from geovision.errors import InputError, OutputExistsError
-from geovision.geo.raster import RasterInfo, find_rasters, open_raster, select_bands
+from geovision.geo.raster import (
+    RasterInfo,
+    close_cached,
+    find_rasters,
+    open_raster,
+    select_bands,
+)
 from geovision.geo.vector import Labels, read_labels, to_crs
 from geovision.geo.windows import window_bounds
 from geovision.tiling.plan import (
@@ -206,11 +211,11 @@ def tile(
         todo = [j for j in jobs if not marker_path(partial, j.index).exists()]
         if len(todo) < len(jobs):
             log.info("%d of %d shards done already", len(jobs) - len(todo), len(jobs))
-        tasks = [delayed(build_shard, pure=True)(j, dask_key_name=f"shard-{j.index}")
-                 for j in todo]
+        tasks = [task(f"shard-{j.index}", build_shard, j) for j in todo]
         run_graph(tasks, client=client, workers=workers, desc="tiles", unit="tile",
                   weights=[len(j.tiles) for j in todo], quiet=quiet)
 
+    close_cached()
     attrs, boxes = _summarize(partial, jobs, sources, bands, lab, opts, splits, border_dropped)
     finish_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, len(refs))

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import rasterio
-from dask import delayed
+from dask.delayed import Delayed
+from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
-from geovision.geo.raster import RasterInfo, valid_mask
-from geovision.geo.windows import PixelWindow, box_sum, summed_area, tile_grid
+from geovision.cluster import task
+from geovision.geo.raster import RasterInfo, cached_open, valid_mask
+from geovision.geo.windows import PixelWindow, tile_grid
 
 SPLITS = ("train", "val", "test")
 
@@ -57,27 +58,29 @@ def run_window(refs: Sequence[TileRef], run: Sequence[int]) -> PixelWindow:
     return PixelWindow(first.row, first.col, first.height, last.col + last.width - first.col)
 
 
-def _valid_fractions(
-    path: str, bands: Sequence[int], refs: Sequence[TileRef], run: Sequence[int]
-) -> np.ndarray:
-    span = run_window(refs, run)
-    with rasterio.open(path) as ds:
-        window = Window(span.col, span.row, span.width, span.height)
-        needs_data = np.dtype(ds.dtypes[0]).kind == "f"
-        data = ds.read(list(bands), window=window) if needs_data else None
-        mask = valid_mask(ds, bands, window, data)
-    table = summed_area(mask)
-    out = np.empty(len(run), dtype=np.float32)
-    for k, i in enumerate(run):
-        w = refs[i].window
+def _valid_fractions(path: str, bands: Sequence[int], windows: Sequence[PixelWindow]
+                     ) -> np.ndarray:
+    """Valid fraction of each window of one run (consecutive windows of a row)."""
+    span = PixelWindow(windows[0].row, windows[0].col, windows[0].height,
+                       windows[-1].col + windows[-1].width - windows[0].col)
+    ds = cached_open(path)
+    window = Window(span.col, span.row, span.width, span.height)
+    needs_data = np.dtype(ds.dtypes[0]).kind == "f" or (
+        ds.nodata is not None and all(f == [MaskFlags.nodata] for f in ds.mask_flag_enums))
+    data = ds.read(list(bands), window=window) if needs_data else None
+    mask = valid_mask(ds, bands, window, data)
+    # Every window spans the run's rows: count valid pixels per column, then sum columns.
+    per_col = np.concatenate([[0], np.cumsum(mask.sum(axis=0, dtype=np.int64))])
+    out = np.empty(len(windows), dtype=np.float32)
+    for k, w in enumerate(windows):
         c0 = w.col - span.col
-        out[k] = box_sum(table, 0, c0, w.height, c0 + w.width) / (w.height * w.width)
+        out[k] = (per_col[c0 + w.width] - per_col[c0]) / (w.height * w.width)
     return out
 
 
 def valid_fraction_tasks(
     sources: Sequence[RasterInfo], bands: Sequence[int], refs: Sequence[TileRef]
-) -> tuple[list, list[list[int]], list[int]]:
+) -> tuple[list[Delayed], list[list[int]], list[int]]:
     """Dask tasks giving the valid fraction of every candidate tile.
 
     Sources that GDAL reports all-valid need no reading: their tiles are 1.0.
@@ -85,12 +88,16 @@ def valid_fraction_tasks(
     Returns:
         (tasks, the runs of tile indices they cover, tile weight of each task)
     """
-    tasks, runs, weights = [], [], []
+    tasks: list[Delayed] = []
+    runs: list[list[int]] = []
+    weights: list[int] = []
     for run in row_runs(refs, max_run=64):
         src = sources[refs[run[0]].source]
         if src.all_valid and np.dtype(src.dtype).kind != "f":
             continue
-        tasks.append(delayed(_valid_fractions, pure=True)(src.path, list(bands), refs, run))
+        windows = tuple(refs[i].window for i in run)
+        tasks.append(task(f"valid-{len(tasks)}", _valid_fractions, src.path, tuple(bands),
+                          windows))
         runs.append(run)
         weights.append(len(run))
     return tasks, runs, weights

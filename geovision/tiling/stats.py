@@ -30,17 +30,30 @@ class BandStats:
 
     @classmethod
     def of(cls, pixels: np.ndarray, valid: np.ndarray) -> BandStats:
-        """Statistics of a (bands, rows, cols) array over the pixels where ``valid`` holds."""
+        """Statistics of a (bands, rows, cols) array over the pixels where ``valid`` holds.
+
+        Integer pixels of up to 32 bits are summed exactly in float64 (one pass: sum and sum of
+        squares); float pixels use two passes, which keeps M2 accurate far from zero.
+        """
         bands = pixels.shape[0]
-        n = int(valid.sum())
-        if n == 0:
-            return cls.empty(bands)
-        values = pixels[:, valid].astype(np.float64)
-        mean = values.mean(axis=1)
-        m2 = ((values - mean[:, None]) ** 2).sum(axis=1)
+        if valid.all():
+            flat = pixels.reshape(bands, -1)
+        else:
+            if not valid.any():
+                return cls.empty(bands)
+            flat = pixels[:, valid]
+        n = flat.shape[1]
+        values = flat.astype(np.float64)
+        total = values.sum(axis=1)
+        mean = total / n
+        if flat.dtype.kind in "iub" and flat.dtype.itemsize <= 2:
+            m2 = np.maximum(np.einsum("ij,ij->i", values, values) - total * mean, 0.0)
+        else:
+            centred = values - mean[:, None]
+            m2 = np.einsum("ij,ij->i", centred, centred)
         return cls(
             count=np.full(bands, n, dtype=np.int64), mean=mean, m2=m2,
-            min=values.min(axis=1), max=values.max(axis=1),
+            min=flat.min(axis=1).astype(np.float64), max=flat.max(axis=1).astype(np.float64),
         )
 
     def merge(self, other: BandStats) -> BandStats:

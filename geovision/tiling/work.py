@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
-from geovision.geo.raster import valid_mask
+from geovision.geo.raster import cached_open, valid_mask
 from geovision.geo.windows import PixelWindow
 from geovision.tiling.plan import TileRef, row_runs, run_window
 from geovision.tiling.stats import BandStats
@@ -72,7 +71,6 @@ def build_shard(job: ShardJob) -> int:
     image = np.empty((n, nb, size, size), dtype=job.dtype)
     burn_classes = job.task != "detection"
     mask = np.empty((n, size, size), dtype=np.uint8) if burn_classes else None
-    valid_tiles = np.empty((n,), dtype=bool)
     stats = BandStats.empty(nb)
     k1 = job.num_classes
     class_pixels = np.zeros(k1, dtype=np.int64)
@@ -82,47 +80,39 @@ def build_shard(job: ShardJob) -> int:
     box_labels: list[np.ndarray] = []
     box_tiles: list[np.ndarray] = []
 
-    datasets: dict[int, rasterio.io.DatasetReader] = {}
-    try:
-        for run in row_runs(job.tiles, max_run=n):
-            src = job.tiles[run[0]].source
-            if src not in datasets:
-                datasets[src] = rasterio.open(job.paths[src])
-            ds = datasets[src]
-            span = run_window(job.tiles, run)
-            window = Window(span.col, span.row, span.width, span.height)
-            data = ds.read(list(job.bands), window=window)
-            valid = valid_mask(ds, job.bands, window, data)
-            feats = job.features.get(src)
-            if burn_classes:
-                burned = _burn(feats, span.transform(job.transforms[src]),
-                               (span.height, span.width))
-                burned[~valid] = job.ignore_index
-            for i in run:
-                w = job.tiles[i].window
-                cols = slice(w.col - span.col, w.col - span.col + size)
-                image[i] = data[:, :, cols]
-                tile_valid = valid[:, cols]
-                valid_tiles[i] = tile_valid.any()
-                if job.splits[i] == 0:
-                    stats = stats.merge(BandStats.of(image[i], tile_valid))
-                if burn_classes and mask is not None:
-                    mask[i] = burned[:, cols]
-                    counts = np.bincount(mask[i].ravel(), minlength=256)[:k1]
-                    class_pixels += counts
-                    class_tiles += counts > 0
-                    labels[i] = int(np.argmax(counts)) if counts.any() else 0
-                elif feats is not None:
-                    b, lab = _tile_boxes(feats, w, job.min_box_visible)
-                    if len(b):
-                        boxes.append(b)
-                        box_labels.append(lab)
-                        box_tiles.append(np.full(len(b), job.start + i, dtype=np.int32))
-                        class_tiles[np.unique(lab)] += 1
-                        class_pixels += np.bincount(lab, minlength=k1)[:k1]
-    finally:
-        for ds in datasets.values():
-            ds.close()
+    for run in row_runs(job.tiles, max_run=n):
+        src = job.tiles[run[0]].source
+        ds = cached_open(job.paths[src])
+        span = run_window(job.tiles, run)
+        window = Window(span.col, span.row, span.width, span.height)
+        data = ds.read(list(job.bands), window=window)
+        valid = valid_mask(ds, job.bands, window, data)
+        feats = job.features.get(src)
+        if burn_classes:
+            burned = _burn(feats, span.transform(job.transforms[src]),
+                           (span.height, span.width))
+            burned[~valid] = job.ignore_index
+        for i in run:
+            w = job.tiles[i].window
+            cols = slice(w.col - span.col, w.col - span.col + size)
+            image[i] = data[:, :, cols]
+            tile_valid = valid[:, cols]
+            if job.splits[i] == 0:
+                stats = stats.merge(BandStats.of(image[i], tile_valid))
+            if burn_classes and mask is not None:
+                mask[i] = burned[:, cols]
+                counts = np.bincount(mask[i].ravel(), minlength=256)[:k1]
+                class_pixels += counts
+                class_tiles += counts > 0
+                labels[i] = int(np.argmax(counts)) if counts.any() else 0
+            elif feats is not None:
+                b, lab = _tile_boxes(feats, w, job.min_box_visible)
+                if len(b):
+                    boxes.append(b)
+                    box_labels.append(lab)
+                    box_tiles.append(np.full(len(b), job.start + i, dtype=np.int32))
+                    class_tiles[np.unique(lab)] += 1
+                    class_pixels += np.bincount(lab, minlength=k1)[:k1]
 
     group = open_group(job.store, "r+")
     stop = job.start + n
