@@ -1,0 +1,319 @@
+"""``infer()``: the library function behind ``geovision infer``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from dask import delayed
+
+from geovision import __version__
+from geovision.cluster import dask_client, run_graph
+from geovision.errors import InputError, OutputExistsError
+from geovision.geo.raster import RasterInfo, find_rasters, open_raster
+from geovision.inference.blend import BLENDS
+from geovision.inference.blocks import (
+    Job,
+    Timings,
+    block_pieces,
+    finish_seam,
+    marker,
+    process_block,
+)
+from geovision.inference.checks import check_scene, scene_bands
+from geovision.inference.geojson import CRS_CHOICES
+from geovision.inference.grid import Layout, make_layout, window_stride
+from geovision.inference.outputs import output_names, write_outputs
+from geovision.inference.pipeline import run_blocks
+from geovision.inference.predict import DEVICES, cached_bundle, check_window, resolve_device
+from geovision.models.bundle import Bundle
+from geovision.progress import progress_bar
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferOptions:
+    """How scenes are predicted (the options of ``geovision infer``).
+
+    Attributes:
+        window: window side in pixels (None: the model's tile size).
+        overlap: share of a window shared with each neighbour, ``0 <= overlap < 1``.
+        batch_size: windows per model call.
+        blend: ``gaussian``, ``linear`` or ``none`` (segmentation).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        probabilities: also write ``<stem>.prob.tif`` (segmentation).
+        prob_dtype: ``uint8`` (compact, scaled 0..1) or ``float32``.
+        score_threshold: lowest detection score kept.
+        nms_iou: IoU at which two detections of one class are one object.
+        ios: intersection over the smaller box at which a box cut by a window edge matches.
+        crs: GeoJSON coordinates: ``wgs84`` (RFC 7946) or ``native`` (the scene's CRS).
+        tta: average the predictions of flips and a rotation (segmentation, classification).
+        block_windows: windows per block side (memory grows with its square).
+    """
+
+    window: int | None = None
+    overlap: float = 0.25
+    batch_size: int = 4
+    blend: str = "gaussian"
+    device: str = "auto"
+    probabilities: bool = True
+    prob_dtype: str = "uint8"
+    score_threshold: float = 0.5
+    nms_iou: float = 0.5
+    ios: float = 0.5
+    crs: str = "wgs84"
+    tta: bool = False
+    block_windows: int = 4
+
+    def check(self) -> None:
+        """Raise :class:`InputError` naming the option that is out of range."""
+        if self.window is not None and self.window < 8:
+            raise InputError(f"--window: {self.window} is too small (8 pixels or more)")
+        if not 0.0 <= self.overlap < 1.0:
+            raise InputError(f"--overlap: {self.overlap} must lie in [0, 1) (a share of the "
+                             "window, e.g. 0.25)")
+        if self.batch_size < 1:
+            raise InputError(f"--batch-size: {self.batch_size} must be at least 1")
+        if self.blend not in BLENDS:
+            raise InputError(f"--blend: '{self.blend}' is not a blend; choose one of "
+                             f"{', '.join(BLENDS)}")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise InputError(f"--device: '{self.device}' is not a device; choose one of "
+                             f"{', '.join(DEVICES)}")
+        if self.prob_dtype not in ("uint8", "float32"):
+            raise InputError(f"--prob-dtype: '{self.prob_dtype}' must be uint8 or float32")
+        for name, v in (("--score-threshold", self.score_threshold),
+                        ("--nms-iou", self.nms_iou), ("--ios", self.ios)):
+            if not 0.0 <= v <= 1.0:
+                raise InputError(f"{name}: {v} must lie in [0, 1]")
+        if self.crs not in CRS_CHOICES:
+            raise InputError(f"--crs: '{self.crs}' must be wgs84 or native")
+        if self.block_windows < 1:
+            raise InputError(f"block_windows: {self.block_windows} must be at least 1")
+
+
+def infer(
+    model_path: str | os.PathLike[str],
+    scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str] = "predictions",
+    options: InferOptions | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """Predict whole scenes with a model bundle, window by window, on each scene's own grid.
+
+    Args:
+        model_path: a ``model.pt`` bundle.
+        scenes: raster files, globs or directories.
+        out_dir: the folder of the outputs (``<stem>.class.tif``, ``<stem>.prob.tif``,
+            ``<stem>.detections.geojson``, ``<stem>.classes.geojson``, ``<stem>.json``).
+        options: see :class:`InferOptions`; its fields may also be given as keywords.
+        scheduler: Dask scheduler address: blocks run as tasks on its workers, which must
+            see the same files; None runs here with reading, model and writing overlapped.
+        workers: torch threads when running here (None: every core).
+        overwrite: replace existing outputs.
+        resume: finish an interrupted run from the blocks already done (or skip a scene
+            whose outputs are complete).
+        quiet: no progress bar.
+        **kwargs: fields of :class:`InferOptions`.
+
+    Returns:
+        One run summary per scene (the content of ``<stem>.json``).
+
+    Raises:
+        GeovisionError: bad model file, scene or option, or existing outputs; the message
+            names the file or option.
+    """
+    opts = options or InferOptions()
+    if kwargs:
+        unknown = sorted(set(kwargs) - set(InferOptions.__dataclass_fields__))
+        if unknown:
+            raise InputError(f"infer(): unknown option(s) {', '.join(unknown)}")
+        opts = InferOptions(**{**asdict(opts), **kwargs})
+    opts.check()
+    device = resolve_device(opts.device)
+    bundle = cached_bundle(model_path, device)
+    if opts.tta and bundle.task == "detection":
+        raise InputError("--tta: test-time augmentation is for segmentation and "
+                         "classification models; this model detects objects")
+    window = opts.window or bundle.tile_size
+    check_window(bundle, window, len(bundle.bands), device)
+    paths = find_rasters([scenes] if isinstance(scenes, (str, os.PathLike)) else scenes)
+    infos = [open_raster(p) for p in paths]
+    for info in infos:
+        check_scene(info, bundle)
+    stems = [Path(i.path).stem for i in infos]
+    dupes = sorted({s for s in stems if stems.count(s) > 1})
+    if dupes:
+        raise InputError(f"scenes share the name(s) {', '.join(dupes)}; outputs are named "
+                         "after the scene, so give scenes distinct names")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if workers and not scheduler:
+        torch.set_num_threads(workers)
+    summaries = []
+    with dask_client(scheduler, workers) as client:
+        for info in infos:
+            summaries.append(_infer_scene(
+                Path(model_path), bundle, info, out, opts, window, device, client=client,
+                overwrite=overwrite, resume=resume, quiet=quiet))
+    return summaries
+
+
+def _fingerprint(model: Path, info: RasterInfo, opts: InferOptions, window: int) -> str:
+    """What makes a scratch directory resumable: the same model, scene and options."""
+    st_m, st_s = model.stat(), os.stat(info.path)
+    key = {"model": [str(model.resolve()), st_m.st_size, st_m.st_mtime_ns],
+           "scene": [str(Path(info.path).resolve()), st_s.st_size, st_s.st_mtime_ns],
+           "options": asdict(opts), "window": window}
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwrite: bool,
+             resume: bool) -> tuple[Path, dict[str, Any] | None]:
+    """Check existing outputs; return the scratch directory, or the finished summary.
+
+    Raises:
+        OutputExistsError: outputs or an interrupted run exist and neither overwrite nor
+            resume was asked for, or resume was asked with other options.
+    """
+    summary = out / f"{stem}.json"
+    scratch = out / f".{stem}.partial"
+    existing = [n for n in names if (out / n).exists()]
+    if resume and not overwrite and summary.exists() and not scratch.exists():
+        log.info("%s: complete already; nothing to do", summary)
+        return scratch, json.loads(summary.read_text())
+    if existing and not (overwrite or resume):
+        raise OutputExistsError(f"{out / existing[0]}: exists; use --overwrite to replace it "
+                                "or --resume to finish an interrupted run")
+    stamp = scratch / "fingerprint"
+    if scratch.exists():
+        if overwrite:
+            shutil.rmtree(scratch)
+        elif not resume:
+            raise OutputExistsError(f"{scratch}: an interrupted run left this; use --resume "
+                                    "to finish it or --overwrite to start again")
+        elif not stamp.exists() or stamp.read_text() != fingerprint:
+            raise OutputExistsError(f"{scratch}: left by a run with another model, scene or "
+                                    "options; use the same ones with --resume, or --overwrite")
+    if overwrite:
+        summary.unlink(missing_ok=True)
+    scratch.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(fingerprint)
+    return scratch, None
+
+
+def _infer_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: InferOptions,
+                 window: int, device: str, *, client: Any, overwrite: bool, resume: bool,
+                 quiet: bool) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    stem = Path(info.path).stem
+    names = output_names(stem, bundle.task, opts.probabilities)
+    scratch, done = _prepare(out, stem, [*names, f"{stem}.json"],
+                             _fingerprint(model, info, opts, window),
+                             overwrite=overwrite, resume=resume)
+    if done is not None:
+        return done
+    stride = window_stride(window, opts.overlap)
+    layout = make_layout(info.height, info.width, window, stride,
+                         per_block=opts.block_windows, cells=bundle.task == "classification")
+    mean, std = bundle.normalization["mean"], bundle.normalization["std"]
+    job = Job(scene=info.path, bands=tuple(scene_bands(bundle)), model=str(model),
+              device=device, task=bundle.task, window=window, stride=stride, blend=opts.blend,
+              batch_size=opts.batch_size, tta=opts.tta, prob_dtype=opts.prob_dtype,
+              probabilities=opts.probabilities, score_threshold=opts.score_threshold,
+              mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
+              height=info.height, width=info.width, n_rows=len(layout.row_origins),
+              n_cols=len(layout.col_origins), num_classes=len(bundle.classes),
+              scratch=str(scratch))
+    todo = [b for b in layout.blocks if not marker(scratch, b).exists()]
+    if len(todo) < len(layout.blocks):
+        log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),
+                 len(layout.blocks))
+    timings = _run(job, layout, todo, client=client, quiet=quiet, stem=stem)
+    t0 = time.perf_counter()
+    if bundle.task == "segmentation":
+        for piece in layout.pieces:
+            if piece.is_seam:
+                finish_seam(job, piece)
+    timings.extra["seams"] = time.perf_counter() - t0
+    counts = write_outputs(job, layout, bundle, info, out, stem, opts, timings)
+    total = time.perf_counter() - t_start
+    summary = _summary(model, bundle, info, opts, layout, names, timings, counts, total, device)
+    tmp = out / f".{stem}.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out / f"{stem}.json")
+    shutil.rmtree(scratch, ignore_errors=True)
+    log.info("%s: %d windows in %.1f s (%.2f MP/s)", stem, layout.n_windows, total,
+             summary["megapixels_per_s"])
+    return summary
+
+
+def _run(job: Job, layout: Layout, todo: list[Any], *, client: Any, quiet: bool,
+         stem: str) -> Timings:
+    """Run the blocks still to do, here (overlapped stages) or on a Dask cluster."""
+    timings = Timings()
+    n_windows = sum(len(b.windows) for b in todo)
+    if client is not None:
+        tasks = [delayed(process_block)(job, b, block_pieces(b, layout.pieces),
+                                        dask_key_name=f"infer-block-{stem}-{i}")
+                 for i, b in enumerate(todo)]
+        for seconds in run_graph(tasks, client=client, desc=f"infer {stem}", unit="win",
+                                 weights=[len(b.windows) for b in todo], quiet=quiet):
+            timings.add(Timings(seconds["read"], seconds["model"], seconds["write"]))
+        return timings
+    pixels = job.stride * job.stride
+    with progress_bar(total=n_windows, desc=f"infer {stem}", unit="win",
+                      disable=quiet) as bar:
+        t0 = time.perf_counter()
+
+        def advance(n: int) -> None:
+            bar.update(n)
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix_str(f"{bar.n * pixels / 1e6 / elapsed:.2f} MP/s", refresh=False)
+
+        return run_blocks(job, todo, lambda b: block_pieces(b, layout.pieces), advance)
+
+
+def _summary(model: Path, bundle: Bundle, info: RasterInfo, opts: InferOptions, layout: Layout,
+             names: list[str], timings: Timings, counts: dict[str, Any], total: float,
+             device: str) -> dict[str, Any]:
+    megapixels = info.width * info.height / 1e6
+    return {
+        "geovision": {"format": "inference", "version": 1,
+                      "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                      "geovision_version": __version__},
+        "model": {"path": str(model), "task": bundle.task, "architecture": bundle.architecture,
+                  "classes": bundle.classes, "tile_size": bundle.tile_size,
+                  "bands": bundle.bands},
+        "scene": info.describe(),
+        "parameters": {**asdict(opts), "window": layout.window, "stride": layout.stride,
+                       "device": device},
+        "windows": layout.n_windows,
+        "blocks": len(layout.blocks),
+        "outputs": names,
+        "counts": counts,
+        "timings": {"read": round(timings.read, 3), "model": round(timings.model, 3),
+                    "write": round(timings.write, 3),
+                    **{k: round(v, 3) for k, v in timings.extra.items()},
+                    "total": round(total, 3)},
+        "megapixels": round(megapixels, 3),
+        "megapixels_per_s": round(megapixels / total, 4) if total > 0 else math.inf,
+    }
