@@ -3,15 +3,16 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
+DEMO := demo-output
 
 .PHONY: test demo bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -22,10 +23,13 @@ test: lint
 	$(BIN)/pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/geovision demo --out demo-output
+	$(BIN)/geovision generate $(DEMO)/sample --size 1024
+	$(BIN)/geovision tile $(DEMO)/sample/scene.tif $(DEMO)/sample/labels.gpkg \
+		--class-field kind --tile-size 128 --block-size 256 -o $(DEMO)/tiles.zarr --overwrite -q
+	$(BIN)/geovision info $(DEMO)/tiles.zarr
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/run_all.py --out bench-output
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO) bench-output .pytest_cache .mypy_cache .ruff_cache

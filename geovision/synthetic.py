@@ -37,7 +37,7 @@ SIGNATURES = {
     "building": (230.0, 225.0, 220.0, 190.0),
     "crop": (70.0, 150.0, 60.0, 210.0),
     "forest": (40.0, 80.0, 45.0, 150.0),
-    "water": (30.0, 50.0, 110.0, 15.0),
+    "water": (110.0, 70.0, 35.0, 15.0),
 }
 #: Projected CRS the labels are drawn in, and the origin of the drawing (UTM 33N, Austria).
 LABEL_CRS = "EPSG:32633"
@@ -192,9 +192,9 @@ def render_scene(
             for c in range(0, width, block):
                 win = Window(c, r, min(block, width - c), min(block, height - r))
                 h, w = int(win.height), int(win.width)
-                wt = transform * Affine.translation(c, r)
-                bx0, by0 = wt * (0, 0)
-                bx1, by1 = wt * (w, h)
+                wt = transform @ Affine.translation(c, r)
+                bx0, by0 = wt @ (0, 0)
+                bx1, by1 = wt @ (w, h)
                 hits = tree.query(shapely.box(min(bx0, bx1), min(by0, by1),
                                               max(bx0, bx1), max(by0, by1)))
                 picked = [shapes[j] for j in sorted(hits)]
