@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -48,8 +49,9 @@ def dask_client(scheduler: str | None, workers: int | None = None) -> Iterator[A
         return
     from distributed import Client
 
+    _check_reachable(scheduler)
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout="30s")
     except (OSError, TimeoutError) as exc:
         raise InputError(
             f"--scheduler {scheduler}: cannot connect ({exc}); check the address and that "
@@ -59,6 +61,27 @@ def dask_client(scheduler: str | None, workers: int | None = None) -> Iterator[A
         yield client
     finally:
         client.close()
+
+
+def _check_reachable(address: str) -> None:
+    """Fail at once when nothing listens at a tcp:// address (Client would wait its timeout).
+
+    Raises:
+        InputError: the address is malformed or the port refuses connections.
+    """
+    if not address.startswith("tcp://"):
+        return
+    host, _, port = address[len("tcp://"):].rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10):
+            pass
+    except ValueError as exc:
+        raise InputError(f"--scheduler {address}: expected tcp://host:port") from exc
+    except OSError as exc:
+        raise InputError(
+            f"--scheduler {address}: cannot connect ({exc.strerror or exc}); check the address "
+            "and that `dask scheduler` is running"
+        ) from exc
 
 
 class _TaskProgress(Callback):

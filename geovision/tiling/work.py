@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from affine import Affine
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
@@ -144,10 +146,14 @@ def _burn(feats: SourceFeatures | None, transform: Affine, shape: tuple[int, int
     """Class ids burned on a window's pixel grid (0 where no feature covers the pixel centre)."""
     if feats is None or len(feats.geoms) == 0:
         return np.zeros(shape, dtype=np.uint8)
-    return rasterize(
-        zip(feats.geoms, feats.class_ids.tolist(), strict=True),
-        out_shape=shape, transform=transform, fill=0, dtype="uint8",
-    )
+    with warnings.catch_warnings():
+        # rasterio's scratch dataset has no georeferencing of its own; the transform given is
+        # what places the shapes.
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        return rasterize(
+            zip(feats.geoms, feats.class_ids.tolist(), strict=True),
+            out_shape=shape, transform=transform, fill=0, dtype="uint8",
+        )
 
 
 def _tile_boxes(
