@@ -106,6 +106,10 @@ def cli() -> None:
     \b
     geovision tile rasters/ labels.gpkg -o tiles.zarr   raster + vector -> Zarr tiles
     geovision info tiles.zarr                           summary of a dataset or model
+    geovision train config.yaml                         train a model on tiles
+    geovision infer runs/<name>/model.pt scene.tif      predictions on the scene's grid
+    geovision evaluate model.pt tiles.zarr              metrics on a split
+    geovision run pipelines/<job>.yaml                  a batch job, on a Dask cluster
     geovision generate sample/                          synthetic scene and labels
     """
 
@@ -263,4 +267,4 @@ def run() -> None:
 
 
 # Commands of the other stages live beside this module and register themselves on `cli`.
-from geovision import cli_infer, cli_train  # noqa: E402, F401
+from geovision import cli_infer, cli_run, cli_train  # noqa: E402, F401

@@ -1,0 +1,241 @@
+"""Running a job: each step with the library function of its command, skipping finished ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from geovision.errors import GeovisionError
+from geovision.jobs.spec import Step, load_job, train_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class StepRecord:
+    """What happened to one step."""
+
+    name: str
+    kind: str
+    status: str = "pending"  # done | skipped | failed | pending
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass
+class JobReport:
+    """The job report written as JSON beside the job (or where ``--report`` says)."""
+
+    job: str
+    file: str
+    scheduler: str | None
+    started: str
+    finished: str | None = None
+    status: str = "running"
+    seconds: float = 0.0
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def write(self, path: Path) -> None:
+        """Write atomically."""
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        os.replace(tmp, path)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def run_job(
+    path: str | os.PathLike[str],
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    report: str | os.PathLike[str] | None = None,
+    quiet: bool = False,
+    echo: Callable[[str], None] = print,
+) -> JobReport:
+    """Run a job file's steps in order; a step whose outputs are complete is skipped.
+
+    Re-running a finished job does nothing; re-running a failed or killed one finishes it
+    (each step resumes its own partial output).
+
+    Args:
+        path: the job file.
+        scheduler: Dask scheduler for tile and infer steps (overrides the file's).
+        workers: local threads (overrides the file's).
+        report: where to write the JSON report (default ``<workdir>/<name>.report.json``).
+        quiet: no progress bars.
+        echo: where per-step progress lines go.
+
+    Returns:
+        The report.
+
+    Raises:
+        GeovisionError: the job file is invalid (before any work), or a step failed (after
+            the report records it).
+    """
+    job = load_job(path)
+    sched = scheduler or job.scheduler
+    n_workers = workers or job.workers
+    out = Path(report) if report else job.workdir / f"{job.name}.report.json"
+    rep = JobReport(job=job.name, file=str(job.path), scheduler=sched, started=_now())
+    rep.steps = [StepRecord(name=s.name, kind=s.kind) for s in job.steps]
+    t_job = time.perf_counter()
+    rep.write(out)
+    for i, (step, rec) in enumerate(zip(job.steps, rep.steps, strict=True), start=1):
+        head = f"[{i}/{len(job.steps)}] {step.name} ({step.kind})"
+        rec.outputs = outputs_of(step)
+        if is_complete(step):
+            rec.status = "skipped"
+            echo(f"{head}: complete already, skipped")
+            rep.write(out)
+            continue
+        echo(f"{head}: running")
+        t0 = time.perf_counter()
+        try:
+            RUNNERS[step.kind](step, scheduler=sched, workers=n_workers, quiet=quiet)
+        except Exception as exc:
+            rec.status, rec.seconds = "failed", time.perf_counter() - t0
+            rec.error = str(exc) if isinstance(exc, GeovisionError) else (
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+            rep.status, rep.finished = "failed", _now()
+            rep.seconds = time.perf_counter() - t_job
+            rep.write(out)
+            echo(f"{head}: failed after {rec.seconds:.1f} s (report: {out})")
+            raise
+        rec.status, rec.seconds = "done", time.perf_counter() - t0
+        echo(f"{head}: done in {rec.seconds:.1f} s -> {', '.join(rec.outputs)}")
+        rep.write(out)
+    rep.status, rep.finished = "done", _now()
+    rep.seconds = time.perf_counter() - t_job
+    rep.write(out)
+    echo(f"job {job.name}: {len(job.steps)} steps in {rep.seconds:.1f} s; report {out}")
+    return rep
+
+
+# ---------------------------------------------------------------------------- outputs
+
+def outputs_of(step: Step) -> list[str]:
+    """The paths a step writes."""
+    o = step.options
+    if step.kind == "train":
+        return [str(train_session(step))]
+    if step.kind == "infer":
+        return [str(o.get("output") or Path.cwd() / "predictions")]
+    return [str(o["output"])]
+
+
+def is_complete(step: Step) -> bool:
+    """True when a step's outputs are complete (so re-running it would change nothing)."""
+    o = step.options
+    if step.kind == "generate":
+        folder = Path(o["output"])
+        return (folder / "labels.gpkg").exists() and (folder / "objects.gpkg").exists()
+    if step.kind == "tile":
+        from geovision.tiling.store import is_complete as store_complete
+
+        return store_complete(o["output"])
+    if step.kind == "train":
+        return _training_complete(train_session(step))
+    if step.kind == "infer":
+        from geovision.geo.raster import find_rasters
+
+        out = Path(outputs_of(step)[0])
+        try:
+            stems = [Path(p).stem for p in find_rasters(o["scenes"])]
+        except GeovisionError:
+            return False
+        return all((out / f"{s}.json").exists() and not (out / f".{s}.partial").exists()
+                   for s in stems)
+    if step.kind == "evaluate":
+        return (Path(o["output"]) / "metrics.json").exists()
+    return False
+
+
+def _training_complete(session: Path) -> bool:
+    """A session is complete when its last checkpoint reached the epochs or stopped early."""
+    import torch
+    import yaml
+
+    last, config = session / "checkpoints" / "last.pt", session / "config.yaml"
+    if not (last.exists() and config.exists() and (session / "model.pt").exists()):
+        return False
+    cfg = yaml.safe_load(config.read_text()) or {}
+    train = cfg.get("train", {})
+    state = torch.load(last, map_location="cpu", weights_only=True)
+    patience = (train.get("early_stopping") or {}).get("patience")
+    stopped = bool(patience) and int(state.get("bad_epochs", 0)) >= int(patience)
+    return int(state.get("epoch") or 0) >= int(train.get("epochs") or 0) or stopped
+
+
+# ---------------------------------------------------------------------------- runners
+
+def run_generate(step: Step, **_: Any) -> None:
+    """``generate``: a synthetic sample (rasters and labels)."""
+    from geovision.synthetic import make_sample
+
+    o = dict(step.options)
+    out = o.pop("output")
+    if "crss" in o:
+        o["crss"] = tuple(o["crss"])
+    make_sample(out, **o)
+
+
+def run_tile(step: Step, *, scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """``tile``: resumes an interrupted store of the same inputs and options."""
+    from geovision.tiling import TileOptions, tile
+
+    o = dict(step.options)
+    rasters, labels, output = o.pop("rasters"), o.pop("labels"), o.pop("output")
+    for key in ("bands", "fractions"):
+        if key in o and o[key] is not None:
+            o[key] = tuple(o[key])
+    tile(rasters, labels, output, TileOptions(**o), scheduler=scheduler, workers=workers,
+         resume=True, quiet=quiet)
+
+
+def run_train(step: Step, *, quiet: bool, **_: Any) -> None:
+    """``train``: continues the session from its last checkpoint when one exists."""
+    from geovision.engine import train
+
+    session = train_session(step)
+    overrides = step.options["set"]
+    if (session / "checkpoints" / "last.pt").exists():
+        train(resume=session, overrides=overrides)
+    else:
+        train(step.options["config"], overrides=overrides, overwrite=True)
+
+
+def run_infer(step: Step, *, scheduler: str | None, workers: int | None, quiet: bool) -> None:
+    """``infer``: finishes interrupted scenes, skips complete ones."""
+    from geovision.inference import InferOptions, infer
+
+    o = dict(step.options)
+    model, scenes = o.pop("model"), o.pop("scenes")
+    output = o.pop("output", None) or str(Path.cwd() / "predictions")
+    infer(model, scenes, output, InferOptions(**o), scheduler=scheduler, workers=workers,
+          resume=True, quiet=quiet)
+
+
+def run_evaluate(step: Step, **_: Any) -> None:
+    """``evaluate``: metrics of a model on a split of a tile dataset."""
+    from geovision.engine import evaluate
+
+    o = dict(step.options)
+    evaluate(o.pop("model"), o.pop("dataset"), out_dir=o.pop("output"), **o)
+
+
+RUNNERS: dict[str, Callable[..., None]] = {
+    "generate": run_generate, "tile": run_tile, "train": run_train, "infer": run_infer,
+    "evaluate": run_evaluate,
+}

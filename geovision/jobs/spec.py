@@ -1,0 +1,268 @@
+"""Job files: parsing and checking, before any work starts.
+
+A job file is YAML::
+
+    name: example               # names the report (default: the file's stem)
+    workdir: .                  # relative paths resolve against it (default: the file's folder)
+    scheduler: null             # Dask scheduler for tile and infer (--scheduler overrides)
+    workers: null               # local threads when there is no scheduler
+    steps:
+      - tile:                   # one key: the step kind; its value: the step's options
+          rasters: ["scenes/*.tif"]
+          labels: labels.gpkg
+          output: tiles.zarr
+          class_field: kind
+      - name: segmenter         # optional step name (default: kind-N)
+        train: {config: configs/segmentation.yaml, set: {data.dataset: tiles.zarr}}
+
+Every option of a step is an argument of the library function the step calls, so an option
+that does not exist, a missing required one, an input pattern that matches nothing (and is not
+made by an earlier step) or an unknown step kind is reported for the whole file at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from geovision.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a step kind takes: required and optional options, and which name paths.
+
+    Attributes:
+        required: options that must be given.
+        optional: options that may be given (with the library's defaults otherwise).
+        inputs: options naming files or patterns that must exist (or be made earlier).
+        outputs: options naming what the step writes.
+        lists: options that take a list (a single string is turned into a list of one).
+    """
+
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+    inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
+
+
+def _dataclass_fields(cls: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def _kinds() -> dict[str, Kind]:
+    from geovision.inference import InferOptions
+    from geovision.tiling import TileOptions
+
+    return {
+        "generate": Kind(
+            required=("output",),
+            optional=("size", "crss", "res", "bands", "dtype", "seed", "n_regions",
+                      "n_objects", "stem"),
+            outputs=("output",), lists=("crss",)),
+        "tile": Kind(
+            required=("rasters", "labels", "output"),
+            optional=_dataclass_fields(TileOptions),
+            inputs=("rasters", "labels"), outputs=("output",), lists=("rasters", "bands")),
+        "train": Kind(
+            required=("config",), optional=("set",), inputs=("config",)),
+        "infer": Kind(
+            required=("model", "scenes"),
+            optional=("output", *_dataclass_fields(InferOptions)),
+            inputs=("model", "scenes"), outputs=("output",), lists=("scenes",)),
+        "evaluate": Kind(
+            required=("model", "dataset", "output"),
+            optional=("split", "batch_size", "device", "previews"),
+            inputs=("model", "dataset"), outputs=("output",)),
+    }
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a job: its kind, name and options (paths made absolute)."""
+
+    kind: str
+    name: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Job:
+    """A checked job file."""
+
+    path: Path
+    name: str
+    workdir: Path
+    steps: tuple[Step, ...]
+    scheduler: str | None = None
+    workers: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_job(path: str | os.PathLike[str]) -> Job:
+    """Read and check a job file.
+
+    Raises:
+        ConfigError: listing every problem found, each naming the step and option.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: job file not found")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{p}: a job file is a mapping with a 'steps' list")
+    top = ("name", "workdir", "scheduler", "workers", "steps")
+    problems = [f"unknown key '{k}'{_suggest(k, top)}" for k in doc if k not in top]
+    workdir = (p.parent / str(doc.get("workdir", "."))).resolve()
+    raw_steps = doc.get("steps")
+    if not isinstance(raw_steps, list) or not raw_steps:
+        problems.append("'steps' must be a non-empty list of steps")
+        raw_steps = []
+    kinds = _kinds()
+    steps: list[Step] = []
+    made: list[Path] = []
+    for i, raw in enumerate(raw_steps, start=1):
+        step, errors = _check_step(i, raw, kinds, workdir, made)
+        problems.extend(errors)
+        if step is not None:
+            steps.append(step)
+            made.extend(Path(step.options[o]) for o in kinds[step.kind].outputs
+                         if o in step.options)
+            if step.kind == "train":
+                made.append(train_session(step))
+    names = [s.name for s in steps]
+    problems.extend(f"step name '{n}' is used twice" for n in sorted(set(names))
+                    if names.count(n) > 1)
+    if problems:
+        raise ConfigError(f"{p}: " + "; ".join(problems))
+    workers = doc.get("workers")
+    return Job(path=p.resolve(), name=str(doc.get("name") or p.stem), workdir=workdir,
+               steps=tuple(steps), scheduler=doc.get("scheduler"),
+               workers=int(workers) if workers else None)
+
+
+def _check_step(i: int, raw: Any, kinds: dict[str, Kind], workdir: Path,
+                made: list[Path]) -> tuple[Step | None, list[str]]:
+    if not isinstance(raw, dict):
+        return None, [f"step {i}: expected a mapping like '- tile: {{...}}'"]
+    name = raw.get("name")
+    keys = [k for k in raw if k != "name"]
+    if len(keys) != 1:
+        return None, [f"step {i}: give exactly one step kind ({', '.join(kinds)}); "
+                      f"found {', '.join(map(str, keys)) or 'none'}"]
+    kind = str(keys[0])
+    label = f"step {i} ({name or kind})"
+    if kind not in kinds:
+        return None, [f"{label}: unknown step kind '{kind}'{_suggest(kind, tuple(kinds))}; "
+                      f"kinds are {', '.join(kinds)}"]
+    spec = kinds[kind]
+    options = raw[kind] or {}
+    if not isinstance(options, dict):
+        return None, [f"{label}: the options of '{kind}' must be a mapping"]
+    errors = []
+    allowed = (*spec.required, *spec.optional)
+    for key in options:
+        if key not in allowed:
+            errors.append(f"{label}: '{kind}' has no option '{key}'{_suggest(key, allowed)}")
+    errors.extend(f"{label}: '{kind}' needs option '{key}'" for key in spec.required
+                  if key not in options)
+    resolved = dict(options)
+    for key in spec.lists:
+        if isinstance(resolved.get(key), (str, int)):
+            resolved[key] = [resolved[key]]
+    for key in (*spec.inputs, *spec.outputs):
+        if key in resolved:
+            resolved[key] = _absolute(resolved[key], workdir)
+    if kind == "train":
+        resolved["set"] = _train_overrides(resolved.get("set"), workdir, label, errors)
+    for key in spec.inputs:
+        for pattern in _as_list(resolved.get(key)):
+            if not _exists_or_made(pattern, made):
+                errors.append(f"{label}: {key} '{pattern}' matches no file (and no earlier "
+                              "step makes it)")
+    step = Step(kind=kind, name=str(name or f"{kind}-{i}"), options=resolved)
+    return (step if not errors else None), errors
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def _absolute(value: Any, workdir: Path) -> Any:
+    """Paths and patterns relative to the job's workdir become absolute (workers see them)."""
+    if isinstance(value, list):
+        return [_absolute(v, workdir) for v in value]
+    text = str(value)
+    if "://" in text or text.startswith("/vsi"):
+        return text
+    return str((workdir / os.path.expanduser(text)).resolve()) if not os.path.isabs(
+        text) else text
+
+
+def _exists_or_made(pattern: str, made: list[Path]) -> bool:
+    if glob.has_magic(pattern):
+        if glob.glob(pattern, recursive=True):
+            return True
+    elif os.path.exists(pattern) or "://" in pattern:
+        return True
+    static = Path(pattern.split("*")[0].split("?")[0].split("[")[0])
+    return any(static == m or m in static.parents or static.is_relative_to(m) for m in made)
+
+
+#: Config keys of ``train`` that hold paths, resolved against the job's workdir.
+TRAIN_PATH_KEYS = ("data.dataset", "output")
+
+
+def _train_overrides(value: Any, workdir: Path, label: str, errors: list[str]) -> list[str]:
+    """``set`` as ``key=value`` strings, with the path keys made absolute."""
+    if value is None:
+        pairs: list[tuple[str, Any]] = []
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
+        pairs = [tuple(v.split("=", 1)) for v in value]  # type: ignore[misc]
+    else:
+        errors.append(f"{label}: 'set' is a mapping of config keys to values, e.g. "
+                      "{train.epochs: 2}")
+        return []
+    out = []
+    keys = [str(k) for k, _ in pairs]
+    if "output" not in keys:
+        pairs.append(("output", "runs"))
+    for key, val in pairs:
+        if str(key) in TRAIN_PATH_KEYS:
+            val = _absolute(val, workdir)
+        out.append(f"{key}={_yaml_scalar(val)}")
+    return out
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+def train_session(step: Step) -> Path:
+    """The session directory a train step writes: <output>/<name> of its resolved config."""
+    from geovision.engine.config import apply_overrides, read_yaml
+
+    raw = apply_overrides(read_yaml(step.options["config"]), step.options["set"])
+    return Path(str(raw.get("output", "runs"))).resolve() / str(raw.get("name", "run"))
+
