@@ -170,11 +170,11 @@ def _training_complete(session: Path) -> bool:
     last, config = session / "checkpoints" / "last.pt", session / "config.yaml"
     if not (last.exists() and config.exists() and (session / "model.pt").exists()):
         return False
-    cfg = yaml.safe_load(config.read_text()) or {}
-    train = cfg.get("train", {})
-    state = torch.load(last, map_location="cpu", weights_only=True)
-    patience = (train.get("early_stopping") or {}).get("patience")
-    stopped = bool(patience) and int(state.get("bad_epochs", 0)) >= int(patience)
+    cfg: dict[str, Any] = yaml.safe_load(config.read_text()) or {}
+    train: dict[str, Any] = cfg.get("train") or {}
+    state: dict[str, Any] = torch.load(last, map_location="cpu", weights_only=True)
+    patience = int((train.get("early_stopping") or {}).get("patience") or 0)
+    stopped = patience > 0 and int(state.get("bad_epochs") or 0) >= patience
     return int(state.get("epoch") or 0) >= int(train.get("epochs") or 0) or stopped
 
 
