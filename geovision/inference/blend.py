@@ -22,7 +22,7 @@ FLOOR = 1e-12
 
 
 def gaussian_sigma(window: int, overlap_px: int) -> float:
-    """Standard deviation of the gaussian profile: ``sqrt(o * (w - o)) / 6``.
+    """Standard deviation of the gaussian profile: ``sqrt(o * (w - o)) / 6.5``.
 
     Where two windows overlap by ``o`` pixels, the ratio of the outgoing to the incoming
     window's gaussian weight at ``d`` pixels from the outgoing window's edge is
@@ -30,11 +30,11 @@ def gaussian_sigma(window: int, overlap_px: int) -> float:
     quarter of the overlap, so the border pixels of a window, which a convolution sees with
     zero padding, barely count, and the interior of a blended scene matches one pass of a
     fully convolutional model over the whole scene. The switch happens over the middle of the
-    overlap, about ``0.12 o`` pixels wide.
+    overlap, about ``0.1 o`` pixels wide (10% to 90%).
     """
     if overlap_px <= 0:
         return math.inf
-    return math.sqrt(overlap_px * (window - overlap_px)) / 6.0
+    return math.sqrt(overlap_px * (window - overlap_px)) / 6.5
 
 
 def profile(window: int, overlap_px: int, mode: str = "gaussian") -> np.ndarray:
