@@ -43,6 +43,7 @@ def make_scene(out_dir: Path, size: int) -> tuple[str, str]:
 def child_geovision(raster: str, labels: str, out: str, workers: int) -> dict:
     from geovision.tiling import TileOptions, tile
 
+    shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     tile([raster], labels, out, TileOptions(class_field="kind", tile_size=256, min_valid=0.0),
          workers=workers, overwrite=True, quiet=True)

@@ -315,6 +315,8 @@ def _shard_jobs(
     per_source: list[tuple[np.ndarray, np.ndarray, shapely.STRtree]],
 ) -> list[ShardJob]:
     jobs = []
+    burn = opts.task != "detection"
+    interfaces = [np.empty(len(geoms), dtype=object) for geoms, _, _ in per_source]
     for index, start in enumerate(range(0, len(refs), opts.shard)):
         tiles = tuple(refs[start:start + opts.shard])
         hits_by_source: dict[int, np.ndarray] = {}
@@ -325,7 +327,8 @@ def _shard_jobs(
                 shapely.box(*window_bounds(span, sources[src].transform)))
             hits_by_source[src] = np.union1d(hits_by_source.get(src, hits), hits)
         features = {
-            src: _features(per_source[src][0], per_source[src][1], hits, sources[src])
+            src: _features(per_source[src][0], per_source[src][1], hits, sources[src],
+                           interfaces[src] if burn else None)
             for src, hits in hits_by_source.items()
         }
         jobs.append(ShardJob(
@@ -340,15 +343,22 @@ def _shard_jobs(
 
 
 def _features(geoms: np.ndarray, class_ids: np.ndarray, idx: np.ndarray,
-              src: RasterInfo) -> SourceFeatures:
+              src: RasterInfo, interfaces: np.ndarray | None) -> SourceFeatures:
+    """The features ``idx`` of a source, with their GeoJSON mappings (memoized) and boxes."""
     picked = geoms[idx]
+    shapes = np.empty(0, dtype=object)
+    if interfaces is not None:
+        for i in idx:
+            if interfaces[i] is None:
+                interfaces[i] = geoms[i].__geo_interface__
+        shapes = interfaces[idx]
     bounds = shapely.bounds(picked).reshape(-1, 4) if len(picked) else np.zeros((0, 4))
     inv = ~src.transform
     c0, r0 = inv @ (bounds[:, 0], bounds[:, 1])
     c1, r1 = inv @ (bounds[:, 2], bounds[:, 3])
     pixel = np.stack([np.minimum(c0, c1), np.minimum(r0, r1),
                       np.maximum(c0, c1), np.maximum(r0, r1)], axis=1)
-    return SourceFeatures(geoms=picked, class_ids=class_ids[idx], pixel_boxes=pixel)
+    return SourceFeatures(shapes=shapes, class_ids=class_ids[idx], pixel_boxes=pixel)
 
 
 def _fill(src: RasterInfo, dtype: str) -> float | int:

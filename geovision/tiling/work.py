@@ -27,12 +27,13 @@ PROGRESS_DIR = ".geovision-progress"
 class SourceFeatures:
     """The label features of one source that touch a shard, in that source's CRS.
 
-    ``geoms`` and ``class_ids`` keep file order (later features are burned over earlier ones);
+    ``shapes`` (GeoJSON-like mappings, converted once per feature rather than once per task)
+    and ``class_ids`` keep file order (later features are burned over earlier ones);
     ``pixel_boxes`` are the features' bounds in the source's pixel coordinates
     (col_min, row_min, col_max, row_max).
     """
 
-    geoms: np.ndarray
+    shapes: np.ndarray
     class_ids: np.ndarray
     pixel_boxes: np.ndarray
 
@@ -144,14 +145,14 @@ def build_shard(job: ShardJob) -> int:
 
 def _burn(feats: SourceFeatures | None, transform: Affine, shape: tuple[int, int]) -> np.ndarray:
     """Class ids burned on a window's pixel grid (0 where no feature covers the pixel centre)."""
-    if feats is None or len(feats.geoms) == 0:
+    if feats is None or len(feats.shapes) == 0:
         return np.zeros(shape, dtype=np.uint8)
     with warnings.catch_warnings():
         # rasterio's scratch dataset has no georeferencing of its own; the transform given is
         # what places the shapes.
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         return rasterize(
-            zip(feats.geoms, feats.class_ids.tolist(), strict=True),
+            zip(feats.shapes, feats.class_ids.tolist(), strict=True),
             out_shape=shape, transform=transform, fill=0, dtype="uint8",
         )
 
