@@ -6,6 +6,8 @@ greedy: whole boxes first (highest score first), then cut boxes. A box is droppe
 matches a box kept already, by intersection over union (``iou``) or, when either box is cut,
 by intersection over the smaller box (``ios``), so a cut box gives way to the whole box
 next door; two cut boxes of one object (too large for any window to see whole) are joined.
+Their match is by intersection over the smaller box too, so an object more than about twice
+as long as the overlap may stay in parts: choose an overlap wider than the largest objects.
 """
 
 from __future__ import annotations
