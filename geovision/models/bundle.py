@@ -161,12 +161,15 @@ def read_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
     try:
         raw = torch.load(p, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()
-        detail = next((line for line in reason if "GLOBAL" in line or "global" in line), "")
+        lines = str(exc).strip().splitlines()
+        detail = next((line for line in lines if "global" in line.lower()), "")
+        if not detail:
+            first = (lines or [type(exc).__name__])[0][:160]
+            raise ModelFileError(f"{p}: not a readable model file ({first})") from None
         raise ModelFileError(
             f"{p}: refused, the file holds Python objects other than tensors and plain values"
-            f"{' (' + detail.strip()[:160] + ')' if detail else ''}; a geovision model "
-            "bundle never does, so it was not loaded") from None
+            f" ({detail.strip()[:160]}); a geovision model bundle never does, so it was not "
+            "loaded") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ModelFileError(f"{p}: not a readable model file ({first})") from None

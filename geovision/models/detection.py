@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import partial
 from typing import Any
 
@@ -15,8 +16,9 @@ from torchvision.models.detection import (
 )
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import mobilenet_backbone, resnet_fpn_backbone
+from torchvision.models.detection.fcos import FCOSHead
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelP6P7
 
 from geovision.errors import InputError
 from geovision.models.adapt import set_in_channels
@@ -49,10 +51,64 @@ class TileTransform(GeneralizedRCNNTransform):
         return image, target
 
 
+class TinyBackbone(nn.Module):
+    """A small convolutional backbone with an FPN, for detectors trained from scratch on CPU.
+
+    Four stride-2 stages of two 3x3 convolutions (``width`` x 1, 2, 4, 8 channels); the
+    last three feed a feature pyramid (strides 4, 8 and 16) of ``out_channels``.
+    """
+
+    def __init__(self, in_channels: int, width: int = 32, out_channels: int = 64) -> None:
+        super().__init__()
+
+        def stage(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                nn.ReLU(inplace=True))
+
+        widths = [width, 2 * width, 4 * width, 8 * width]
+        self.stages = nn.ModuleList(
+            [stage(cin, cout) for cin, cout in zip([in_channels, *widths[:-1]], widths,
+                                                   strict=True)])
+        self.fpn = FeaturePyramidNetwork(widths[1:], out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pyramid features ``{"0": stride 4, "1": stride 8, "2": stride 16}``."""
+        feats = OrderedDict()
+        for i, st in enumerate(self.stages):
+            x = st(x)
+            if i >= 1:
+                feats[str(i - 1)] = x
+        return self.fpn(feats)  # type: ignore[no-any-return]
+
+
+def _fcos_tiny(in_channels: int, num_classes: int, params: dict[str, Any]) -> nn.Module:
+    width = int(params.pop("width", 32))
+    channels = int(params.pop("fpn_channels", 64))
+    if channels % 32:
+        raise InputError(f"model.params.fpn_channels: {channels} must be a multiple of 32 "
+                         "(the FCOS head's group norm)")
+    sizes = tuple(int(s) for s in params.pop("anchor_sizes", (8, 16, 32)))
+    if len(sizes) != 3:
+        raise InputError("model.params.anchor_sizes: fcos_tiny has 3 pyramid levels; give 3 "
+                         "sizes")
+    body = TinyBackbone(in_channels, width, channels)
+    head = FCOSHead(channels, 1, num_classes, num_convs=int(params.pop("head_convs", 2)))
+    anchors = AnchorGenerator(tuple((s,) for s in sizes), ((1.0,),) * 3)
+    return FCOS(body, num_classes, anchor_generator=anchors, head=head, min_size=1,
+                max_size=1, **params)
+
+
 def _resnet_fpn(backbone: str, returned: list[int], extra: nn.Module | None,
                 trainable: int) -> nn.Module:
+    # Trainable batch norm: torchvision's default (frozen) suits ImageNet weights, but our
+    # models mostly start from scratch, where frozen statistics leave the backbone unnormalized.
     return resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=trainable,
-                               returned_layers=returned, extra_blocks=extra)
+                               returned_layers=returned, extra_blocks=extra,
+                               norm_layer=nn.BatchNorm2d)
 
 
 def _anchor_sizes(params: dict[str, Any], levels: int,
@@ -69,7 +125,10 @@ def _anchor_sizes(params: dict[str, Any], levels: int,
 
 def build_detector(name: str, *, in_channels: int, num_classes: int,
                    params: dict[str, Any]) -> nn.Module:
-    """Build detector ``name`` (``<kind>_<backbone>_fpn`` or ``ssdlite320_mobilenet_v3_large``).
+    """Build detector ``name`` (``<kind>_<backbone>_fpn``, ``fcos_tiny``, ``ssdlite320_...``).
+
+    ``fcos_tiny`` is FCOS on :class:`TinyBackbone` (params ``width``, ``fpn_channels``,
+    ``head_convs``): small enough to train from scratch on a CPU.
 
     Params understood here: ``anchor_sizes`` (one per pyramid level), ``aspect_ratios``,
     ``trainable_layers``; anything else goes to the torchvision model's constructor
@@ -85,7 +144,9 @@ def build_detector(name: str, *, in_channels: int, num_classes: int,
     kind = name.split("_", 1)[0]
     backbone_name = name.split("_", 1)[1].removesuffix("_fpn")
     model: nn.Module
-    if name == "ssdlite320_mobilenet_v3_large":
+    if name == "fcos_tiny":
+        model = _fcos_tiny(in_channels, num_classes, params)
+    elif name == "ssdlite320_mobilenet_v3_large":
         model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None,
                                               num_classes=num_classes, **params)
     elif kind == "fasterrcnn" and backbone_name == "mobilenet_v3_large":
@@ -122,7 +183,7 @@ DETECTORS: dict[str, Any] = {
         "fasterrcnn_resnet18_fpn", "fasterrcnn_resnet34_fpn", "fasterrcnn_resnet50_fpn",
         "fasterrcnn_mobilenet_v3_large_fpn",
         "retinanet_resnet18_fpn", "retinanet_resnet34_fpn", "retinanet_resnet50_fpn",
-        "fcos_resnet18_fpn", "fcos_resnet34_fpn", "fcos_resnet50_fpn",
+        "fcos_resnet18_fpn", "fcos_resnet34_fpn", "fcos_resnet50_fpn", "fcos_tiny",
         "ssdlite320_mobilenet_v3_large",
     )
 }

@@ -129,9 +129,9 @@ def build_model(task: str, name: str, *, in_channels: int, num_classes: int,
     try:
         model = _REGISTRY[task][name](in_channels=in_channels, num_classes=num_classes,
                                       params=kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise InputError(f"model.params: {name} does not accept these parameters "
-                         f"{sorted(kwargs)}: {exc}") from exc
+                         f"{kwargs}: {exc}") from exc
     if weights:
         load_pretrained(model, weights)
     return model
