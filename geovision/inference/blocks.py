@@ -19,14 +19,15 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import torch
 
 from geovision.geo.windows import PixelWindow
 from geovision.inference import detections
-from geovision.inference.blend import axis_shares, profile, window_share
+from geovision.inference.blend import axis_shares, profile
 from geovision.inference.grid import Block, Piece, intersect
 from geovision.inference.predict import cached_bundle, classify, detect, segment
 from geovision.inference.reader import normalize, read_region
-from geovision.inference.writers import finish, save_array
+from geovision.inference.writers import NODATA, PROB_SCALE, finish, save_array
 
 
 @dataclass(frozen=True)
@@ -169,8 +170,26 @@ def _shares(job: Job, origins: list[int], count: int) -> dict[int, np.ndarray]:
     return axis_shares([k * s for k in range(k0, k1)], prof)
 
 
+def _finish_torch(probs: torch.Tensor, valid: torch.Tensor, prob_dtype: str,
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~geovision.inference.writers.finish` on the model's device."""
+    classes = probs.argmax(0).to(torch.uint8)
+    classes[~valid] = NODATA
+    if prob_dtype == "uint8":
+        stored = (probs.clamp(0.0, 1.0) * PROB_SCALE).round().to(torch.uint8)
+        stored[:, ~valid] = NODATA
+    else:
+        stored = probs.clone()
+        stored[:, ~valid] = float("nan")
+    return classes.cpu().numpy(), stored.cpu().numpy()
+
+
 class BlockWriter:
-    """Collects a block's model outputs and stores its results (the writing stage)."""
+    """Collects a block's model outputs (blending on the model's device) into its results.
+
+    :meth:`add` and :meth:`results` run beside the model (torch, same device and threads);
+    :func:`store` writes the results and may run in another thread.
+    """
 
     def __init__(self, job: Job, data: BlockData, pieces: list[Piece]) -> None:
         """Start collecting the outputs of ``data.block``'s windows."""
@@ -178,21 +197,24 @@ class BlockWriter:
         region = data.block.region
         self.rows: list[np.ndarray] = []
         if job.task == "segmentation":
-            self.acc = np.zeros((job.num_classes, region.height, region.width), np.float32)
-            self.row_shares = _shares(job, sorted({r for r, _ in self.block.windows}),
-                                      job.n_rows)
-            self.col_shares = _shares(job, sorted({c for _, c in self.block.windows}),
-                                      job.n_cols)
+            dev = job.device
+            self.acc = torch.zeros((job.num_classes, region.height, region.width),
+                                   dtype=torch.float32, device=dev)
+            self.row_shares = {k: torch.from_numpy(v).to(dev) for k, v in _shares(
+                job, sorted({r for r, _ in self.block.windows}), job.n_rows).items()}
+            self.col_shares = {k: torch.from_numpy(v).to(dev) for k, v in _shares(
+                job, sorted({c for _, c in self.block.windows}), job.n_cols).items()}
 
+    @torch.inference_mode()
     def add(self, origins: list[tuple[int, int]], output: object) -> None:
         """Add the outputs of a batch of windows."""
         region, w = self.block.region, self.job.window
         if self.job.task == "segmentation":
-            probs = np.asarray(output)
+            probs = output if isinstance(output, torch.Tensor) else torch.as_tensor(output)
             for (r, c), p in zip(origins, probs, strict=True):
-                share = window_share(self.row_shares[r], self.col_shares[c])
+                share = torch.outer(self.row_shares[r], self.col_shares[c])
                 dr, dc = r - region.row, c - region.col
-                self.acc[:, dr:dr + w, dc:dc + w] += p * share
+                self.acc[:, dr:dr + w, dc:dc + w].addcmul_(p, share)
         elif self.job.task == "classification":
             for (r, c), p in zip(origins, np.asarray(output), strict=True):
                 self.rows.append(self._cell(r, c, p))
@@ -229,39 +251,44 @@ class BlockWriter:
                      region.width - 1)
         return table[self.valid[cy, cx]]
 
-    def save(self, seconds: dict[str, float]) -> None:
-        """Store the block's results and mark it finished."""
+    @torch.inference_mode()
+    def results(self) -> list[tuple[Path, np.ndarray]]:
+        """The block's files to store: finished pieces, seam contributions, or tables."""
         scratch = Path(self.job.scratch)
-        if self.job.task == "segmentation":
-            self._save_pieces(scratch)
-        elif self.job.task == "classification":
+        if self.job.task == "classification":
             cells = np.concatenate(self.rows) if self.rows else np.zeros(
                 (0, 3 + self.job.num_classes))
-            save_array(block_result(scratch, self.block, "cells"), cells)
-        else:
+            return [(block_result(scratch, self.block, "cells"), cells)]
+        if self.job.task == "detection":
             table = np.concatenate(self.rows) if self.rows else detections.empty()
-            save_array(block_result(scratch, self.block, "det"), table)
-        marker(scratch, self.block).write_text(json.dumps(seconds))
-
-    def _save_pieces(self, scratch: Path) -> None:
+            return [(block_result(scratch, self.block, "det"), table)]
+        out: list[tuple[Path, np.ndarray]] = []
         region = self.block.region
+        valid = torch.from_numpy(self.valid).to(self.acc.device)
         for piece in self.pieces:
-            part = intersect(piece.window, region)
-            if part is None:  # pragma: no cover - pieces are chosen to overlap
-                continue
             rows = slice(piece.window.row - region.row,
                          piece.window.row - region.row + piece.window.height)
             cols = slice(piece.window.col - region.col,
                          piece.window.col - region.col + piece.window.width)
             if piece.is_seam:
-                save_array(seam_path(scratch, piece, self.block.index), self.acc[:, rows, cols])
-                save_array(seam_path(scratch, piece, None), self.valid[rows, cols])
+                out.append((seam_path(scratch, piece, self.block.index),
+                            self.acc[:, rows, cols].cpu().numpy()))
+                out.append((seam_path(scratch, piece, None), self.valid[rows, cols]))
                 continue
-            classes, probs = finish(self.acc[:, rows, cols], self.valid[rows, cols],
-                                    self.job.prob_dtype)
+            classes, probs = _finish_torch(self.acc[:, rows, cols], valid[rows, cols],
+                                           self.job.prob_dtype)
             if self.job.probabilities:
-                save_array(piece_path(scratch, piece, "prob"), probs)
-            save_array(piece_path(scratch, piece, "class"), classes[None])
+                out.append((piece_path(scratch, piece, "prob"), probs))
+            out.append((piece_path(scratch, piece, "class"), classes[None]))
+        return out
+
+
+def store(job: Job, block: Block, results: list[tuple[Path, np.ndarray]],
+          seconds: dict[str, float]) -> None:
+    """Write a block's results, then its marker (so a marker means every file is there)."""
+    for path, array in results:
+        save_array(path, array)
+    marker(job.scratch, block).write_text(json.dumps(seconds))
 
 
 def block_pieces(block: Block, pieces: tuple[Piece, ...]) -> list[Piece]:
@@ -307,6 +334,6 @@ def process_block(job: Job, block: Block, pieces: list[Piece]) -> dict[str, floa
         write += time.perf_counter() - t1
     t2 = time.perf_counter()
     seconds = {"read": data.seconds, "model": model, "write": write}
-    writer.save(seconds)
+    store(job, block, writer.results(), seconds)
     seconds["write"] += time.perf_counter() - t2
     return seconds

@@ -1,9 +1,10 @@
 """Running a scene's blocks in this process with reading, the model and writing overlapped.
 
 Three stages connected by bounded queues: a reader thread reads and normalizes the next
-block, the calling thread runs the model batch by batch, a writer thread blends the outputs
-and stores the finished block. GDAL, numpy and torch release the GIL, so the stages run
-at the same time, and at most two blocks are held in memory at once.
+block; the calling thread runs the model batch by batch and blends its outputs with torch on
+the model's device (on a CPU, work in other threads would stall torch's own threads, so it
+stays here); a writer thread stores the finished block. GDAL, numpy and torch release the
+GIL, so the stages run at the same time, and at most three blocks are held at once.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from geovision.inference.blocks import (
     Timings,
     read_block,
     run_model,
+    store,
     window_batches,
 )
 from geovision.inference.grid import Piece
@@ -85,7 +87,7 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
     """
     timings = Timings()
     reads: queue.Queue[Any] = queue.Queue(maxsize=1)
-    writes: queue.Queue[Any] = queue.Queue(maxsize=8)
+    writes: queue.Queue[Any] = queue.Queue(maxsize=1)
     stages: list[_Stage] = []
 
     def read() -> None:
@@ -96,20 +98,12 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
         _put(reads, _DONE, [stages[1]])
 
     def write() -> None:
-        writer: BlockWriter | None = None
         while True:
             item = _get(writes, [])
             if item is _DONE:
                 return
             t0 = time.perf_counter()
-            kind, payload = item
-            if kind == "start":
-                writer = BlockWriter(job, payload, pieces(payload.block))
-            elif kind == "batch" and writer is not None:
-                writer.add(*payload)
-            elif writer is not None:
-                writer.save(payload)
-                writer = None
+            store(job, *item)
             timings.write += time.perf_counter() - t0
 
     stages.extend([_Stage(read, "geovision-read"), _Stage(write, "geovision-write")])
@@ -121,17 +115,24 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
             if data is _DONE:
                 break
             assert isinstance(data, BlockData)
-            _put(writes, ("start", data), stages)
-            model = 0.0
+            writer = BlockWriter(job, data, pieces(data.block))
+            model = blend = 0.0
             for origins, batch in window_batches(job, data):
                 t0 = time.perf_counter()
                 out = run_model(job, batch)
-                model += time.perf_counter() - t0
-                _put(writes, ("batch", (origins, out)), stages)
+                t1 = time.perf_counter()
+                writer.add(origins, out)
+                model += t1 - t0
+                blend += time.perf_counter() - t1
                 if on_batch is not None:
                     on_batch(len(origins))
+            t2 = time.perf_counter()
+            results = writer.results()
+            blend += time.perf_counter() - t2
             timings.model += model
-            _put(writes, ("end", {"read": data.seconds, "model": model}), stages)
+            timings.extra["blend"] = timings.extra.get("blend", 0.0) + blend
+            _put(writes, (data.block, results, {"read": data.seconds, "model": model,
+                                                "blend": blend}), stages)
         _put(writes, _DONE, stages)
         while stages[1].is_alive():
             stages[1].join(timeout=0.2)

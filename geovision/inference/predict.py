@@ -69,8 +69,8 @@ def _dihedral() -> list[tuple[Callable[[torch.Tensor], torch.Tensor],
 
 @torch.inference_mode()
 def segment(model: torch.nn.Module, batch: np.ndarray, device: str,
-            tta: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, K, H, W)`` float32 for normalized windows ``(N, C, H, W)``."""
+            tta: bool = False) -> torch.Tensor:
+    """Class probabilities ``(N, K, H, W)`` float32 on ``device``, for ``(N, C, H, W)`` input."""
     x = torch.from_numpy(batch).to(device)
     transforms = _dihedral() if tta else _dihedral()[:1]
     probs = None
@@ -78,7 +78,7 @@ def segment(model: torch.nn.Module, batch: np.ndarray, device: str,
         p = inv(torch.softmax(model(fwd(x)).float(), dim=1))
         probs = p if probs is None else probs + p
     assert probs is not None
-    return (probs / len(transforms)).cpu().numpy()
+    return probs / len(transforms)
 
 
 @torch.inference_mode()
