@@ -175,7 +175,15 @@ def build_detector(name: str, *, in_channels: int, num_classes: int,
     else:  # pragma: no cover - names are checked by the registry
         raise InputError(f"unknown detector {name}")
     model.transform = TileTransform(32)  # type: ignore[assignment]
+    model.register_forward_hook(_drop_background)
     return set_in_channels(model, in_channels)
+
+
+def _drop_background(module: nn.Module, inputs: Any, output: Any) -> Any:
+    """Drop class-0 detections: FCOS and RetinaNet score background like any class."""
+    if module.training or not isinstance(output, list):
+        return output
+    return [{k: v[d["labels"] > 0] for k, v in d.items()} for d in output]
 
 
 DETECTORS: dict[str, Any] = {

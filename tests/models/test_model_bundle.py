@@ -42,7 +42,7 @@ def test_round_trip_gives_same_outputs(tmp_path, task, name, params):
     with torch.no_grad():
         if task == "detection":
             a, b = model(list(x)), bundle.model(list(x))
-            assert all(torch.equal(p["boxes"], q["boxes"]) for p, q in zip(a, b))
+            assert all(torch.equal(p["boxes"], q["boxes"]) for p, q in zip(a, b, strict=True))
         else:
             assert torch.equal(model(x), bundle.model(x))
     assert not list(tmp_path.glob(".*tmp*"))  # written atomically, nothing left behind
