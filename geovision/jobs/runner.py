@@ -91,6 +91,8 @@ def run_job(
     rep = JobReport(job=job.name, file=str(job.path), scheduler=sched, started=_now())
     rep.steps = [StepRecord(name=s.name, kind=s.kind) for s in job.steps]
     t_job = time.perf_counter()
+    job.workdir.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
     rep.write(out)
     for i, (step, rec) in enumerate(zip(job.steps, rep.steps, strict=True), start=1):
         head = f"[{i}/{len(job.steps)}] {step.name} ({step.kind})"

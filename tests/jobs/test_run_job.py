@@ -1,0 +1,134 @@
+"""`geovision run`: the example job end to end, idempotent re-runs, and bad job files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rasterio
+import yaml
+
+from geovision.errors import ConfigError
+from geovision.jobs import load_job
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _example_in(tmp_path: Path) -> Path:
+    """The shipped example job, with its workdir moved into tmp_path."""
+    doc = yaml.safe_load((ROOT / "pipelines" / "example.yaml").read_text())
+    doc["workdir"] = str(tmp_path / "work")
+    for step in doc["steps"]:
+        if "train" in step:
+            step["train"]["config"] = str(ROOT / "configs" / "segmentation.yaml")
+            step["train"]["set"]["train.epochs"] = 1
+    path = tmp_path / "example.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _run(job: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "geovision", "run", str(job), "-q", *extra],
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def finished_example(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("job")
+    job = _example_in(tmp)
+    proc = _run(job)
+    assert proc.returncode == 0, proc.stderr
+    return job, tmp / "work"
+
+
+def test_example_job_writes_every_output(finished_example):
+    _, work = finished_example
+    report = json.loads((work / "example.report.json").read_text())
+    assert report["status"] == "done"
+    assert [s["status"] for s in report["steps"]] == ["done"] * 6
+    assert (work / "tiles.zarr" / "zarr.json").exists()
+    assert (work / "runs" / "segmenter" / "model.pt").exists()
+    assert (work / "evaluation" / "metrics.json").exists()
+    with rasterio.open(work / "predictions" / "unseen.class.tif") as out, \
+            rasterio.open(work / "unseen" / "unseen.tif") as scene:
+        assert (out.crs, out.transform, out.shape) == (scene.crs, scene.transform, scene.shape)
+
+
+def test_rerunning_a_finished_job_does_nothing(finished_example):
+    job, work = finished_example
+    stamps = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()
+              and p.name != "example.report.json"}
+    proc = _run(job)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((work / "example.report.json").read_text())
+    assert [s["status"] for s in report["steps"]] == ["skipped"] * 6
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_rerunning_a_failed_job_finishes_it(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"steps": [
+        {"generate": {"output": "data", "size": 128, "seed": 2}},
+        {"tile": {"rasters": ["data/*.tif"], "labels": "data/labels.gpkg",
+                  "output": "t.zarr", "class_field": "kind", "tile_size": 256}},
+    ]}))
+    first = _run(job)
+    assert first.returncode == 2
+    assert "--tile-size 256 is larger than every raster" in first.stderr
+    report = json.loads((tmp_path / "job.report.json").read_text())
+    assert [s["status"] for s in report["steps"]] == ["done", "failed"]
+    assert report["status"] == "failed" and "larger than every raster" in report["steps"][1][
+        "error"]
+    doc = yaml.safe_load(job.read_text())
+    doc["steps"][1]["tile"]["tile_size"] = 64
+    job.write_text(yaml.safe_dump(doc))
+    second = _run(job)
+    assert second.returncode == 0, second.stderr
+    report = json.loads((tmp_path / "job.report.json").read_text())
+    assert [s["status"] for s in report["steps"]] == ["skipped", "done"]
+
+
+BAD_JOBS = {
+    "unknown step": ({"steps": [{"tiles": {"output": "x"}}]},
+                     "step 1 (tiles): unknown step kind 'tiles' (did you mean 'tile'?)"),
+    "unknown option": ({"steps": [{"generate": {"output": "d", "sise": 3}}]},
+                       "'generate' has no option 'sise' (did you mean 'size'?)"),
+    "missing option": ({"steps": [{"infer": {"model": "m.pt"}}]},
+                       "'infer' needs option 'scenes'"),
+    "glob matches nothing": (
+        {"steps": [{"tile": {"rasters": ["nowhere/*.tif"], "labels": "l.gpkg",
+                             "output": "t.zarr"}}]},
+        "rasters '{tmp}/nowhere/*.tif' matches no file (and no earlier step makes it)"),
+    "unknown top-level key": ({"step": []}, "unknown key 'step' (did you mean 'steps'?)"),
+    "two kinds in one step": ({"steps": [{"tile": {}, "infer": {}}]},
+                              "give exactly one step kind"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_JOBS))
+def test_bad_job_files_fail_before_any_work(case, tmp_path):
+    doc, message = BAD_JOBS[case]
+    job = tmp_path / "bad.yaml"
+    job.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as err:
+        load_job(job)
+    assert message.format(tmp=tmp_path) in str(err.value)
+    proc = _run(job)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_inputs_made_by_an_earlier_step_are_accepted(tmp_path):
+    job = tmp_path / "job.yaml"
+    job.write_text(yaml.safe_dump({"steps": [
+        {"generate": {"output": "data"}},
+        {"tile": {"rasters": ["data/*.tif"], "labels": "data/labels.gpkg",
+                  "output": "t.zarr"}},
+    ]}))
+    loaded = load_job(job)
+    assert [s.kind for s in loaded.steps] == ["generate", "tile"]
+    assert loaded.steps[1].options["rasters"] == [str(tmp_path / "data" / "*.tif")]
