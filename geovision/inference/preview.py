@@ -1,0 +1,145 @@
+"""Quicklook PNGs: the scene, its labels and the predictions side by side."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.enums import Resampling
+
+#: Longest side of a panel, in pixels (scenes are read decimated to this size).
+PANEL = 768
+
+
+def _rgb(scene: str, bands: list[int] | None, shape: tuple[int, int]) -> np.ndarray:
+    """The scene as RGB in 0..1, each band stretched between its 2nd and 98th percentiles.
+
+    Nodata pixels are black.
+    """
+    with rasterio.open(scene) as ds:
+        if bands is None:
+            names = [(d or "").lower() for d in ds.descriptions]
+            if all(n in names for n in ("red", "green", "blue")):
+                bands = [names.index(n) + 1 for n in ("red", "green", "blue")]
+            else:
+                bands = [min(i, ds.count) for i in (1, 2, 3)]
+        data = ds.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.nearest,
+                       masked=True).astype(np.float64)
+    out = np.zeros((*shape, 3))
+    for i in range(3):
+        band = data[i]
+        valid = band.compressed()
+        if valid.size:
+            lo, hi = np.percentile(valid, [2, 98])
+            out[..., i] = np.clip((band.filled(lo) - lo) / max(hi - lo, 1e-9), 0, 1)
+    if np.ma.is_masked(data):
+        out[np.ma.getmaskarray(data).all(axis=0)] = 0
+    return out
+
+
+def _class_image(raster: str, shape: tuple[int, int], colors: dict[int, str]) -> np.ndarray:
+    from matplotlib.colors import to_rgb
+
+    with rasterio.open(raster) as ds:
+        ids = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
+    out = np.zeros((*shape, 3))
+    for cid, color in colors.items():
+        out[ids == cid] = to_rgb(color)
+    out[ids == 255] = (1.0, 1.0, 1.0)
+    return out
+
+
+def _labels_image(labels: str, scene: str, shape: tuple[int, int], class_field: str | None,
+                  colors: dict[str, str]) -> np.ndarray:
+    from matplotlib.colors import to_rgb
+    from rasterio.features import rasterize
+
+    from geovision.geo.vector import read_labels, to_crs
+
+    lab = read_labels(labels, class_field=class_field)
+    with rasterio.open(scene) as ds:
+        local = to_crs(lab.frame, ds.crs)
+        transform = ds.transform @ Affine.scale(ds.width / shape[1], ds.height / shape[0])
+    ids = rasterize(zip(local.geometry.values, local["class_id"].tolist(), strict=True),
+                    out_shape=shape, transform=transform, fill=0, dtype="uint8")
+    out = np.zeros((*shape, 3))
+    for c in lab.classes:
+        out[ids == c["id"]] = to_rgb(colors.get(c["name"], "#000000"))
+    return out
+
+
+def write_preview(
+    path: str | os.PathLike[str], scene: str | os.PathLike[str], *,
+    classes: list[dict[str, Any]], prediction: str | os.PathLike[str] | None = None,
+    detections: str | os.PathLike[str] | None = None,
+    labels: str | os.PathLike[str] | None = None, class_field: str | None = None,
+    truth_boxes: str | os.PathLike[str] | None = None, title: str | None = None,
+) -> Path:
+    """Write a PNG: scene, labels, predicted classes, detections over the scene, side by side.
+
+    Panels appear for what is given; detections are drawn in yellow, label objects in cyan.
+
+    Returns:
+        The PNG's path.
+    """
+    import geopandas as gpd
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch, Rectangle
+
+    with rasterio.open(scene) as ds:
+        scale = min(1.0, PANEL / max(ds.width, ds.height))
+        shape = (max(1, round(ds.height * scale)), max(1, round(ds.width * scale)))
+        crs, inv = ds.crs, ~ds.transform
+        sx, sy = shape[1] / ds.width, shape[0] / ds.height
+    rgb = _rgb(str(scene), None, shape)
+    by_name = {c["name"]: c["color"] for c in classes}
+    by_id = {int(c["id"]): c["color"] for c in classes}
+    panels: list[tuple[str, np.ndarray]] = [("scene", rgb)]
+    if labels is not None and prediction is not None:
+        panels.append(("labels", _labels_image(str(labels), str(scene), shape, class_field,
+                                               by_name)))
+    if prediction is not None:
+        panels.append(("prediction", _class_image(str(prediction), shape, by_id)))
+    if detections is not None:
+        panels.append(("detections", rgb))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5.4), squeeze=False)
+    for ax, (name, image) in zip(axes[0], panels, strict=True):
+        ax.imshow(image, interpolation="nearest")
+        ax.set_title(name)
+        ax.set_axis_off()
+        if name != "detections":
+            continue
+        for source, color in ((truth_boxes, "cyan"), (detections, "yellow")):
+            if source is None:
+                continue
+            frame = gpd.read_file(source)
+            if len(frame) == 0:
+                continue
+            frame = frame.to_crs(crs.to_wkt())
+            for geom in frame.geometry.values:
+                x0, y0, x1, y1 = geom.bounds
+                c0, r0 = inv @ (x0, y1)
+                c1, r1 = inv @ (x1, y0)
+                ax.add_patch(Rectangle((min(c0, c1) * sx, min(r0, r1) * sy),
+                                       abs(c1 - c0) * sx, abs(r1 - r0) * sy, fill=False,
+                                       edgecolor=color, linewidth=0.8))
+    handles = [Patch(color=c["color"], label=c["name"]) for c in classes]
+    if prediction is not None:
+        fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    if title:
+        fig.suptitle(title)
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.95))
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, out)
+    return out
