@@ -191,6 +191,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
                 raise ConfigError(f"--set {text}: '{'.'.join(parts[:i + 1])}' is a value, "
                                   "not a section")
             node = nxt
+        if parts[-1] == "name" and node.get("name") != value:
+            node.pop("params", None)  # another class: the old one's params do not apply
         node[parts[-1]] = value
     return out
 
