@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from geovision.errors import InputError, InputFileError, ModelFileError
+from geovision.errors import InputFileError, ModelFileError
 
 
 def rng_state() -> dict[str, Any]:
@@ -74,14 +74,3 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state or "epoch" not in state:
         raise ModelFileError(f"{path}: not a geovision training checkpoint")
     return state
-
-
-def check_same_run(saved: str, current: str, session: Path) -> None:
-    """Refuse to resume with a config that differs from the run's.
-
-    Raises:
-        InputError: they differ.
-    """
-    if saved.strip() != current.strip():
-        raise InputError(f"{session}: --resume with a config that differs from the run's "
-                         "config.yaml; resume without --set, or start a new run")
