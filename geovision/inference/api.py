@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import rasterio
 import torch
 from dask import delayed
 
@@ -41,6 +42,9 @@ from geovision.models.bundle import Bundle
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
+
+#: GDAL block cache (MB) while inferring, unless GDAL_CACHEMAX is set.
+GDAL_CACHE_MB = 128
 
 
 @dataclass(frozen=True)
@@ -169,7 +173,10 @@ def infer(
     if workers and not scheduler:
         torch.set_num_threads(workers)
     summaries = []
-    with dask_client(scheduler, workers) as client:
+    # GDAL's block cache defaults to 5% of RAM and fills as a large scene streams through it:
+    # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         for info in infos:
             summaries.append(_infer_scene(
                 Path(model_path), bundle, info, out, opts, window, device, client=client,
