@@ -137,6 +137,8 @@ class TileDataset(Dataset[dict[str, Any]]):
         self._mean = torch.tensor(norm["mean"], dtype=torch.float32)[:, None, None]
         self._std = torch.tensor([v if v > 0 else 1.0 for v in norm["std"]],
                                  dtype=torch.float32)[:, None, None]
+        self._float_source = any(np.dtype(b.get("dtype", "float32")).kind == "f"
+                                 for b in self.info.bands)
         self._group: Any = None
         self._pid = -1
         self._boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -183,7 +185,7 @@ class TileDataset(Dataset[dict[str, Any]]):
     def read(self, tile: int) -> Sample:
         """The raw (not normalized, not augmented) sample of tile ``tile``."""
         group = self._store()
-        image = torch.from_numpy(np.asarray(group["image"][tile]).astype(np.float32, copy=False))
+        image = torch.from_numpy(np.array(group["image"][tile], dtype=np.float32))
         mask = boxes = labels = None
         if self.info.task == "segmentation":
             mask = torch.from_numpy(np.asarray(group["mask"][tile]).astype(np.int64))
@@ -207,8 +209,9 @@ class TileDataset(Dataset[dict[str, Any]]):
         i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         tile = int(self.indices[i])
         s = self.read(tile)
-        image = torch.nan_to_num((s.image - self._mean) / self._std, nan=0.0, posinf=0.0,
-                                 neginf=0.0)
+        image = s.image.sub_(self._mean).div_(self._std)  # in place: read() made a new array
+        if self._float_source:  # only float rasters can hold NaN (nodata) pixels
+            image = torch.nan_to_num_(image, nan=0.0, posinf=0.0, neginf=0.0)
         s = Sample(image=image, mask=s.mask, boxes=s.boxes, box_labels=s.box_labels)
         if self.augment is not None:
             g = torch.Generator().manual_seed(
