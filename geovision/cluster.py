@@ -98,14 +98,49 @@ class _TaskProgress(Callback):
             self._advance(weight)
 
 
-def task(key: str, func: Callable[..., Any], *args: Any) -> Delayed:
+def task(key: str, func: Callable[..., Any], *args: Any,
+         deps: Sequence[Delayed] = ()) -> Delayed:
     """One task of a graph, built directly: its arguments are taken as they are.
 
     ``dask.delayed`` walks and hashes every argument to find nested collections and name the
     task, which costs more than the work for arguments holding thousands of windows or
     geometries; our arguments never hold Dask collections, so the graph is spelled out.
+
+    Args:
+        key: the task's unique name.
+        func: what it runs.
+        *args: plain arguments.
+        deps: tasks whose results are passed, as one list, after ``args``.
     """
-    return Delayed(key, {key: (func, *args)})
+    graph: dict[Any, Any] = {}
+    for dep in deps:
+        graph.update(dict(dep.__dask_graph__()))
+    graph[key] = (func, *args, [dep.key for dep in deps]) if deps else (func, *args)
+    return Delayed(key, graph)
+
+
+#: Environment variable giving torch threads per task on Dask workers (default 1).
+TORCH_THREADS_ENV = "GEOVISION_TORCH_THREADS"
+
+
+def worker_threads() -> None:
+    """On a Dask worker, keep torch to its share of the cores (once per process).
+
+    A worker runs ``--nthreads`` tasks at a time and a machine usually runs several workers,
+    so each task's torch gets one thread unless ``GEOVISION_TORCH_THREADS`` says otherwise;
+    scale out with worker processes (``dask worker --nworkers N --nthreads 1``).
+    """
+    try:
+        from distributed import get_worker
+
+        get_worker()
+    except (ImportError, ValueError):
+        return
+    import torch
+
+    wanted = max(1, int(os.environ.get(TORCH_THREADS_ENV, "1")))
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
 
 
 def run_graph(

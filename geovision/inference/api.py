@@ -17,10 +17,9 @@ from typing import Any
 
 import rasterio
 import torch
-from dask import delayed
 
 from geovision import __version__
-from geovision.cluster import dask_client, run_graph
+from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.raster import RasterInfo, find_rasters, open_raster
 from geovision.inference.blend import BLENDS
@@ -168,8 +167,9 @@ def infer(
     if dupes:
         raise InputError(f"scenes share the name(s) {', '.join(dupes)}; outputs are named "
                          "after the scene, so give scenes distinct names")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    model = Path(model_path).resolve()
     if workers and not scheduler:
         torch.set_num_threads(workers)
     summaries = []
@@ -177,10 +177,18 @@ def infer(
     # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
-        for info in infos:
-            summaries.append(_infer_scene(
-                Path(model_path), bundle, info, out, opts, window, device, client=client,
-                overwrite=overwrite, resume=resume, quiet=quiet))
+        plans = [_plan_scene(model, bundle, info, out, opts, window, device,
+                             overwrite=overwrite, resume=resume) for info in infos]
+        if client is None:
+            for plan in plans:
+                if isinstance(plan, dict):
+                    summaries.append(plan)
+                    continue
+                timings = _run(plan.job, plan.layout, plan.todo, quiet=quiet,
+                               stem=plan.stem)
+                summaries.append(finish_scene(plan, timings))
+        else:
+            summaries = _run_on_cluster(plans, client, quiet=quiet)
     return summaries
 
 
@@ -227,10 +235,28 @@ def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwr
     return scratch, None
 
 
-def _infer_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: InferOptions,
-                 window: int, device: str, *, client: Any, overwrite: bool, resume: bool,
-                 quiet: bool) -> dict[str, Any]:
-    t_start = time.perf_counter()
+@dataclass(frozen=True)
+class ScenePlan:
+    """A scene's work, decided on the client: its job, layout and the blocks still to do."""
+
+    model: Path
+    device: str
+    info: RasterInfo
+    out: Path
+    stem: str
+    opts: InferOptions
+    names: tuple[str, ...]
+    job: Job
+    layout: Layout
+    todo: tuple[Any, ...]
+    started: float  # wall-clock seconds since the epoch, comparable across machines
+
+
+def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: InferOptions,
+                window: int, device: str, *, overwrite: bool,
+                resume: bool) -> ScenePlan | dict[str, Any]:
+    """Prepare a scene's scratch directory; return its plan, or its summary if complete."""
+    t_start = time.time()
     stem = Path(info.path).stem
     names = output_names(stem, bundle.task, opts.probabilities)
     scratch, done = _prepare(out, stem, [*names, f"{stem}.json"],
@@ -242,50 +268,93 @@ def _infer_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts:
     layout = make_layout(info.height, info.width, window, stride,
                          per_block=opts.block_windows, cells=bundle.task == "classification")
     mean, std = bundle.normalization["mean"], bundle.normalization["std"]
-    job = Job(scene=info.path, bands=tuple(scene_bands(bundle)), model=str(model),
-              device=device, task=bundle.task, window=window, stride=stride, blend=opts.blend,
-              batch_size=opts.batch_size, tta=opts.tta, prob_dtype=opts.prob_dtype,
-              probabilities=opts.probabilities, score_threshold=opts.score_threshold,
-              mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
-              height=info.height, width=info.width, n_rows=len(layout.row_origins),
-              n_cols=len(layout.col_origins), num_classes=len(bundle.classes),
-              scratch=str(scratch))
-    todo = [b for b in layout.blocks if not marker(scratch, b).exists()]
+    job = Job(scene=str(Path(info.path).resolve()), bands=tuple(scene_bands(bundle)),
+              model=str(model), device=device, task=bundle.task, window=window,
+              stride=stride, blend=opts.blend, batch_size=opts.batch_size, tta=opts.tta,
+              prob_dtype=opts.prob_dtype, probabilities=opts.probabilities,
+              score_threshold=opts.score_threshold, mean=tuple(float(v) for v in mean),
+              std=tuple(float(v) for v in std), height=info.height, width=info.width,
+              n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
+              num_classes=len(bundle.classes), scratch=str(scratch.resolve()))
+    todo = tuple(b for b in layout.blocks if not marker(scratch, b).exists())
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),
                  len(layout.blocks))
-    timings = _run(job, layout, todo, client=client, quiet=quiet, stem=stem)
+    return ScenePlan(model=model, device=device, info=info, out=out, stem=stem, opts=opts,
+                     names=tuple(names), job=job, layout=layout, todo=todo, started=t_start)
+
+
+def finish_scene(plan: ScenePlan, timings: Timings) -> dict[str, Any]:
+    """Finish seams, write the scene's outputs and its summary, drop the scratch directory.
+
+    Runs where the blocks ran: here, or as the scene's last task on a Dask worker.
+    """
+    job, layout, stem, out = plan.job, plan.layout, plan.stem, plan.out
+    bundle = cached_bundle(plan.model, plan.device)
     t0 = time.perf_counter()
     if bundle.task == "segmentation":
         for piece in layout.pieces:
             if piece.is_seam:
                 finish_seam(job, piece)
     timings.extra["seams"] = time.perf_counter() - t0
-    counts = write_outputs(job, layout, bundle, info, out, stem, opts, timings)
-    total = time.perf_counter() - t_start
-    summary = _summary(model, bundle, info, opts, layout, names, timings, counts, total, device)
+    counts = write_outputs(job, layout, bundle, plan.info, out, stem, plan.opts, timings)
+    total = time.time() - plan.started
+    summary = _summary(plan.model, bundle, plan.info, plan.opts, layout, list(plan.names),
+                       timings, counts, total, plan.device)
     tmp = out / f".{stem}.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out / f"{stem}.json")
-    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(job.scratch, ignore_errors=True)
     log.info("%s: %d windows in %.1f s (%.2f MP/s)", stem, layout.n_windows, total,
              summary["megapixels_per_s"])
     return summary
 
 
-def _run(job: Job, layout: Layout, todo: list[Any], *, client: Any, quiet: bool,
-         stem: str) -> Timings:
-    """Run the blocks still to do, here (overlapped stages) or on a Dask cluster."""
+def _block_task(job: Job, block: Any, pieces: list[Any]) -> dict[str, float]:
+    """One block as a Dask task: torch kept to this task's share of the worker's cores."""
+    worker_threads()
+    return process_block(job, block, pieces)
+
+
+def _finish_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> dict[str, Any]:
+    """A scene's last task on a worker: runs once every block task of the scene is done."""
+    worker_threads()
     timings = Timings()
+    for part in seconds:
+        timings.add(Timings(part["read"], part["model"], part["write"]))
+    return finish_scene(plan, timings)
+
+
+def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
+                    quiet: bool) -> list[dict[str, Any]]:
+    """Every scene's blocks, and then each scene's outputs, as tasks of one Dask graph.
+
+    Scenes proceed in parallel: many small scenes are one block and one finishing task each;
+    a scene too large for one worker is many block tasks spread over the workers. Each worker
+    loads the model once (a per-process cache) and writes only its own scratch files, so no two
+    processes write one output file.
+    """
+    tasks, weights, finals = [], [], []
+    for n, plan in enumerate(plans):
+        if isinstance(plan, dict):
+            continue
+        blocks = [task(f"infer-{n}-block-{i}", _block_task, plan.job, b,
+                       block_pieces(b, plan.layout.pieces)) for i, b in enumerate(plan.todo)]
+        done = task(f"infer-{n}-finish", _finish_task, plan, deps=blocks)
+        tasks += [*blocks, done]
+        weights += [len(b.windows) for b in plan.todo] + [0]
+        finals.append((n, len(tasks) - 1))
+    results = run_graph(tasks, client=client, desc="infer", unit="win", weights=weights,
+                        quiet=quiet)
+    out = [p if isinstance(p, dict) else {} for p in plans]
+    for n, i in finals:
+        out[n] = results[i]
+    return out
+
+
+def _run(job: Job, layout: Layout, todo: Sequence[Any], *, quiet: bool, stem: str) -> Timings:
+    """Run the blocks still to do here, with reading, the model and writing overlapped."""
     n_windows = sum(len(b.windows) for b in todo)
-    if client is not None:
-        tasks = [delayed(process_block)(job, b, block_pieces(b, layout.pieces),
-                                        dask_key_name=f"infer-block-{stem}-{i}")
-                 for i, b in enumerate(todo)]
-        for seconds in run_graph(tasks, client=client, desc=f"infer {stem}", unit="win",
-                                 weights=[len(b.windows) for b in todo], quiet=quiet):
-            timings.add(Timings(seconds["read"], seconds["model"], seconds["write"]))
-        return timings
     pixels = job.stride * job.stride
     with progress_bar(total=n_windows, desc=f"infer {stem}", unit="win",
                       disable=quiet) as bar:
@@ -296,7 +365,7 @@ def _run(job: Job, layout: Layout, todo: list[Any], *, client: Any, quiet: bool,
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix_str(f"{bar.n * pixels / 1e6 / elapsed:.2f} MP/s", refresh=False)
 
-        return run_blocks(job, todo, lambda b: block_pieces(b, layout.pieces), advance)
+        return run_blocks(job, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
 
 
 def _summary(model: Path, bundle: Bundle, info: RasterInfo, opts: InferOptions, layout: Layout,

@@ -40,6 +40,14 @@ def _load(path: str, stamp: tuple[int, int], device: str) -> Bundle:
     return load_bundle(path, device=device)
 
 
+def bundle_loads() -> int:
+    """How many times this process has loaded a bundle from disk (the cache's misses).
+
+    On a Dask cluster, ``client.run(bundle_loads)`` shows that each worker loads a model once.
+    """
+    return _load.cache_info().misses
+
+
 def cached_bundle(path: str | os.PathLike[str], device: str = "cpu") -> Bundle:
     """The bundle at ``path`` on ``device``, loaded once per process (reloaded if it changes).
 
