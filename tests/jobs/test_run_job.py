@@ -116,9 +116,18 @@ def test_bad_job_files_fail_before_any_work(case, tmp_path):
     with pytest.raises(ConfigError) as err:
         load_job(job)
     assert message.format(tmp=tmp_path) in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_bad_job_file_on_the_command_line(tmp_path):
+    job = tmp_path / "bad.yaml"
+    job.write_text(yaml.safe_dump({"steps": [{"generate": {"output": "d", "sise": 3}},
+                                             {"tiles": {}}]}))
     proc = _run(job)
     assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert "no option 'sise'" in lines[0] and "unknown step kind 'tiles'" in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
 
 
