@@ -22,6 +22,12 @@ from geovision.tiling.store import open_group
 
 PROGRESS_DIR = ".geovision-progress"
 
+# rasterize() burns into a scratch dataset that has no georeferencing of its own (the transform
+# given places the shapes), and rasterio warns about it from worker threads, where a
+# catch_warnings block would not be thread-safe: silence that one message where it is raised.
+warnings.filterwarnings("ignore", message="Dataset has no geotransform",
+                        category=NotGeoreferencedWarning, module="rasterio.features")
+
 
 @dataclass(frozen=True)
 class SourceFeatures:
@@ -147,14 +153,10 @@ def _burn(feats: SourceFeatures | None, transform: Affine, shape: tuple[int, int
     """Class ids burned on a window's pixel grid (0 where no feature covers the pixel centre)."""
     if feats is None or len(feats.shapes) == 0:
         return np.zeros(shape, dtype=np.uint8)
-    with warnings.catch_warnings():
-        # rasterio's scratch dataset has no georeferencing of its own; the transform given is
-        # what places the shapes.
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterize(
-            zip(feats.shapes, feats.class_ids.tolist(), strict=True),
-            out_shape=shape, transform=transform, fill=0, dtype="uint8",
-        )
+    return rasterize(
+        zip(feats.shapes, feats.class_ids.tolist(), strict=True),
+        out_shape=shape, transform=transform, fill=0, dtype="uint8",
+    )
 
 
 def _tile_boxes(
