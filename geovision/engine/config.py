@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from geovision.errors import ConfigError
+from geovision.yamlfile import read_mapping
 
 
 class _Strict(BaseModel):
@@ -226,16 +227,8 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         ConfigError: the file is missing, not YAML, or not a mapping.
     """
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{p}: expected a mapping with keys name, data, model, train")
-    return raw
+    return read_mapping(path, what="config file",
+                        shape="a mapping with keys name, data, model, train")
 
 
 def load_config(

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from geovision.errors import ConfigError
+from geovision.yamlfile import read_mapping
 
 
 @dataclass(frozen=True)
@@ -118,14 +119,7 @@ def load_job(path: str | os.PathLike[str]) -> Job:
         ConfigError: listing every problem found, each naming the step and option.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: job file not found")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML ({str(exc).splitlines()[0]})") from exc
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{p}: a job file is a mapping with a 'steps' list")
+    doc = read_mapping(p, what="job file", shape="a mapping with a 'steps' list")
     top = ("name", "workdir", "scheduler", "workers", "steps")
     problems = [f"unknown key '{k}'{_suggest(k, top)}" for k in doc if k not in top]
     workdir = (p.parent / str(doc.get("workdir", "."))).resolve()

@@ -137,12 +137,7 @@ def save_bundle(
         "resolution": None if resolution is None else [float(v) for v in resolution],
         "train": _plain(train),
     }
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(content, tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    save_atomic(content, out)
     return out
 
 
@@ -258,3 +253,14 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
         lines.append(f"    {b.get('index', i + 1):>3} {b.get('name', ''):<12} "
                      f"{b.get('dtype', ''):<8} mean {mean[i]:.4g} std {std[i]:.4g}")
     return "\n".join(lines)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` through a temporary file, so no reader sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
