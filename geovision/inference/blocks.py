@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -316,6 +316,36 @@ def finish_seam(job: Job, piece: Piece) -> None:
     seam_path(scratch, piece, None).unlink(missing_ok=True)
 
 
+def predict_block(job: Job, data: BlockData, pieces: list[Piece],
+                  on_batch: Callable[[int], None] | None = None,
+                  ) -> tuple[list[tuple[Path, np.ndarray]], float, float]:
+    """Run the model over a block's windows and blend them into its results (not yet stored).
+
+    Args:
+        job: the scene's job.
+        data: the block's pixels, read and normalized.
+        pieces: the pieces its windows reach.
+        on_batch: called with the number of windows after each batch.
+
+    Returns:
+        (the files to store, seconds in the model, seconds blending).
+    """
+    writer = BlockWriter(job, data, pieces)
+    model = blend = 0.0
+    for origins, batch in window_batches(job, data):
+        t0 = time.perf_counter()
+        out = run_model(job, batch)
+        t1 = time.perf_counter()
+        writer.add(origins, out)
+        model += t1 - t0
+        blend += time.perf_counter() - t1
+        if on_batch is not None:
+            on_batch(len(origins))
+    t2 = time.perf_counter()
+    results = writer.results()
+    return results, model, blend + time.perf_counter() - t2
+
+
 def process_block(job: Job, block: Block, pieces: list[Piece]) -> dict[str, float]:
     """Read, predict and store one block in turn (one task on a Dask worker).
 
@@ -323,17 +353,9 @@ def process_block(job: Job, block: Block, pieces: list[Piece]) -> dict[str, floa
         Seconds spent reading, in the model and writing.
     """
     data = read_block(job, block)
-    writer = BlockWriter(job, data, pieces)
-    model = write = 0.0
-    for origins, batch in window_batches(job, data):
-        t0 = time.perf_counter()
-        out = run_model(job, batch)
-        t1 = time.perf_counter()
-        writer.add(origins, out)
-        model += t1 - t0
-        write += time.perf_counter() - t1
-    t2 = time.perf_counter()
-    seconds = {"read": data.seconds, "model": model, "write": write}
-    store(job, block, writer.results(), seconds)
-    seconds["write"] += time.perf_counter() - t2
+    results, model, blend = predict_block(job, data, pieces)
+    t0 = time.perf_counter()
+    seconds = {"read": data.seconds, "model": model, "write": blend}
+    store(job, block, results, seconds)
+    seconds["write"] += time.perf_counter() - t0
     return seconds

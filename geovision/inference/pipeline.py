@@ -18,13 +18,11 @@ from typing import Any
 from geovision.inference.blocks import (
     Block,
     BlockData,
-    BlockWriter,
     Job,
     Timings,
+    predict_block,
     read_block,
-    run_model,
     store,
-    window_batches,
 )
 from geovision.inference.grid import Piece
 
@@ -115,20 +113,7 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
             if data is _DONE:
                 break
             assert isinstance(data, BlockData)
-            writer = BlockWriter(job, data, pieces(data.block))
-            model = blend = 0.0
-            for origins, batch in window_batches(job, data):
-                t0 = time.perf_counter()
-                out = run_model(job, batch)
-                t1 = time.perf_counter()
-                writer.add(origins, out)
-                model += t1 - t0
-                blend += time.perf_counter() - t1
-                if on_batch is not None:
-                    on_batch(len(origins))
-            t2 = time.perf_counter()
-            results = writer.results()
-            blend += time.perf_counter() - t2
+            results, model, blend = predict_block(job, data, pieces(data.block), on_batch)
             timings.model += model
             timings.extra["blend"] = timings.extra.get("blend", 0.0) + blend
             _put(writes, (data.block, results, {"read": data.seconds, "model": model,
