@@ -23,10 +23,7 @@ test: lint
 	$(BIN)/pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/geovision generate $(DEMO)/sample --size 1024
-	$(BIN)/geovision tile $(DEMO)/sample/scene.tif $(DEMO)/sample/labels.gpkg \
-		--class-field kind --tile-size 128 --block-size 256 -o $(DEMO)/tiles.zarr --overwrite -q
-	$(BIN)/geovision info $(DEMO)/tiles.zarr
+	$(BIN)/geovision demo --out $(DEMO) --overwrite
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out bench-output

@@ -267,4 +267,4 @@ def run() -> None:
 
 
 # Commands of the other stages live beside this module and register themselves on `cli`.
-from geovision import cli_infer, cli_run, cli_train  # noqa: E402, F401
+from geovision import cli_demo, cli_export, cli_infer, cli_run, cli_train  # noqa: E402, F401

@@ -45,13 +45,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
               help="Average flips and a rotation (segmentation, classification).")
 @click.option("--block-windows", type=click.IntRange(min=1), default=4, show_default=True,
               help="Windows per block side: the unit of reading, resuming and cluster tasks.")
+@click.option("--preview", is_flag=True,
+              help="Also write <stem>.preview.png: the scene and the predictions side by side.")
 @cluster_options
 @output_options
 def infer_cmd(model: Path, scenes: tuple[str, ...], out: Path, window: int | None,
               overlap: float, batch_size: int, blend: str, device: str, probabilities: bool,
               prob_dtype: str, score_threshold: float, nms_iou: float, ios: float, crs: str,
-              tta: bool, block_windows: int, scheduler: str | None, workers: int | None,
-              overwrite: bool, resume: bool) -> None:
+              tta: bool, block_windows: int, preview: bool, scheduler: str | None,
+              workers: int | None, overwrite: bool, resume: bool) -> None:
     """Predict SCENES (files, globs or directories) with MODEL (a model.pt bundle).
 
     Windows slide over each whole scene, overlapping and blended; outputs are on the scene's
@@ -64,12 +66,14 @@ def infer_cmd(model: Path, scenes: tuple[str, ...], out: Path, window: int | Non
     options = InferOptions(
         window=window, overlap=overlap, batch_size=batch_size, blend=blend, device=device,
         probabilities=probabilities, prob_dtype=prob_dtype, score_threshold=score_threshold,
-        nms_iou=nms_iou, ios=ios, crs=crs, tta=tta, block_windows=block_windows)
+        nms_iou=nms_iou, ios=ios, crs=crs, tta=tta, block_windows=block_windows,
+        preview=preview)
     summaries = infer(model, list(scenes), out, options, scheduler=scheduler, workers=workers,
                       overwrite=overwrite, resume=resume, quiet=_STATE["verbosity"] < 0)
     if _STATE["verbosity"] >= 0:
         for s in summaries:
             stem = Path(s["scene"]["path"]).stem
-            files = ", ".join(str(out / n) for n in [*s["outputs"], f"{stem}.json"])
+            files = ", ".join([*(str(out / n) for n in [*s["outputs"], f"{stem}.json"]),
+                               *([s["preview"]] if "preview" in s else [])])
             click.echo(f"{s['scene']['path']}: {s['windows']} windows, "
                        f"{s['megapixels_per_s']:.2f} MP/s -> {files}")

@@ -64,6 +64,8 @@ class InferOptions:
         crs: GeoJSON coordinates: ``wgs84`` (RFC 7946) or ``native`` (the scene's CRS).
         tta: average the predictions of flips and a rotation (segmentation, classification).
         block_windows: windows per block side (memory grows with its square).
+        preview: also write ``<stem>.preview.png``, a quicklook of the scene and the
+            predictions side by side.
     """
 
     window: int | None = None
@@ -79,6 +81,7 @@ class InferOptions:
     crs: str = "wgs84"
     tta: bool = False
     block_windows: int = 4
+    preview: bool = False
 
     def check(self) -> None:
         """Raise :class:`InputError` naming the option that is out of range."""
@@ -189,7 +192,24 @@ def infer(
                 summaries.append(finish_scene(plan, timings))
         else:
             summaries = _run_on_cluster(plans, client, quiet=quiet)
+    if opts.preview:
+        for summary in summaries:
+            summary["preview"] = str(_write_preview(out, bundle, summary))
     return summaries
+
+
+def _write_preview(out: Path, bundle: Bundle, summary: dict[str, Any]) -> Path:
+    """``<stem>.preview.png``: the scene beside its predicted classes or detections."""
+    from geovision.inference.preview import write_preview
+
+    scene = summary["scene"]["path"]
+    stem = Path(scene).stem
+    outputs = {Path(n).name: out / n for n in summary["outputs"]}
+    return write_preview(
+        out / f"{stem}.preview.png", scene, classes=bundle.classes,
+        prediction=outputs.get(f"{stem}.class.tif"),
+        detections=outputs.get(f"{stem}.detections.geojson"),
+        title=f"{stem}: {bundle.architecture['name']} ({bundle.task})")
 
 
 def _fingerprint(model: Path, info: RasterInfo, opts: InferOptions, window: int) -> str:
@@ -197,7 +217,8 @@ def _fingerprint(model: Path, info: RasterInfo, opts: InferOptions, window: int)
     st_m, st_s = model.stat(), os.stat(info.path)
     key = {"model": [str(model.resolve()), st_m.st_size, st_m.st_mtime_ns],
            "scene": [str(Path(info.path).resolve()), st_s.st_size, st_s.st_mtime_ns],
-           "options": asdict(opts), "window": window}
+           "options": {k: v for k, v in asdict(opts).items() if k != "preview"},
+           "window": window}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
