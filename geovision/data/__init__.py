@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from geovision.data.dataset import SPLITS, TileDataset, TileInfo, collate, read_info
+from geovision.data.chunks import ChunkReader, chunk_reader
+from geovision.data.dataset import SPLITS, Normalize, TileDataset, TileInfo, collate, read_info
 from geovision.data.sampling import EpochSampler
 from geovision.data.transforms import Augment, Sample, hflip, rot90, vflip
 
 __all__ = [
     "SPLITS",
     "Augment",
+    "ChunkReader",
     "EpochSampler",
+    "Normalize",
     "Sample",
     "TileDataset",
     "TileInfo",
+    "chunk_reader",
     "collate",
     "hflip",
     "read_info",

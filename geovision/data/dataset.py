@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
+from geovision.data.chunks import ChunkReader, chunk_reader
 from geovision.data.transforms import Augment, Sample
 from geovision.errors import InputError, InputFileError
 
@@ -94,17 +95,50 @@ def read_info(path: str | os.PathLike[str]) -> TileInfo:
     )
 
 
+@dataclass(frozen=True)
+class Normalize:
+    """``(x - mean) / std`` per band in float32, as model bundles apply it at inference.
+
+    Rasters of a float dtype can hold NaN or infinite (nodata) pixels: they become 0, the band
+    mean. Works on one image ``(C, H, W)`` or a batch ``(N, C, H, W)`` of any dtype, on any
+    device; the input is left unchanged.
+
+    Attributes:
+        mean: per-band mean.
+        std: per-band standard deviation (zeros are replaced by 1).
+        float_source: the store's pixels are floating point.
+    """
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    float_source: bool = False
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        """The normalized float32 copy of ``image``."""
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=image.device)
+        std = torch.tensor([v if v > 0 else 1.0 for v in self.std], dtype=torch.float32,
+                           device=image.device)
+        x = image.to(torch.float32)
+        x = x.sub_(mean[:, None, None]) if x is not image else x.sub(mean[:, None, None])
+        x = x.div_(std[:, None, None])
+        if self.float_source:  # only float rasters can hold NaN (nodata) pixels
+            x = torch.nan_to_num_(x, nan=0.0, posinf=0.0, neginf=0.0)
+        return x
+
+
 class TileDataset(Dataset[dict[str, Any]]):
     """Tiles of one split of a Zarr tile store, normalized, optionally augmented.
 
-    The store is opened lazily in each process (DataLoader workers re-open it after fork;
-    no handle is shared), and each item reads exactly one tile. Boxes of a detection store
-    are small and read once.
+    Each item reads exactly one tile, with :class:`~geovision.data.chunks.ChunkReader`
+    (zarr itself for store layouts that reader does not know); no file stays open, so
+    DataLoader workers share nothing after fork. Boxes of a detection store are small and
+    read once.
 
-    Items are dicts: ``image`` float32 ``(C, H, W)`` normalized with the store's statistics,
-    ``index`` (tile index in the store), plus ``mask`` int64 ``(H, W)`` (segmentation),
-    ``label`` int64 scalar (classification), or ``boxes`` float32 ``(n, 4)`` and ``labels``
-    int64 ``(n,)`` (detection).
+    Items are dicts: ``image`` ``(C, H, W)``, float32 normalized with the store's statistics
+    or, with ``defer_normalization``, in the store's dtype; ``index`` (tile index in the
+    store); plus ``mask`` uint8 ``(H, W)`` (segmentation), ``label`` int64 scalar
+    (classification), or ``boxes`` float32 ``(n, 4)`` and ``labels`` int64 ``(n,)``
+    (detection). :func:`geovision.engine.tasks.to_device` finishes a batch on the device.
 
     Args:
         path: the tile store.
@@ -115,12 +149,17 @@ class TileDataset(Dataset[dict[str, Any]]):
         info: the store's :class:`TileInfo` if already read.
         normalization: ``{mean, std}`` per band to use instead of the store's statistics
             (a model bundle's, when evaluating a model).
+        defer_normalization: leave images in the store's dtype (a quarter of the bytes of
+            float32 for uint8 imagery to pass between processes and to the device); batches
+            then need :attr:`batch_normalize`. Ignored when ``augment`` has torchvision v2
+            transforms, which expect normalized images.
     """
 
     def __init__(self, path: str | os.PathLike[str], split: str | None = "train", *,
                  augment: Augment | None = None, seed: int = 0,
                  info: TileInfo | None = None,
-                 normalization: dict[str, list[float]] | None = None) -> None:
+                 normalization: dict[str, list[float]] | None = None,
+                 defer_normalization: bool = False) -> None:
         self.info = info or read_info(path)
         if split is not None and split not in SPLITS:
             raise InputError(f"split '{split}' is not one of {', '.join(SPLITS)}")
@@ -134,11 +173,15 @@ class TileDataset(Dataset[dict[str, Any]]):
         if len(norm["mean"]) != len(self.info.bands) or len(norm["std"]) != len(self.info.bands):
             raise InputError(f"{self.info.path}: normalization has {len(norm['mean'])} bands, "
                              f"the dataset {len(self.info.bands)}")
-        self._mean = torch.tensor(norm["mean"], dtype=torch.float32)[:, None, None]
-        self._std = torch.tensor([v if v > 0 else 1.0 for v in norm["std"]],
-                                 dtype=torch.float32)[:, None, None]
-        self._float_source = any(np.dtype(b.get("dtype", "float32")).kind == "f"
-                                 for b in self.info.bands)
+        self.normalize = Normalize(
+            mean=tuple(float(v) for v in norm["mean"]),
+            std=tuple(float(v) for v in norm["std"]),
+            float_source=any(np.dtype(b.get("dtype", "float32")).kind == "f"
+                             for b in self.info.bands))
+        self.defer = defer_normalization and not (augment is not None and augment.v2)
+        self._readers: dict[str, ChunkReader | None] = {
+            name: chunk_reader(self.info.path / name) for name in ("image", "mask")
+            if (self.info.path / name / "zarr.json").is_file()}
         self._group: Any = None
         self._pid = -1
         self._boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
@@ -148,6 +191,11 @@ class TileDataset(Dataset[dict[str, Any]]):
         elif self.info.task == "classification":
             group: Any = zarr.open_group(str(self.info.path), mode="r")
             self._labels = np.asarray(group["label"][...], dtype=np.int64)
+
+    @property
+    def batch_normalize(self) -> Normalize | None:
+        """What batches of this dataset still need: :attr:`normalize`, or None."""
+        return self.normalize if self.defer else None
 
     def _read_boxes(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         group: Any = zarr.open_group(str(self.info.path), mode="r")
@@ -182,13 +230,19 @@ class TileDataset(Dataset[dict[str, Any]]):
             self._pid = os.getpid()
         return self._group
 
+    def _array(self, name: str, tile: int) -> np.ndarray:
+        """Tile ``tile`` of array ``name``, a new writable array in the stored dtype."""
+        reader = self._readers.get(name)
+        if reader is not None:
+            return reader.read(tile)
+        return np.array(self._store()[name][tile])
+
     def read(self, tile: int) -> Sample:
-        """The raw (not normalized, not augmented) sample of tile ``tile``."""
-        group = self._store()
-        image = torch.from_numpy(np.array(group["image"][tile], dtype=np.float32))
+        """The raw sample of tile ``tile``: stored dtypes, not normalized, not augmented."""
+        image = torch.from_numpy(self._array("image", tile))
         mask = boxes = labels = None
         if self.info.task == "segmentation":
-            mask = torch.from_numpy(np.asarray(group["mask"][tile]).astype(np.int64))
+            mask = torch.from_numpy(self._array("mask", tile))
         elif self.info.task == "detection":
             b, lab = self._boxes.get(tile, (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
             boxes, labels = torch.from_numpy(b.copy()), torch.from_numpy(lab.copy())
@@ -209,10 +263,9 @@ class TileDataset(Dataset[dict[str, Any]]):
         i, epoch = key if isinstance(key, tuple) else (key, self.epoch)
         tile = int(self.indices[i])
         s = self.read(tile)
-        image = s.image.sub_(self._mean).div_(self._std)  # in place: read() made a new array
-        if self._float_source:  # only float rasters can hold NaN (nodata) pixels
-            image = torch.nan_to_num_(image, nan=0.0, posinf=0.0, neginf=0.0)
-        s = Sample(image=image, mask=s.mask, boxes=s.boxes, box_labels=s.box_labels)
+        if not self.defer:
+            s = Sample(image=self.normalize(s.image), mask=s.mask, boxes=s.boxes,
+                       box_labels=s.box_labels)
         if self.augment is not None:
             g = torch.Generator().manual_seed(
                 (self.seed * 1_000_003 + epoch * 10_007 + tile) % (2**63))
@@ -231,15 +284,19 @@ class TileDataset(Dataset[dict[str, Any]]):
 
 
 def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack images, masks and labels; keep boxes as per-image lists (detection)."""
+    """Stack images, masks and labels; keep boxes as per-image lists (detection).
+
+    Stacks with :func:`torch.utils.data.default_collate`, which in a DataLoader worker writes
+    the batch straight into shared memory (no further copy to pass it to the main process).
+    """
     batch: dict[str, Any] = {
-        "image": torch.stack([it["image"] for it in items]),
+        "image": default_collate([it["image"] for it in items]),
         "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
     }
     if "mask" in items[0]:
-        batch["mask"] = torch.stack([it["mask"] for it in items])
+        batch["mask"] = default_collate([it["mask"] for it in items])
     if "label" in items[0]:
-        batch["label"] = torch.stack([it["label"] for it in items])
+        batch["label"] = default_collate([it["label"] for it in items])
     if "boxes" in items[0]:
         batch["boxes"] = [it["boxes"] for it in items]
         batch["labels"] = [it["labels"] for it in items]

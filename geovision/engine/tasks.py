@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +26,22 @@ class Batch:
         return int(self.images.shape[0])
 
 
-def to_device(task: str, batch: dict[str, Any], device: torch.device) -> Batch:
-    """Move a collated batch to ``device`` and pick its target."""
+def to_device(task: str, batch: dict[str, Any], device: torch.device,
+              normalize: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Batch:
+    """Move a collated batch to ``device`` and pick its target.
+
+    Images and masks travel in their stored dtypes when the dataset defers normalization
+    (uint8 is a quarter of float32's bytes); ``normalize`` (the dataset's
+    ``batch_normalize``) then runs on the device, and masks become int64 there.
+    """
     images = batch["image"].to(device, non_blocking=True)
+    if normalize is not None:
+        images = normalize(images)
     target: Any
     if task == "classification":
         target = batch["label"].to(device, non_blocking=True)
     elif task == "segmentation":
-        target = batch["mask"].to(device, non_blocking=True)
+        target = batch["mask"].to(device, non_blocking=True).long()
     else:
         target = [{"boxes": b.to(device), "labels": lab.to(device)}
                   for b, lab in zip(batch["boxes"], batch["labels"], strict=True)]

@@ -224,8 +224,9 @@ class _Loop:
         augment = (Augment(hflip=aug.hflip, vflip=aug.vflip, rot90=aug.rot90, v2=aug.v2)
                    if aug.enabled else None)
         self.train_ds = TileDataset(info.path, cfg.data.train_split, augment=augment,
-                                    seed=tc.seed, info=info)
-        self.val_ds = TileDataset(info.path, cfg.data.val_split, info=info)
+                                    seed=tc.seed, info=info, defer_normalization=True)
+        self.val_ds = TileDataset(info.path, cfg.data.val_split, info=info,
+                                  defer_normalization=True)
         if len(self.train_ds) == 0:
             raise InputError(f"{info.path}: split '{cfg.data.train_split}' holds no tile "
                              "(set data.train_split, or tile with other --fractions)")
@@ -375,7 +376,7 @@ class _Loop:
         for i, raw in enumerate(self.train_loader):
             if i >= self.batches:
                 break
-            batch = to_device(self.task, raw, rt.device)
+            batch = to_device(self.task, raw, rt.device, self.train_ds.batch_normalize)
             last_micro = (i + 1) % accum == 0 or i + 1 == self.batches
             with maybe_no_sync(self.model, not last_micro), rt.autocast():
                 loss = train_loss(self.task, self.model, batch, self.criterion)
@@ -418,7 +419,7 @@ class _Loop:
         bar = progress_bar(total=len(self.val_loader), desc="validate", unit="batch",
                            disable=not rt.main)
         for raw in self.val_loader:
-            batch = to_device(self.task, raw, rt.device)
+            batch = to_device(self.task, raw, rt.device, self.val_ds.batch_normalize)
             with rt.autocast():
                 pred, loss = predict(self.task, model, batch, self.criterion)
             self.metrics.update(pred, batch.target)

@@ -6,7 +6,7 @@ import torch
 import zarr
 from torch.utils.data import DataLoader
 
-from geovision.data import EpochSampler, TileDataset, collate, read_info
+from geovision.data import Augment, EpochSampler, TileDataset, collate, read_info
 from geovision.errors import InputError, InputFileError
 from geovision.synthetic import make_sample
 from geovision.tiling import TileOptions, tile
@@ -35,7 +35,7 @@ def test_items_and_splits(seg):
     assert not set(parts["train"].indices) & set(parts["val"].indices)
     item = parts["train"][0]
     assert item["image"].dtype == torch.float32 and item["image"].shape == (4, 32, 32)
-    assert item["mask"].dtype == torch.int64 and item["mask"].shape == (32, 32)
+    assert item["mask"].dtype == torch.uint8 and item["mask"].shape == (32, 32)
     raw = np.asarray(zarr.open_group(str(seg), mode="r")["image"][item["index"]], np.float32)
     expected = (raw - np.array(info.mean)[:, None, None]) / np.array(info.std)[:, None, None]
     assert np.allclose(item["image"].numpy(), expected, atol=1e-4)
@@ -48,6 +48,34 @@ def test_any_dtype_and_band_count(tmp_path, dtype):
     stack = torch.stack([ds[i]["image"] for i in range(len(ds))])
     assert stack.shape[1] == 3 and torch.isfinite(stack).all()
     assert abs(float(stack.mean())) < 1.0  # normalized with the store's statistics
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+def test_deferred_normalization_gives_the_same_batches(tmp_path, dtype):
+    store = _store(tmp_path, dtype=dtype, bands=3)
+    augment = Augment()
+    now = TileDataset(store, "train", augment=augment, seed=3)
+    later = TileDataset(store, "train", augment=augment, seed=3, defer_normalization=True)
+    assert now.batch_normalize is None and later.batch_normalize is not None
+    a = collate([now[i] for i in range(len(now))])
+    b = collate([later[i] for i in range(len(later))])
+    assert b["image"].dtype == getattr(torch, dtype)
+    assert torch.equal(a["image"], later.batch_normalize(b["image"]))
+    assert torch.equal(a["mask"], b["mask"])
+    with_v2 = TileDataset(store, "train", defer_normalization=True,
+                          augment=Augment(v2=[{"name": "GaussianBlur",
+                                               "params": {"kernel_size": 3}}]))
+    assert with_v2.batch_normalize is None  # v2 transforms see normalized images
+
+
+def test_zarr_fallback_reads_the_same(seg):
+    fast = TileDataset(seg, None)
+    slow = TileDataset(seg, None)
+    assert all(r is not None for r in fast._readers.values())
+    slow._readers = {}
+    for i in range(len(fast)):
+        a, b = fast[i], slow[i]
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
 
 
 def test_workers_read_the_same_tiles(seg):
