@@ -96,6 +96,16 @@ def _plain_nodata(nodata: float | None) -> float | str | None:
     return float(nodata)
 
 
+def absolute(path: str) -> str:
+    """A local path made absolute, so Dask workers in another working directory find it.
+
+    URLs and GDAL virtual paths (``/vsi...``) are returned unchanged.
+    """
+    if "://" in path or path.startswith("/vsi"):
+        return path
+    return os.path.abspath(path)
+
+
 def open_raster(path: str | os.PathLike[str], *, check_read: bool = True) -> RasterInfo:
     """Read and check a raster's header.
 

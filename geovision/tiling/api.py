@@ -20,6 +20,7 @@ from geovision.cluster import dask_client, run_graph, task
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.raster import (
     RasterInfo,
+    absolute,
     close_cached,
     find_rasters,
     open_raster,
@@ -332,8 +333,9 @@ def _shard_jobs(
             for src, hits in hits_by_source.items()
         }
         jobs.append(ShardJob(
-            store=str(partial), index=index, start=start, tiles=tiles,
-            splits=splits[start:start + opts.shard], paths=tuple(s.path for s in sources),
+            store=str(partial.resolve()), index=index, start=start, tiles=tiles,
+            splits=splits[start:start + opts.shard],
+            paths=tuple(absolute(s.path) for s in sources),
             transforms=tuple(s.transform for s in sources), bands=tuple(bands),
             size=opts.tile_size, task=opts.task, dtype=dtype, num_classes=len(lab.classes),
             ignore_index=IGNORE_INDEX, min_box_visible=opts.min_box_visible,

@@ -11,7 +11,7 @@ from rasterio.enums import MaskFlags
 from rasterio.windows import Window
 
 from geovision.cluster import task
-from geovision.geo.raster import RasterInfo, cached_open, valid_mask
+from geovision.geo.raster import RasterInfo, absolute, cached_open, valid_mask
 from geovision.geo.windows import PixelWindow, tile_grid
 
 SPLITS = ("train", "val", "test")
@@ -96,8 +96,8 @@ def valid_fraction_tasks(
         if src.all_valid and np.dtype(src.dtype).kind != "f":
             continue
         windows = tuple(refs[i].window for i in run)
-        tasks.append(task(f"valid-{len(tasks)}", _valid_fractions, src.path, tuple(bands),
-                          windows))
+        tasks.append(task(f"valid-{len(tasks)}", _valid_fractions, absolute(src.path),
+                          tuple(bands), windows))
         runs.append(run)
         weights.append(len(run))
     return tasks, runs, weights
