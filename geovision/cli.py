@@ -101,17 +101,21 @@ def command(group: click.Group, name: str, **kwargs: Any) -> Callable[..., Any]:
 @click.version_option(__version__, prog_name="geovision")
 @common_options
 def cli() -> None:
-    r"""geovision: georeferenced imagery + vector labels -> georeferenced predictions.
+    """geovision: georeferenced imagery + vector labels -> georeferenced predictions.
 
     \b
+    geovision demo                                      the whole journey, in minutes on a CPU
+    geovision generate sample/                          synthetic scene and labels
     geovision tile rasters/ labels.gpkg -o tiles.zarr   raster + vector -> Zarr tiles
     geovision info tiles.zarr                           summary of a dataset or model
     geovision train config.yaml                         train a model on tiles
-    geovision infer runs/<name>/model.pt scene.tif      predictions on the scene's grid
     geovision evaluate model.pt tiles.zarr              metrics on a split
+    geovision infer runs/<name>/model.pt scene.tif      predictions on the scene's grid
+    geovision export model.pt --format onnx             a deployable TorchScript/ONNX model
     geovision run pipelines/<job>.yaml                  a batch job, on a Dask cluster
-    geovision generate sample/                          synthetic scene and labels
-    """
+
+    Every command's --help gives each option with its default.
+    """  # noqa: D301  (click's no-rewrap marker is the \b character, not a backslash)
 
 
 def _parse_ints(value: str | None, option: str) -> tuple[int, ...] | None:

@@ -16,7 +16,7 @@ from geovision.cli import cli, command
               help="Override a config value, e.g. --set train.epochs=3 (repeatable; values "
                    "are YAML).")
 @click.option("--resume", "resume", type=click.Path(path_type=Path), default=None,
-              metavar="RUN_DIR",
+              metavar="RUN_DIR", show_default="a new run from CONFIG",
               help="Continue the run in RUN_DIR (runs/<name>) from checkpoints/last.pt.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run of the same name.")
 def train_cmd(config: Path | None, overrides: tuple[str, ...], resume: Path | None,
