@@ -30,6 +30,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 STEPS = 7
 #: File written last: a demo folder holding it is a finished demo.
 SUMMARY = "demo.json"
+#: Everything the demo writes in its folder; ``overwrite`` removes these and nothing else.
+WRITES = ("sample", "unseen", "segmentation.zarr", "detection.zarr", "runs", "predictions",
+          "preview.png", SUMMARY)
 
 
 @dataclass(frozen=True)
@@ -150,12 +153,7 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
     from geovision.tiling import TileOptions, tile
 
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputExistsError(f"{out}: exists and is not empty; use --overwrite to "
-                                    "replace it or --out for another folder")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _clear(out, overwrite)
     sizes = sizes or (QUICK if quick else FULL)
     clock = _Clock(echo)
     start = time.perf_counter()
@@ -208,21 +206,53 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
         "segmentation": str(class_tif), "probabilities": str(seg_pred / "unseen.prob.tif"),
         "detections": str(boxes), "preview": str(preview),
     }
-    report = {"outputs": outputs,
+    report = {"outputs": {**outputs, "summary": str(out / SUMMARY)},
               "metrics": {"segmentation": seg_scores, "detection": det_scores},
               "seconds": {**clock.times, "total": total}}
     (out / SUMMARY).write_text(json.dumps(report, indent=2))
     echo("")
-    echo("Where everything is:")
-    width = max(len(k) for k in outputs)
-    for name, path in outputs.items():
-        echo(f"  {name:<{width}}  {path}")
-    echo(f"  {'summary':<{width}}  {out / SUMMARY}")
-    echo("")
-    echo("On the unseen scene (never seen in training):")
-    echo("  " + summary_line("segmenter", seg_scores))
-    echo("  " + summary_line("detector", det_scores))
-    echo("")
-    echo("Time: " + ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in clock.times.items())
-         + f"; total {total:.0f} s")
+    for line in _report_lines(report, summary_line):
+        echo(line)
     return report
+
+
+def _clear(out: Path, overwrite: bool) -> None:
+    """Make ``out`` an empty folder, removing only what an earlier demo wrote there.
+
+    Raises:
+        OutputExistsError: ``out`` holds files and ``overwrite`` is not set, or it holds
+            files that the demo does not write (never removed).
+    """
+    found = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if found and not overwrite:
+        raise OutputExistsError(f"{out}: exists and is not empty; use --overwrite to replace "
+                                "an earlier demo or --out for another folder")
+    foreign = [name for name in found if name not in WRITES]
+    if foreign:
+        raise OutputExistsError(f"{out}: holds {', '.join(foreign[:3])}, which the demo did "
+                                "not write; give an empty or new folder with --out")
+    for name in found:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _report_lines(report: dict[str, Any], summary_line: Callable[..., str]) -> list[str]:
+    """Where everything is, the scores against their baselines, the time of each step."""
+    outputs, seconds = report["outputs"], report["seconds"]
+    width = max(len(k) for k in outputs)
+    steps = ", ".join(f"{k.replace('_', ' ')} {v:.0f} s" for k, v in seconds.items()
+                      if k != "total")
+    return [
+        "Where everything is:",
+        *(f"  {name:<{width}}  {path}" for name, path in outputs.items()),
+        "",
+        "On the unseen scene (never seen in training):",
+        "  " + summary_line("segmenter", report["metrics"]["segmentation"]),
+        "  " + summary_line("detector", report["metrics"]["detection"]),
+        "",
+        f"Time: {steps}; total {seconds['total']:.0f} s",
+    ]

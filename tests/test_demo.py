@@ -28,3 +28,11 @@ def test_quick_demo_runs_every_step(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert main(["-q", "demo", "--quick", "--out", str(out), "--overwrite"]) == 0
+    assert (out / "demo.json").is_file()
+
+
+def test_overwrite_never_removes_what_the_demo_did_not_write(tmp_path, capsys):
+    (tmp_path / "thesis.tex").write_text("years of work")
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--overwrite"]) == 2
+    assert "thesis.tex" in capsys.readouterr().err
+    assert (tmp_path / "thesis.tex").read_text() == "years of work"
