@@ -153,23 +153,32 @@ class ChunkReader:
         finally:
             os.close(fd)
 
-    def read(self, i: int) -> np.ndarray:
-        """Item ``i`` as a new, writable array of :attr:`shape` and :attr:`dtype`."""
+    def read(self, i: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Item ``i``, decoded into ``out`` (C-contiguous, :attr:`shape` and :attr:`dtype`).
+
+        Returns:
+            ``out``, or a new writable array when ``out`` is None.
+        """
+        if out is None:
+            out = np.empty(self.shape, dtype=self.dtype)
         data = self._bytes(i)
         if data is None:
-            return np.full(self.shape, self.fill_value, dtype=self.dtype)
+            out[...] = self.fill_value
+            return out
         stored = self.dtype.newbyteorder(self.order) if self.dtype.itemsize > 1 else self.dtype
-        out = np.empty(self.shape, dtype=stored)
+        target = out if stored == self.dtype else np.empty(self.shape, dtype=stored)
         buf: Any = data
         for codec in self.codecs[:-1]:
             buf = codec.decode(buf)
         if self.codecs and not isinstance(self.codecs[-1], _Crc32c):
-            self.codecs[-1].decode(buf, out=out)  # straight into the output array
+            self.codecs[-1].decode(buf, out=target)  # straight into the output array
         else:
             if self.codecs:
                 buf = self.codecs[-1].decode(buf)
-            out.reshape(-1).view(np.uint8)[:] = np.frombuffer(buf, dtype=np.uint8)
-        return out.astype(self.dtype, copy=False)
+            target.reshape(-1).view(np.uint8)[:] = np.frombuffer(buf, dtype=np.uint8)
+        if target is not out:
+            out[...] = target  # to the native byte order
+        return out
 
 
 def chunk_reader(path: str | os.PathLike[str]) -> ChunkReader | None:

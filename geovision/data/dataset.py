@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numcodecs.blosc
 import numpy as np
 import torch
 import zarr
 from torch.utils.data import Dataset, default_collate
 
 from geovision.data.chunks import ChunkReader, chunk_reader
-from geovision.data.transforms import Augment, Sample
+from geovision.data.transforms import Augment, Sample, orient
 from geovision.errors import InputError, InputFileError
 
 SPLITS = {"train": 0, "val": 1, "test": 2}
@@ -254,6 +255,57 @@ class TileDataset(Dataset[dict[str, Any]]):
             raise InputError(f"{self.info.path}: a {self.info.task} dataset has no tile labels")
         return int(self._labels[tile])
 
+    def _draw(self, tile: int, epoch: int) -> torch.Generator:
+        """The generator of a tile's augmentation draws in an epoch."""
+        return torch.Generator().manual_seed(
+            (self.seed * 1_000_003 + epoch * 10_007 + tile) % (2**63))
+
+    def __getitems__(self, keys: list[int | tuple[int, int]]) -> dict[str, Any]:
+        """The collated batch of ``keys``: what :func:`collate` makes of their items.
+
+        A DataLoader calls this instead of :meth:`__getitem__` per key. Segmentation and
+        classification tiles are decoded straight into the batch's arrays (in shared memory in
+        a worker process, so nothing is copied again to pass the batch on), flipped and
+        rotated on the way with a single copy. Detection boxes and torchvision v2 transforms
+        take the per-item path.
+        """
+        pairs = [k if isinstance(k, tuple) else (k, self.epoch) for k in keys]
+        names = ["image", "mask"] if self.info.task == "segmentation" else ["image"]
+        readers = [self._readers.get(n) for n in names]
+        if (self.info.task == "detection" or (self.augment is not None and self.augment.v2)
+                or any(r is None or r.shape[-1] != r.shape[-2] for r in readers)):
+            return collate([self[k] for k in pairs])
+        tiles = [int(self.indices[i]) for i, _ in pairs]
+        turns = [None if self.augment is None else self.augment.draw(self._draw(t, e))
+                 for t, (_, e) in zip(tiles, pairs, strict=True)]
+        image = self._read_batch("image", tiles, turns)
+        batch: dict[str, Any] = {"image": image if self.defer else self.normalize(image),
+                                 "index": torch.tensor(tiles, dtype=torch.int64)}
+        if self.info.task == "segmentation":
+            batch["mask"] = self._read_batch("mask", tiles, turns)
+        else:
+            batch["label"] = torch.tensor([self.label(t) for t in tiles], dtype=torch.int64)
+        return batch
+
+    def _read_batch(self, name: str, tiles: list[int],
+                    turns: list[tuple[bool, bool, int] | None]) -> torch.Tensor:
+        """Tiles of array ``name`` stacked, each flipped and rotated as ``turns`` says."""
+        reader = self._readers[name]
+        assert reader is not None
+        out = torch.from_numpy(np.empty((len(tiles), *reader.shape), reader.dtype))
+        if torch.utils.data.get_worker_info() is not None:
+            out = out.share_memory_()  # the batch leaves the worker without another copy
+            # Workers already use the cores: Blosc's own threads would only compete.
+            numcodecs.blosc.use_threads = False
+        dest = out.numpy()
+        scratch = np.empty(reader.shape, reader.dtype)
+        for j, (tile, turn) in enumerate(zip(tiles, turns, strict=True)):
+            if turn is None:
+                reader.read(tile, out=dest[j])
+            else:
+                dest[j] = orient(reader.read(tile, out=scratch), *turn)
+        return out
+
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """Item ``key``: a position in the split, or ``(position, epoch)``.
 
@@ -267,9 +319,7 @@ class TileDataset(Dataset[dict[str, Any]]):
             s = Sample(image=self.normalize(s.image), mask=s.mask, boxes=s.boxes,
                        box_labels=s.box_labels)
         if self.augment is not None:
-            g = torch.Generator().manual_seed(
-                (self.seed * 1_000_003 + epoch * 10_007 + tile) % (2**63))
-            s = self.augment(s, g)
+            s = self.augment(s, self._draw(tile, epoch))
         item: dict[str, Any] = {"image": s.image.contiguous(), "index": tile}
         if self.info.task == "segmentation":
             assert s.mask is not None
@@ -283,12 +333,15 @@ class TileDataset(Dataset[dict[str, Any]]):
         return item
 
 
-def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+def collate(items: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     """Stack images, masks and labels; keep boxes as per-image lists (detection).
 
     Stacks with :func:`torch.utils.data.default_collate`, which in a DataLoader worker writes
     the batch straight into shared memory (no further copy to pass it to the main process).
+    A batch that :meth:`TileDataset.__getitems__` already collated passes through.
     """
+    if isinstance(items, dict):
+        return items
     batch: dict[str, Any] = {
         "image": default_collate([it["image"] for it in items]),
         "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from geovision.errors import ConfigError
@@ -71,6 +72,19 @@ def rot90(s: Sample, k: int = 1) -> Sample:
             mask=None if s.mask is None else torch.rot90(s.mask, 1, dims=(-2, -1)),
             boxes=boxes)
     return s
+
+
+def orient(array: np.ndarray, hflip: bool, vflip: bool, k: int) -> np.ndarray:
+    """A view of ``array`` (``(..., H, W)``) flipped, then rotated as :meth:`Augment.draw` says.
+
+    The same motion as :func:`hflip`, :func:`vflip` and :func:`rot90` applied in that order,
+    without a copy: writing the view into a batch is the only copy.
+    """
+    if hflip:
+        array = array[..., ::-1]
+    if vflip:
+        array = array[..., ::-1, :]
+    return np.rot90(array, k % 4, axes=(-2, -1)) if k % 4 else array
 
 
 def clean_boxes(s: Sample, min_size: float = 1.0) -> Sample:
@@ -124,15 +138,20 @@ class Augment:
         pipeline = v2.Compose([_v2_transform(t) for t in self.v2]) if self.v2 else None
         object.__setattr__(self, "_pipeline", pipeline)
 
+    def draw(self, generator: torch.Generator) -> tuple[bool, bool, int]:
+        """The flips and quarter turns of one sample: ``(hflip, vflip, k)``."""
+        draws = torch.rand(3, generator=generator).tolist()
+        return draws[0] < self.hflip, draws[1] < self.vflip, int(draws[2] * 4) if self.rot90 else 0
+
     def __call__(self, s: Sample, generator: torch.Generator) -> Sample:
         """Augment ``s`` with draws from ``generator`` (deterministic for a given seed)."""
-        draws = torch.rand(3, generator=generator)
-        if draws[0] < self.hflip:
+        h, v, k = self.draw(generator)
+        if h:
             s = hflip(s)
-        if draws[1] < self.vflip:
+        if v:
             s = vflip(s)
-        if self.rot90:
-            s = rot90(s, int(draws[2] * 4))
+        if k:
+            s = rot90(s, k)
         pipeline = getattr(self, "_pipeline", None)
         if pipeline is not None:
             s = _apply_v2(pipeline, s, int(torch.randint(2**31 - 1, (1,), generator=generator)))

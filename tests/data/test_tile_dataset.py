@@ -68,6 +68,21 @@ def test_deferred_normalization_gives_the_same_batches(tmp_path, dtype):
     assert with_v2.batch_normalize is None  # v2 transforms see normalized images
 
 
+@pytest.mark.parametrize("task", ["segmentation", "classification"])
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "float32"])
+@pytest.mark.parametrize("defer", [False, True])
+def test_whole_batches_equal_collated_items(tmp_path, task, dtype, defer):
+    store = _store(tmp_path, task=task, dtype=dtype, bands=3)
+    for augment in (None, Augment()):
+        ds = TileDataset(store, None, augment=augment, seed=1, defer_normalization=defer)
+        keys = [(i, 2) for i in range(len(ds))][::-1]
+        batch, items = ds.__getitems__(keys), collate([ds[k] for k in keys])
+        assert batch.keys() == items.keys()
+        for name in batch:
+            assert batch[name].dtype == items[name].dtype
+            assert torch.equal(batch[name], items[name]), name
+
+
 def test_zarr_fallback_reads_the_same(seg):
     fast = TileDataset(seg, None)
     slow = TileDataset(seg, None)
