@@ -1,5 +1,7 @@
 """`geovision export`: deployable models give the bundle's outputs from raw pixels."""
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -110,3 +112,10 @@ def test_a_file_without_metadata_is_refused(tmp_path):
     torch.jit.save(torch.jit.script(torch.nn.Identity()), str(path))
     with pytest.raises(InputError, match="no geovision metadata"):
         read_export_metadata(path)
+
+
+def test_onnx_without_its_packages_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(InputError, match="pip install onnx onnxscript"):
+        export_model(_bundle(tmp_path, "segmentation"), "onnx", tmp_path / "m.onnx")
+    assert not list(tmp_path.glob("*.onnx*"))
