@@ -17,6 +17,7 @@ file: TorchScript ``_extra_files["geovision.json"]``, ONNX ``metadata_props["geo
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import warnings
@@ -92,9 +93,10 @@ def deployable(bundle: Bundle) -> nn.Module:
     if bundle.task != "detection":
         return _Normalized(bundle.model, mean, std).cpu().eval()
     # The registry's hook that drops background detections is untyped (TorchScript refuses
-    # it); the wrapper drops them instead.
-    bundle.model._forward_hooks.clear()
-    return _NormalizedDetector(bundle.model, mean, std).cpu().eval()
+    # it); the wrapper drops them instead, on a copy so that the bundle's model keeps it.
+    model = copy.deepcopy(bundle.model)
+    model._forward_hooks.clear()
+    return _NormalizedDetector(model, mean, std).cpu().eval()
 
 
 def export_metadata(bundle: Bundle, fmt: str) -> dict[str, Any]:
