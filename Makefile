@@ -23,7 +23,8 @@ test: lint
 	$(BIN)/pytest -q -m "not slow"
 
 demo: $(STAMP)
-	$(BIN)/geovision demo --out $(DEMO) --overwrite
+	rm -rf $(DEMO)
+	$(BIN)/geovision demo --out $(DEMO)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py --out bench-output
