@@ -166,8 +166,21 @@ def _start(config: Any, overrides: tuple[str, ...], resume: Any,
             raise OutputExistsError(
                 f"{session.root}: a run of this name exists; continue it with --resume "
                 f"{session.root}, replace it with --overwrite, or set name=<other>")
+        _check_model(cfg)  # a run is only deleted for one that can start
         shutil.rmtree(session.root)
     return cfg, session, None
+
+
+def _check_model(cfg: TrainConfig) -> None:
+    """Build the configured model for the dataset once, so a bad model config fails first.
+
+    Raises:
+        InputError: the architecture does not exist for the dataset's task (listing the valid
+            names) or its parameters do not fit.
+    """
+    info = read_info(cfg.data.dataset)
+    build_model(info.task, cfg.model.name, in_channels=len(info.bands),
+                num_classes=info.num_classes, params=cfg.model.params)
 
 
 def train(

@@ -45,7 +45,7 @@ def test_resume_equals_uninterrupted_run(seg_store, tmp_path):
 
 
 def test_fresh_run_refuses_existing_session(seg_store, tmp_path):
-    from geovision.errors import OutputExistsError
+    from geovision.errors import InputError, OutputExistsError
 
     cfg = _config(seg_store, tmp_path, "again", 1, None)
     cfg["train"]["max_steps_per_epoch"] = 1
@@ -53,6 +53,10 @@ def test_fresh_run_refuses_existing_session(seg_store, tmp_path):
     with pytest.raises(OutputExistsError, match="--resume"):
         train(cfg)
     assert train(cfg, overwrite=True).epochs == 1
+    bad = {**cfg, "model": {"name": "unet3", "params": {}}}
+    with pytest.raises(InputError, match="unet"):
+        train(bad, overwrite=True)
+    assert (tmp_path / "again" / "model.pt").exists()  # the old run is kept
 
 
 def test_kill_9_after_first_checkpoint_then_resume(seg_store, tmp_path):
