@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
 from geovision.cli import _STATE, cli, cluster_options, command, output_options
-
-# See geovision/inference/__init__.py: set before the command imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 @command(cli, "infer")

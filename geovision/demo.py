@@ -10,7 +10,6 @@ every step, for tests.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import warnings
@@ -21,10 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from geovision.errors import OutputExistsError
-
-# Threads that wait for work sleep instead of spinning: on a busy machine, spinning OpenMP
-# threads slow training on a CPU several-fold (set before torch is imported).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: Steps of the demo, each timed.
 STEPS = 7
