@@ -178,7 +178,7 @@ def run_case(case: str, **kwargs: object) -> dict:
 
 
 def main(out_dir: str = "bench-output", size: int = 8192, window: int = 512,
-         overlap: float = 0.25, batch_size: int = 4, base_channels: int = 16,
+         overlap: float = 0.25, batch_size: int = 4, base_channels: int = 8,
          memory: bool = True) -> dict:
     """Run every case and write ``<out_dir>/infer.json``; return the figures."""
     out = Path(out_dir)
@@ -239,8 +239,8 @@ if __name__ == "__main__":
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--base-channels", type=int, default=16,
-                        help="U-Net width (32 is the registry default; 16 keeps CPU runs short)")
+    parser.add_argument("--base-channels", type=int, default=8,
+                        help="U-Net width (32 is the registry default; 8 keeps CPU runs short)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 4x larger scene")
     a = parser.parse_args()
     main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory)
