@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -33,7 +32,11 @@ CLASSES = ["background", "building", "crop", "forest", "water"]
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """Peak resident set of this process since its exec (see ``_common.peak_rss_mb``)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _common import peak_rss_mb as peak
+
+    return peak()
 
 
 def make_scene(path: Path, size: int) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _common import run_child, write_report  # noqa: E402
+from _common import peak_rss_mb, run_child, write_report  # noqa: E402
 
 
 def make_scene(out_dir: Path, size: int) -> tuple[str, str]:
@@ -115,7 +114,7 @@ if __name__ == "__main__":
             result = child_gdal(*args)
         else:
             result = child_geovision(args[0], args[1], args[2], int(args[3]))
-        result["self_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         sys.exit(0)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
