@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import rasterio
 import shapely
 
 from geovision.cluster import dask_client, run_graph, task
@@ -50,6 +51,8 @@ from geovision.tiling.work import ShardJob, SourceFeatures, build_shard, marker_
 log = logging.getLogger(__name__)
 
 TASKS = ("segmentation", "classification", "detection")
+#: GDAL block cache (MB) while tiling, unless GDAL_CACHEMAX is set.
+GDAL_CACHE_MB = 512
 IGNORE_INDEX = 255
 
 
@@ -185,7 +188,11 @@ def tile(
     fingerprint = _fingerprint(sources, lab, opts, bands)
     dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
 
-    with dask_client(scheduler, workers) as client:
+    # Tasks of one thread share its open datasets, so the scan's decoded blocks serve the
+    # shard pass from GDAL's block cache; cap that cache so memory stays bounded for rasters
+    # larger than it (they are then decoded twice). GDAL_CACHEMAX in the environment wins.
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         if resume and partial.exists():
             check_pending(partial, fingerprint)
             group = open_group(partial)
