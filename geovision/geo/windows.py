@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 from affine import Affine
 
 
@@ -68,18 +67,3 @@ def window_bounds(window: PixelWindow, transform: Affine) -> tuple[float, float,
     x0, y0 = transform @ (window.col, window.row)
     x1, y1 = transform @ (window.col + window.width, window.row + window.height)
     return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
-
-
-def box_sum(integral: np.ndarray, r0: int, c0: int, r1: int, c1: int) -> int:
-    """Sum of a 2-D array over rows [r0, r1) and cols [c0, c1) from its summed-area table.
-
-    ``integral`` must have one extra leading row and column of zeros (see :func:`summed_area`).
-    """
-    return int(integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0])
-
-
-def summed_area(values: np.ndarray) -> np.ndarray:
-    """Summed-area table with a zero first row and column, as int64."""
-    table = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.int64)
-    np.cumsum(np.cumsum(values, axis=0, dtype=np.int64), axis=1, out=table[1:, 1:])
-    return table

@@ -28,7 +28,7 @@ from geovision.geo.raster import (
     select_bands,
 )
 from geovision.geo.vector import Labels, read_labels, to_crs
-from geovision.geo.windows import window_bounds
+from geovision.geo.windows import PixelWindow, window_bounds
 from geovision.tiling.plan import (
     TileRef,
     assign_splits,
@@ -311,8 +311,6 @@ def _plan_arrays(
 
 def _refs_from_plan(src: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                     size: int) -> list[TileRef]:
-    from geovision.geo.windows import PixelWindow
-
     return [TileRef(int(s), PixelWindow(int(r), int(c), size, size))
             for s, r, c in zip(src, rows, cols, strict=True)]
 

@@ -112,7 +112,8 @@ def build_shard(job: ShardJob) -> int:
                 mask[i] = burned[:, cols]
                 counts = np.bincount(mask[i].ravel(), minlength=256)[:k1]
                 class_pixels += counts
-                class_tiles += counts > 0
+                if job.task == "segmentation":
+                    class_tiles += counts > 0
                 labels[i] = int(np.argmax(counts)) if counts.any() else 0
             elif feats is not None:
                 b, lab = _tile_boxes(feats, w, job.min_box_visible)
@@ -128,7 +129,7 @@ def build_shard(job: ShardJob) -> int:
     group["image"][job.start:stop] = image
     if job.task == "segmentation" and mask is not None:
         group["mask"][job.start:stop] = mask
-    if job.task == "classification":
+    if job.task == "classification":  # tiles per class: by each tile's label
         group["label"][job.start:stop] = labels
         class_tiles = np.bincount(labels, minlength=k1)[:k1].astype(np.int64)
 

@@ -8,8 +8,6 @@ from hypothesis import strategies as st
 from geovision.geo.windows import (
     PixelWindow,
     axis_origins,
-    box_sum,
-    summed_area,
     tile_grid,
     window_bounds,
 )
@@ -45,14 +43,3 @@ def test_window_transform_maps_pixel_zero_to_origin():
     w = PixelWindow(row=37, col=81, height=64, width=64)
     assert w.transform(parent) @ (0, 0) == parent @ (81, 37)
     assert window_bounds(w, parent) == (500810.0, 5300000.0 - 1010.0, 501450.0, 5299630.0)
-
-
-@given(st.integers(1, 20), st.integers(1, 20), st.data())
-def test_summed_area_box_sum(h, w, data):
-    values = np.arange(h * w).reshape(h, w) % 7
-    table = summed_area(values)
-    r0 = data.draw(st.integers(0, h - 1))
-    r1 = data.draw(st.integers(r0 + 1, h))
-    c0 = data.draw(st.integers(0, w - 1))
-    c1 = data.draw(st.integers(c0 + 1, w))
-    assert box_sum(table, r0, c0, r1, c1) == values[r0:r1, c0:c1].sum()
