@@ -224,10 +224,23 @@ class ClassTable:
         return coded.astype(np.uint8), dropped
 
     def _codes(self, uniq: np.ndarray) -> np.ndarray:
+        """Id (or _DROP / _BAD) of each value; whole numbers vectorized, others one by one."""
+        if uniq.dtype.kind in "biu":
+            v = uniq.astype(np.int64)
+            if self.by_value:
+                out = np.where((v >= 0) & (v <= MAX_CLASS_ID), v, _BAD).astype(np.int16)
+            else:
+                unlisted = _UNLISTED_ID[self.unlisted]
+                out = np.full(len(v), _DROP if unlisted is None else unlisted, dtype=np.int16)
+            for key, cid in self.values:
+                n = _number(key)
+                if n is not None and n.is_integer():
+                    out[v == int(n)] = cid
+            return out
         out = np.empty(len(uniq), dtype=np.int16)
-        for i, v in enumerate(uniq.tolist()):
+        for i, value in enumerate(uniq.tolist()):
             try:
-                got = self.id_of(v)
+                got = self.id_of(value)
             except InputError:
                 got = _BAD
             out[i] = _DROP if got is None else got
@@ -366,7 +379,7 @@ def parse_class_map(doc: Any, *, source: str = "--class-map") -> ClassTable:
     """
     if not isinstance(doc, Mapping) or not isinstance(doc.get("classes"), Mapping):
         raise InputError(f"{source}: no 'classes' mapping; write classes: {{VALUE: {{id, name, "
-                         "color}}, ...}} (see the README, section Your data)")
+                         f"color}}, ...}} (see the README, section Your data)")
     extra = sorted(set(doc) - {"classes", "unlisted"})
     if extra:
         raise InputError(f"{source}: unknown key(s) {', '.join(map(str, extra))}; a class map "

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import rasterio
 import rasterio.shutil
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioIOError
 from rasterio.io import MemoryFile
@@ -201,7 +202,7 @@ def _values_on_grid(raster: LabelRaster, grid: Grid,
     if window is None:
         return values, covered.astype(bool)
     data = ds.read(raster.band, window=window)
-    w_transform = rasterio.windows.transform(window, src.transform)
+    w_transform = src.transform @ Affine.translation(window.col_off, window.row_off)
     common = {"src_transform": w_transform, "src_crs": src.crs, "src_nodata": None,
               "dst_transform": grid.transform, "dst_crs": grid.crs, "dst_nodata": None,
               "resampling": Resampling.nearest, "tolerance": 0.0, "num_threads": 1}
