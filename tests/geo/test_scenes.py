@@ -14,6 +14,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
 from geovision.errors import InputError
+from geovision.geo.paths import fingerprint
 from geovision.geo.scenes import resolve_scenes, short_names, stack_scene
 from geovision.geo.stac import default_assets, read_stac
 
@@ -267,3 +268,17 @@ def test_scene_opens_in_another_process(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], input=again.path, text=True,
                          capture_output=True, check=True)
     assert int(out.stdout) == int(_read(scene.path).astype(np.int64).sum())
+
+
+def test_stac_item_by_url_reads_assets_over_http(http_root):
+    root, base = http_root
+    _item(root / "item")
+    (remote,) = resolve_scenes([f"{base}/item/S2_TEST.json"], resampling="bilinear")
+    assert remote.files[0] == f"/vsicurl/{base}/item/B02.tif" and remote.given.startswith(base)
+    (local,) = resolve_scenes([root / "item" / "S2_TEST.json"], resampling="bilinear")
+    assert np.array_equal(_read(remote.path), _read(local.path))
+    assert remote.fingerprint() == remote.fingerprint()
+    (tif,) = resolve_scenes([f"{base}/item/B08.tif"])
+    assert tif.path == f"/vsicurl/{base}/item/B08.tif" and tif.name == "B08"
+    fp = fingerprint(tif.path)
+    assert set(fp) == {"path", "gdal"} and fp == fingerprint(tif.path)
