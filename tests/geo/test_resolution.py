@@ -27,7 +27,7 @@ def test_degrees_against_metres_at_the_scene_centre(elev):
     model = PixelSize(30.0, 30.0, CRS.from_epsg(32632).to_wkt())
     match = compare_resolution(model, elev)
     assert match.unit == "metre" and match.model == (30.0, 30.0)
-    left, bottom, right, top = elev.bounds
+    _, bottom, _, top = elev.bounds
     lat = math.radians((bottom + top) / 2)
     # Pixel ground size on a sphere of the WGS 84 mean radius, to 0.5%.
     r = 6_371_008.8
