@@ -188,6 +188,18 @@ class ClassTable:
             raise InputError(_by_value_error([key]))
         return _UNLISTED_ID[self.unlisted]
 
+    def ids_of(self, values: Iterable[Any]) -> np.ndarray:
+        """Class ids of vector features' label values (int16; -1 where a value is dropped).
+
+        An id may be BACKGROUND (burned as 0) or IGNORE_INDEX (burned as 255) when the class
+        map says so.
+
+        Raises:
+            InputError: a value has no class (a table numbering a raster by value).
+        """
+        out = [self.id_of(v) for v in values]
+        return np.array([-1 if i is None else i for i in out], dtype=np.int16)
+
     def map_array(self, values: np.ndarray, *, what: str = "labels") -> tuple[np.ndarray, int]:
         """Class ids of an array of label values, and how many values were dropped.
 

@@ -18,6 +18,7 @@ given                                        GDAL path
 ``/vsizip/scenes.zip/scene.tif``             ``/vsizip//abs/cwd/scenes.zip/scene.tif``
 ``/vsicurl/...``, ``/vsis3/...``, ...        unchanged
 ``<VRTDataset ...>`` (VRT XML text)          unchanged
+``NETCDF:file.nc:var`` (a driver prefix)     unchanged (give the file's absolute path)
 ===========================================  ================================================
 
 Only local paths are ever made absolute, and that with ``os.path.abspath`` (never
@@ -58,6 +59,8 @@ CHAINING = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/", "/vsisub
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _CHAINED = re.compile(r"^/?vsi[a-z0-9_]+/")
+#: GDAL driver-prefixed dataset names (``NETCDF:file.nc:var``, ``HDF5:...``, ``GPKG:...``).
+_DRIVER_PREFIX = re.compile(r"^[A-Z][A-Z0-9_]+:(?!//)")
 
 
 def is_vrt_xml(path: str | os.PathLike[str]) -> bool:
@@ -66,9 +69,10 @@ def is_vrt_xml(path: str | os.PathLike[str]) -> bool:
 
 
 def is_virtual(path: str | os.PathLike[str]) -> bool:
-    """True for GDAL virtual paths (``/vsi...``), URLs and VRT XML text."""
+    """True for GDAL virtual paths (``/vsi...``), URLs, driver-prefixed names and VRT XML."""
     spath = str(path)
-    return spath.startswith("/vsi") or bool(_SCHEME.match(spath)) or is_vrt_xml(spath)
+    return (spath.startswith("/vsi") or bool(_SCHEME.match(spath)) or is_vrt_xml(spath)
+            or bool(_DRIVER_PREFIX.match(spath)))
 
 
 def is_local(path: str | os.PathLike[str]) -> bool:
@@ -91,7 +95,7 @@ def gdal_path(path: str | os.PathLike[str]) -> str:
     relative local archive gets the archive's absolute path.
     """
     spath = os.fspath(path)
-    if is_vrt_xml(spath):
+    if is_vrt_xml(spath) or _DRIVER_PREFIX.match(spath):
         return spath
     if spath.startswith("/vsi"):
         return _absolute_chain(spath)

@@ -142,6 +142,13 @@ def test_class_map_collisions(doc, message):
     assert str(err.value) == message
 
 
+def test_feature_ids_with_a_class_map():
+    table = parse_class_map({"classes": {"water": 1, "forest": 2, "cloud": "ignore",
+                                         "bare": "background"}})
+    ids = table.ids_of(["forest", "water", "cloud", "bare", "road"])
+    assert ids.dtype == np.int16 and ids.tolist() == [2, 1, 255, 0, -1]
+
+
 def test_merging_values_into_one_class():
     table = parse_class_map({"classes": {11: {"id": 1, "name": "water"}, 12: 1,
                                          13: {"id": 1, "color": [0, 0, 255]}}})

@@ -30,6 +30,7 @@ from geovision.geo.paths import (
     ("zip+https://host/a.zip!scene.tif", "/vsizip//vsicurl/https://host/a.zip/scene.tif"),
     ("file:///data/scene.tif", "/data/scene.tif"),
     ("<VRTDataset rasterXSize='1'/>", "<VRTDataset rasterXSize='1'/>"),
+    ("NETCDF:/data/sst.nc:sst", "NETCDF:/data/sst.nc:sst"),
 ])
 def test_gdal_path_forms(given, expected):
     assert gdal_path(given) == expected

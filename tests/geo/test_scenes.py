@@ -128,7 +128,30 @@ def test_cubic_matches_gdal_rasterio_resampling(tmp_path):
     (scene,) = resolve_scenes([item], assets=["B08"], resampling="cubic", resolution=FINE)
     with rasterio.open(tmp_path / "item" / "B08.tif") as src:
         expected = src.read(1, out_shape=(SIZE, SIZE), resampling=Resampling.cubic)
-    assert np.array_equal(_read(scene.path)[0], expected)
+    got = _read(scene.path)[0]
+    assert np.array_equal(got, expected)
+    rng = np.random.default_rng(0)
+    with rasterio.open(scene.path) as ds:
+        for _ in range(20):  # windows agree with the full read (tiles and inference agree)
+            r, c = rng.integers(0, SIZE - 2, 2)
+            h, w = rng.integers(1, SIZE - max(r, c), 2)
+            window = rasterio.windows.Window(c, r, w, h)
+            assert np.array_equal(ds.read(1, window=window), got[r:r + h, c:c + w])
+
+
+def test_average_at_a_non_integer_ratio_warns(tmp_path, caplog):
+    _band(tmp_path / "a.tif", 10, 30, 0)
+    with caplog.at_level("WARNING"):
+        stack_scene([str(tmp_path / "a.tif")], resolution=15, resampling="average")
+    assert "band a is averaged at a ratio of 1.5 between resolutions" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        stack_scene([str(tmp_path / "a.tif")], resolution=20, resampling="average")
+        stack_scene([str(tmp_path / "a.tif")], resolution=15, resampling="bilinear")
+    assert not caplog.text
+    with pytest.raises(InputError, match="--resampling: 'lanczos' is not a choice; choose one "
+                                         "of nearest, bilinear, cubic, average"):
+        stack_scene([str(tmp_path / "a.tif")], resampling="lanczos")
 
 
 def test_coarser_resolution_averages(tmp_path):
