@@ -90,7 +90,8 @@ class SceneSource:
         """A source record for ``attrs.sources`` (plain values; the VRT text included)."""
         g = self.grid
         return {
-            "name": self.name, "path": self.given, "kind": self.kind,
+            "name": self.name, "kind": self.kind,
+            "path": self.files[0] if self.kind == "file" else self.given,
             "vrt": self.path if self.is_vrt else None,
             "bands": list(self.bands), "band_names": list(self.band_names),
             "files": list(self.files), "resampling": self.resampling,

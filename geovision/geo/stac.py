@@ -3,7 +3,11 @@
 A STAC Item describes one scene whose bands are assets (often one file per band, at
 different resolutions). geovision reads items from local JSON files or http(s) URLs (with
 pystac), in three forms: an Item, an ItemCollection (a GeoJSON FeatureCollection of items),
-or a Catalog / Collection (its items, recursively).
+or a Catalog / Collection (its items, recursively). Inputs taken as STAC documents: local
+``*.json`` files, and http(s) URLs ending in ``.json``, with ``/items/`` in their path (STAC
+API items) or without a file suffix. Asset hrefs (relative ones resolved against the item's
+location) are read by GDAL: ``https://`` through ``/vsicurl/``, ``s3://`` through
+``/vsis3/`` (see :func:`geovision.geo.paths.gdal_path`).
 
 Assets are picked by name (``--assets B04,B03,B02,B08``, in that order). By default
 (:func:`default_assets`) every asset that is a raster of data, in the order the item lists
@@ -62,9 +66,16 @@ class StacItem:
 
 
 def looks_like_stac(path: str) -> bool:
-    """True for inputs read as STAC documents: ``.json`` files and URLs."""
-    return urlparse(path).path.lower().endswith(".json") if "://" in path else (
-        path.lower().endswith(".json"))
+    """True for inputs read as STAC documents rather than rasters.
+
+    Local files ending in ``.json``; http(s) URLs ending in ``.json``, or whose path has
+    ``/items/`` (a STAC API item) or no file suffix at all.
+    """
+    if path.startswith(("http://", "https://")):
+        url_path = urlparse(path).path
+        last = url_path.rstrip("/").rsplit("/", 1)[-1]
+        return url_path.lower().endswith(".json") or "/items/" in url_path or "." not in last
+    return "://" not in path and not path.startswith("/vsi") and path.lower().endswith(".json")
 
 
 def read_stac(href: str) -> list[StacItem]:

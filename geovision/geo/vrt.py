@@ -97,9 +97,9 @@ def band_files(name: str, path: str) -> list[BandFile]:
         raise InputError(f"{path}: raster has no CRS; assign one first "
                          "(gdal_edit.py -a_srs EPSG:XXXX)")
     t = grid.transform
-    if t.b or t.d or t.is_identity:
-        raise InputError(f"{path}: rotated, sheared or missing geotransform {tuple(t)[:6]}; "
-                         "warp it to a north-up grid first (gdalwarp)")
+    if t.b or t.d or t.is_identity or t.e >= 0:
+        raise InputError(f"{path}: rotated, sheared, south-up or missing geotransform "
+                         f"{tuple(t)[:6]}; warp it to a north-up grid first (gdalwarp)")
     return [
         BandFile(name=name if count == 1 else f"{name}.{b}", path=path, band=b, grid=grid,
                  dtype=dtypes[b - 1], nodata=nodatas[b - 1],
@@ -150,8 +150,9 @@ def stack_vrt(bands: Sequence[BandFile], grid: Grid, resampling: str = "nearest"
 
     The VRT's bands have one data type (the smallest that holds every band's values) and one
     nodata value (the first band's that has one), so that a pixel's validity reads the same
-    in every band; a band whose own nodata differs has its nodata pixels mapped to it.
-    Band descriptions are the bands' names.
+    in every band; a band whose own nodata differs has its nodata pixels mapped to it (and a
+    band without nodata takes it too). Pixels of the grid that a band does not cover are
+    nodata (0 without one). Band descriptions are the bands' names.
 
     Raises:
         InputError: an unknown resampling, or a data type GDAL cannot stack.

@@ -223,6 +223,18 @@ def test_stack_of_band_files_equals_the_item(tmp_path):
         stack_scene([str(p) for p in bands.iterdir()], assets=["B05"])
 
 
+def test_what_is_read_as_stac():
+    from geovision.geo.stac import looks_like_stac
+
+    for stac in ("item.json", "/data/items/S2.JSON", "https://h/a/item.json",
+                 "https://earth-search.aws.element84.com/v1/collections/s2/items/S2B_1",
+                 "https://h/stac/item"):
+        assert looks_like_stac(stac), stac
+    for raster in ("scene.tif", "https://h/a/scene.tif", "/vsicurl/https://h/item.json",
+                   "s3://b/item.json"):
+        assert not looks_like_stac(raster), raster
+
+
 def test_short_names():
     assert short_names(["LC08_X_SR_B4", "LC08_X_SR_B5"]) == ["B4", "B5"]
     assert short_names(["B02", "B03"]) == ["B02", "B03"]
