@@ -68,14 +68,15 @@ class StacItem:
 def looks_like_stac(path: str) -> bool:
     """True for inputs read as STAC documents rather than rasters.
 
-    Local files ending in ``.json``; http(s) URLs ending in ``.json``, or whose path has
-    ``/items/`` (a STAC API item) or no file suffix at all.
+    Paths ending in ``.json`` (only local files and http(s) URLs can be read; others get
+    an error saying so); http(s) URLs whose path has ``/items/`` (a STAC API item) or no
+    file suffix at all.
     """
     if path.startswith(("http://", "https://")):
         url_path = urlparse(path).path
         last = url_path.rstrip("/").rsplit("/", 1)[-1]
         return url_path.lower().endswith(".json") or "/items/" in url_path or "." not in last
-    return "://" not in path and not path.startswith("/vsi") and path.lower().endswith(".json")
+    return path.split("?", 1)[0].lower().endswith(".json")
 
 
 def read_stac(href: str) -> list[StacItem]:

@@ -230,9 +230,12 @@ def test_what_is_read_as_stac():
                  "https://earth-search.aws.element84.com/v1/collections/s2/items/S2B_1",
                  "https://h/stac/item"):
         assert looks_like_stac(stac), stac
-    for raster in ("scene.tif", "https://h/a/scene.tif", "/vsicurl/https://h/item.json",
-                   "s3://b/item.json"):
+    for raster in ("scene.tif", "https://h/a/scene.tif", "/vsis3/b/scene.tif"):
         assert not looks_like_stac(raster), raster
+    with pytest.raises(InputError, match=re.escape(
+            "s3://b/item.json: STAC documents are read from local files or http(s) URLs; give "
+            "the item's https URL, or download it")):
+        resolve_scenes(["s3://b/item.json"])
 
 
 def test_short_names():
