@@ -197,18 +197,20 @@ def _values_on_grid(raster: LabelRaster, grid: Grid,
             covered[part] = True
         return values, covered
     window = _source_window(src, grid)
-    values = np.zeros(grid.shape, dtype=raster.dtype)
-    covered = np.zeros(grid.shape, dtype=np.uint8)
     if window is None:
-        return values, covered.astype(bool)
+        return np.zeros(grid.shape, dtype=raster.dtype), np.zeros(grid.shape, dtype=bool)
     data = ds.read(raster.band, window=window)
-    w_transform = src.transform @ Affine.translation(window.col_off, window.row_off)
-    common = {"src_transform": w_transform, "src_crs": src.crs, "src_nodata": None,
-              "dst_transform": grid.transform, "dst_crs": grid.crs, "dst_nodata": None,
-              "resampling": Resampling.nearest, "tolerance": 0.0, "num_threads": 1}
-    reproject(data, values, **common)
-    reproject(np.ones(data.shape, dtype=np.uint8), covered, **common)
-    return values, covered.astype(bool)
+    # Band 2 is all ones: where it lands, the target pixel's centre lies on the label raster
+    # (one warp computes both, with the same coordinate transforms).
+    pair = np.ones((2, *data.shape), dtype=np.result_type(data.dtype, np.uint8))
+    pair[0] = data
+    out = np.zeros((2, *grid.shape), dtype=pair.dtype)
+    reproject(pair, out, src_transform=src.transform @ Affine.translation(window.col_off,
+                                                                          window.row_off),
+              src_crs=src.crs, src_nodata=None, dst_transform=grid.transform,
+              dst_crs=grid.crs, dst_nodata=None, resampling=Resampling.nearest,
+              tolerance=0.0, num_threads=1)
+    return out[0].astype(raster.dtype, copy=False), out[1] == 1
 
 
 def _aligned_offset(src: Grid, dst: Grid) -> tuple[int, int] | None:
