@@ -201,7 +201,7 @@ def file_scene(path: str, *, assets: Sequence[str] | None = None,
     """
     gpath = gdal_path(path)
     bands = band_files(display_name(gpath), gpath)
-    names = [_description(gpath, b.band) for b in bands]
+    names = _descriptions(gpath)
     if assets:
         picked = []
         for want in assets:
@@ -226,10 +226,11 @@ def file_scene(path: str, *, assets: Sequence[str] | None = None,
                        band_names=tuple(b.name for b in chosen), grid=grid, files=(gpath,))
 
 
-def _description(path: str, band: int) -> str:
+def _descriptions(path: str) -> list[str]:
+    """Band names of a raster: its band descriptions, else ``band1``, ``band2``, ..."""
     try:
         with rasterio.open(path) as ds:
-            return ds.descriptions[band - 1] or f"band{band}"
+            return [d or f"band{i}" for i, d in enumerate(ds.descriptions, start=1)]
     except RasterioIOError as exc:  # opened a moment ago by band_files
         raise InputFileError(f"{path}: not a readable raster") from exc
 

@@ -41,7 +41,6 @@ from rasterio.errors import RasterioIOError
 
 from geovision.errors import InputError, InputFileError
 from geovision.geo.grid import Grid
-from geovision.geo.paths import display_name
 
 log = logging.getLogger(__name__)
 
@@ -220,13 +219,3 @@ def _same(a: float, b: float) -> bool:
 
 def _whole(x: float) -> bool:
     return abs(x - round(x)) < 1e-9
-
-
-def band_names_of(path: str) -> list[str]:
-    """Band names of a raster: its band descriptions, else ``band1``, ``band2``, ..."""
-    try:
-        with rasterio.open(path) as ds:
-            return [d or f"band{i}" for i, d in enumerate(ds.descriptions, start=1)]
-    except RasterioIOError as exc:
-        raise InputFileError(f"{display_name(path)}: not a readable raster "
-                             f"({str(exc).strip().splitlines()[0]})") from exc
