@@ -8,7 +8,7 @@ pixel). Only the part of the label raster under the window is read. Then:
 
 - label nodata -> ``IGNORE_INDEX``;
 - target pixels outside the label raster -> ``fill`` (the ``unlabeled`` rule's value);
-- other values -> class ids through a :class:`~geovision.geo.classmap.ClassTable`: a class
+- other values -> class ids through a :class:`~geovision.geo.classes.ClassTable`: a class
   map's, else the raster's own values (with names from its category names or attribute
   table and colours from its colour table, when it has them; see :func:`label_classes`).
 """
@@ -31,7 +31,7 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from geovision.errors import InputError, InputFileError
-from geovision.geo.classmap import BACKGROUND, IGNORE_INDEX, ClassTable, classes_by_value
+from geovision.geo.classes import BACKGROUND, IGNORE_INDEX, ClassTable, classes_by_value
 from geovision.geo.grid import Grid
 from geovision.geo.paths import display_name, gdal_path
 from geovision.geo.raster import open_raster

@@ -16,7 +16,7 @@ from geovision.geo.aoi import (
     valid_share,
     window_inside,
 )
-from geovision.geo.classmap import IGNORE_INDEX, classes_from_values
+from geovision.geo.classes import IGNORE_INDEX, classes_from_values
 from geovision.geo.grid import Grid
 from geovision.geo.windows import PixelWindow
 
