@@ -1,0 +1,188 @@
+"""Class names of the two sides of a score, and the one class list they are matched on.
+
+Classes are matched by name, never by value: a prediction value 3 named ``water`` meets the
+reference ``water`` whatever its value there. A name found on one side only stays in the
+class list (its row or column of the confusion matrix is empty) and is reported; nothing is
+guessed from similar names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import yaml
+
+from geovision.errors import InputError, InputFileError
+
+#: The two sides of a score.
+PREDICTIONS, LABELS = "predictions", "labels"
+
+
+def raster_class_names(ds: rasterio.io.DatasetReader) -> dict[int, str] | None:
+    """The class names a class raster carries in its metadata, or None.
+
+    geovision's writers store ``classes`` (JSON ``[{id, name}, ...]``) in the dataset tags and
+    ``class_<id>`` in band 1's tags; either is read.
+    """
+    tags = ds.tags()
+    text = tags.get("classes")
+    if text:
+        try:
+            records = json.loads(text)
+            return {int(r["id"]): str(r["name"]) for r in records}
+        except (ValueError, TypeError, KeyError):
+            pass
+    band = ds.tags(1)
+    named = {int(k[6:]): str(v) for k, v in band.items()
+             if k.startswith("class_") and k[6:].isdigit()}
+    return named or None
+
+
+def read_class_map(path: str | Path) -> dict[int, str]:
+    """Read a class map file: raster values and the class names they stand for.
+
+    Accepted forms (YAML or JSON)::
+
+        {10: forest, 20: water}                     # value -> name
+        {10: {name: forest, color: "#00aa00"}}      # value -> record
+        {forest_code: {id: 10, name: forest}}       # the record's id is the value
+        [{id: 10, name: forest}, ...]               # geovision's class list
+        {classes: <any of the above>}
+
+    Raises:
+        InputFileError: the file is missing or not YAML/JSON.
+        InputError: an entry has no name, a value is not a whole number, or two entries
+            claim one value.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: class map not found (--class-map)")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{p}: not a YAML or JSON class map ({exc})") from exc
+    if isinstance(doc, dict) and set(doc) == {"classes"}:
+        doc = doc["classes"]
+    items: list[tuple[Any, Any]]
+    if isinstance(doc, list):
+        items = [(None, r) for r in doc]
+    elif isinstance(doc, dict):
+        items = list(doc.items())
+    else:
+        raise InputError(f"{p}: a class map is a mapping of value to name or a list of "
+                         "{id, name}; found " + type(doc).__name__)
+    out: dict[int, str] = {}
+    for key, entry in items:
+        value, name = key, entry
+        if isinstance(entry, dict):
+            if "name" not in entry:
+                raise InputError(f"{p}: entry {key if key is not None else entry} has no "
+                                 "'name'")
+            name = entry["name"]
+            value = entry.get("id", key)
+        if not isinstance(name, (str, int, float)):
+            raise InputError(f"{p}: entry {key}: the name must be text, found {name!r}")
+        try:
+            number = int(str(value).strip())
+        except ValueError:
+            raise InputError(f"{p}: '{value}' is not a whole-number raster value (give "
+                             "'id' for entries keyed by another value)") from None
+        if number in out:
+            raise InputError(f"{p}: value {number} is named twice ('{out[number]}', "
+                             f"'{name}')")
+        out[number] = str(name)
+    if not out:
+        raise InputError(f"{p}: the class map names no class")
+    return out
+
+
+@dataclass
+class ClassList:
+    """The classes of a score: the union of both sides' names, in order of appearance.
+
+    Index ``k`` is row ``k`` and column ``k`` of the confusion matrix. Predictions' classes
+    come first (in the order of their values), then names found only in the labels.
+
+    Attributes:
+        names: class names by index.
+        values: per name, its value on each side where it has one (``{side: value}``).
+        sides: per name, the sides it was found on.
+    """
+
+    names: list[str] = field(default_factory=list)
+    values: dict[str, dict[str, int]] = field(default_factory=dict)
+    sides: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, name: str, side: str, value: int | None = None) -> int:
+        """The index of ``name`` (added at the end if new), found on ``side``.
+
+        Args:
+            name: the class name.
+            side: :data:`PREDICTIONS` or :data:`LABELS`.
+            value: its raster or field value on that side, if it has one (the first kept).
+        """
+        if name not in self.sides:
+            self.names.append(name)
+            self.sides[name] = set()
+            self.values[name] = {}
+        self.sides[name].add(side)
+        if value is not None:
+            self.values[name].setdefault(side, int(value))
+        return self.names.index(name)
+
+    def index(self, name: str) -> int:
+        """The index of a known name."""
+        return self.names.index(name)
+
+    def on(self, side: str) -> list[str]:
+        """Names found on ``side``."""
+        return [n for n in self.names if side in self.sides[n]]
+
+    def only_on(self, side: str) -> list[str]:
+        """Names found on ``side`` and not on the other."""
+        return [n for n in self.names if self.sides[n] == {side}]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """The ``classes`` record of score.json."""
+        return [{"index": i, "name": n,
+                 "prediction_value": self.values[n].get(PREDICTIONS),
+                 "label_value": self.values[n].get(LABELS),
+                 "in_predictions": PREDICTIONS in self.sides[n],
+                 "in_labels": LABELS in self.sides[n]}
+                for i, n in enumerate(self.names)]
+
+
+@dataclass(frozen=True)
+class ValueLookup:
+    """Raster values to class indices: a sorted table searched with numpy.
+
+    Attributes:
+        values: sorted known raster values.
+        indices: the class index of each value.
+    """
+
+    values: np.ndarray
+    indices: np.ndarray
+
+    @classmethod
+    def of(cls, mapping: dict[int, int]) -> ValueLookup:
+        """A lookup from ``{raster value: class index}``."""
+        keys = np.array(sorted(mapping), dtype=np.float64)
+        return cls(keys, np.array([mapping[int(k)] for k in keys], dtype=np.int64))
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        """Class index of every pixel; -1 where the value is not in the table."""
+        flat = data.astype(np.float64, copy=False)
+        if len(self.values) == 0:
+            return np.full(data.shape, -1, dtype=np.int64)
+        pos = np.clip(np.searchsorted(self.values, flat), 0, len(self.values) - 1)
+        hit = self.values[pos] == flat
+        return np.where(hit, self.indices[pos], -1)
