@@ -260,6 +260,11 @@ def summarize(tally: Tally, classes: ClassList, opts: ScoreOptions) -> dict[str,
             "interval": f"percentiles {(1 - CONFIDENCE) / 2 * 100:g} and "
                         f"{(1 + CONFIDENCE) / 2 * 100:g} of the replicates",
             "se": "standard deviation of the replicates",
+            "replicates_defined": (int(np.isfinite(reps.overall_accuracy).sum())
+                                   if reps is not None else 0),
+            "undefined": "a replicate that draws no pixel of a mapped class leaves the "
+                         "estimates that need that class undefined; intervals come from the "
+                         "replicates where they are defined",
         },
         "total_area": total_area,
         "overall_accuracy": _estimate(

@@ -151,13 +151,15 @@ def point_estimates(sample: np.ndarray, mapped_area: np.ndarray) -> PointEstimat
     """The point estimates of :func:`stratified_estimates`, vectorized.
 
     ``sample`` may carry leading dimensions before its ``(q, q)`` (e.g. bootstrap replicates,
-    each its own sample); ``mapped_area`` is the same for all. A stratum without sample units
-    adds nothing to ``p_ij`` (its accuracy is then undefined, NaN).
+    each its own sample); ``mapped_area`` is the same for all. A class that the map does not
+    hold (``W_i = 0``) adds nothing; a mapped class without sample units leaves ``p_ij``
+    undefined, so every estimate that needs its row is NaN.
     """
     n = np.asarray(sample, dtype=np.float64)
     mapped = np.asarray(mapped_area, dtype=np.float64)
     w = mapped / mapped.sum()
-    share = np.nan_to_num(_ratio(n, n.sum(axis=-1, keepdims=True)))   # n_ij / n_i.
+    share = _ratio(n, n.sum(axis=-1, keepdims=True))                   # n_ij / n_i.
+    share = np.where((w == 0)[:, None], 0.0, share)
     p = w[:, None] * share
     diag = np.diagonal(p, axis1=-2, axis2=-1)
     return PointEstimates(
