@@ -116,8 +116,8 @@ def match_crs(pred_crs: Any, labels: gpd.GeoDataFrame) -> ProjCRS:
 
 def _footprint(transform: Affine, width: int, height: int, crs: Any, target: ProjCRS) -> Any:
     """A raster's footprint as a polygon in ``target`` (edges densified before reprojection)."""
-    x0, y0 = transform * (0, 0)
-    x1, y1 = transform * (width, height)
+    x0, y0 = transform @ (0, 0)
+    x1, y1 = transform @ (width, height)
     box = shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
     src = ProjCRS.from_user_input(crs)
     if src.equals(target):

@@ -23,7 +23,7 @@ def save_figure(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
+        fig.savefig(tmp, dpi=100)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
@@ -41,7 +41,7 @@ def plot_confusion(matrix: np.ndarray, names: Sequence[str], path: Path, *,
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     n = len(names)
     side = max(4.0, 0.7 * n + 2)
-    fig, ax = plt.subplots(figsize=(side + 1, side))
+    fig, ax = plt.subplots(figsize=(side + 1, side), layout="constrained")
     im = ax.imshow(share, vmin=0, vmax=1, cmap="Blues")
     ax.set_xticks(range(n), list(names), rotation=45, ha="right")
     ax.set_yticks(range(n), list(names))
@@ -62,7 +62,7 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], labels: dict[s
                 path: Path, *, x_label: str, y_label: str, title: str,
                 diagonal: bool = False) -> Path:
     """One line per class: ``curves[name] = (x, y)``, legend ``labels[name]``."""
-    fig, ax = plt.subplots(figsize=(6.5, 5))
+    fig, ax = plt.subplots(figsize=(6.5, 5), layout="constrained")
     for i, (name, (x, y)) in enumerate(curves.items()):
         ax.plot(x, y, color=f"C{i % 10}", lw=1.6, label=labels.get(name, name))
     if diagonal:
@@ -85,7 +85,7 @@ def plot_reliability(lower: np.ndarray, upper: np.ndarray, confidence: np.ndarra
                      title: str) -> Path:
     """Reliability diagram: accuracy against confidence per bin, with the bins' counts."""
     fig, (ax, axc) = plt.subplots(2, 1, figsize=(6, 6.5), sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1]})
+                                  gridspec_kw={"height_ratios": [3, 1]}, layout="constrained")
     width = upper - lower
     filled = count > 0
     ax.bar(lower[filled], accuracy[filled], width=width[filled], align="edge",
