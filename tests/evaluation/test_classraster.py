@@ -286,3 +286,18 @@ def test_errors_name_the_option(lux_scene: Scene, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"field 'KIND' not found"):
         score(lux_scene.prediction, lux_scene.labels, tmp_path / "d",
               ScoreOptions(class_field="KIND"))
+
+
+def test_unlabeled_pixels_can_be_left_out(lux_scene: Scene, tmp_path: Path) -> None:
+    """unlabeled='ignore': only pixels inside a label polygon have a reference."""
+    doc = score(lux_scene.prediction, lux_scene.labels, tmp_path / "s",
+                ScoreOptions(class_field="NAME_1", unlabeled="ignore", **FAST)).document
+    scored = (lux_scene.predicted != NODATA) & (lux_scene.truth > 0)
+    expected = confusion_by_name(lux_scene.truth, lux_scene.names, lux_scene.predicted,
+                                 lux_scene.names, scored, names_of(doc))
+    matrix = np.array(doc["confusion_matrix"]["pixels"])
+    assert np.array_equal(matrix, expected)
+    assert matrix[names_of(doc).index("background")].sum() == 0
+    assert doc["only_in_predictions"] == ["background"]
+    assert doc["excluded"]["no_reference"] == int(
+        ((lux_scene.predicted != NODATA) & (lux_scene.truth == 0)).sum())
