@@ -162,7 +162,10 @@ class ClassList:
 
 @dataclass(frozen=True)
 class ValueLookup:
-    """Raster values to class indices: a sorted table searched with numpy.
+    """Raster values to class indices.
+
+    Rasters of 8- and 16-bit integers index a table covering every value of their type
+    (65,536 entries at most); wider types search the sorted known values.
 
     Attributes:
         values: sorted known raster values.
@@ -175,14 +178,22 @@ class ValueLookup:
     @classmethod
     def of(cls, mapping: dict[int, int]) -> ValueLookup:
         """A lookup from ``{raster value: class index}``."""
-        keys = np.array(sorted(mapping), dtype=np.float64)
+        keys = np.array(sorted(mapping), dtype=np.int64)
         return cls(keys, np.array([mapping[int(k)] for k in keys], dtype=np.int64))
 
     def __call__(self, data: np.ndarray) -> np.ndarray:
-        """Class index of every pixel; -1 where the value is not in the table."""
-        flat = data.astype(np.float64, copy=False)
+        """Class index (int32) of every pixel; -1 where the value is not in the table."""
+        if data.dtype.kind in "iu" and data.dtype.itemsize <= 2:
+            info = np.iinfo(data.dtype)
+            table = np.full(int(info.max) - int(info.min) + 1, -1, dtype=np.int32)
+            inside = (self.values >= info.min) & (self.values <= info.max)
+            table[self.values[inside] - int(info.min)] = self.indices[inside]
+            if info.min == 0:
+                return table[data]
+            return table[data.astype(np.int32) - int(info.min)]
         if len(self.values) == 0:
-            return np.full(data.shape, -1, dtype=np.int64)
+            return np.full(data.shape, -1, dtype=np.int32)
+        flat = data.astype(np.int64, copy=False)
         pos = np.clip(np.searchsorted(self.values, flat), 0, len(self.values) - 1)
         hit = self.values[pos] == flat
-        return np.where(hit, self.indices[pos], -1)
+        return np.where(hit, self.indices[pos], -1).astype(np.int32)

@@ -90,7 +90,7 @@ class VectorReference:
         hits = np.sort(self.tree.query(shapely.box(*window_bounds(window,
                                                                   self.grid.transform))))
         burned = _burn(self.geoms[hits], self.burn_values[hits], window, self.grid)
-        out = burned.astype(np.int64) - 1
+        out = burned.astype(np.int32) - 1
         if self.background is not None:
             out[burned == 0] = self.background
         return out

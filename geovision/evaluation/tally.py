@@ -9,6 +9,8 @@ bootstrap replicate the area matrix re-weighted by the replicate's block counts
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from geovision.evaluation.estimators import bootstrap_weights
@@ -71,13 +73,25 @@ class Tally:
         cols = window.col + np.arange(window.width)
         brow, bcol = rows // self.block, cols // self.block
         n_bcol = int(bcol[-1] - bcol[0] + 1)
-        cell = (brow - brow[0])[:, None] * n_bcol + (bcol - bcol[0])[None, :]
-        n_cells = int(cell.max() + 1)
-        code = (cell[scored] * k + reference[scored]) * k + predicted[scored]
+        n_cells = int(brow[-1] - brow[0] + 1) * n_bcol
         size = n_cells * k * k
-        counts = np.bincount(code, minlength=size).reshape(n_cells, k, k)
-        pixel_area = np.broadcast_to(row_area[:, None], scored.shape)[scored]
-        area = np.bincount(code, weights=pixel_area, minlength=size).reshape(n_cells, k, k)
+        kind: type[np.signedinteger[Any]] = np.int32 if size < 2**31 else np.int64
+        # code = (cell * k + reference) * k + predicted, from per-row and per-column parts
+        row_part = ((brow - brow[0]) * n_bcol * k * k).astype(kind)
+        col_part = ((bcol - bcol[0]) * k * k).astype(kind)
+        code: np.ndarray = reference.astype(kind) * k
+        code += predicted.astype(kind, copy=False)
+        code += row_part[:, None]
+        code += col_part[None, :]
+        picked = code[scored]
+        counts = np.bincount(picked, minlength=size).reshape(n_cells, k, k)
+        area: np.ndarray
+        if np.all(row_area == row_area[0]):
+            area = counts * float(row_area[0])
+        else:
+            pixel_area = np.broadcast_to(row_area[:, None], scored.shape)[scored]
+            area = np.bincount(picked, weights=pixel_area, minlength=size).reshape(
+                n_cells, k, k)
         self.counts += counts.sum(axis=0)
         self.area += area.sum(axis=0)
         busy = np.flatnonzero(counts.reshape(n_cells, -1).sum(axis=1))
