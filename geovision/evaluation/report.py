@@ -142,11 +142,14 @@ def _area(value: Any, unit: str) -> str:
     return f"{value:,.1f}"
 
 
-def _ci(est: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
+def _ci(est: dict[str, Any], unit: str | None = None) -> str:
+    """``[low, high]`` of an estimate: areas (in ``unit``) like :func:`_area`, else 3 digits."""
     if est["ci95"] is None or est["ci95"][0] is None:
         return "–"
-    lo, hi = (v * scale if v is not None else None for v in est["ci95"])
-    return f"[{_num(lo, digits)}, {_num(hi, digits)}]"
+    lo, hi = est["ci95"]
+    if unit is not None:
+        return f"[{_area(lo, unit)}, {_area(hi, unit)}]"
+    return f"[{_num(lo)}, {_num(hi)}]"
 
 
 def _table(head: list[str], rows: list[list[str]]) -> list[str]:
@@ -160,7 +163,6 @@ def markdown_class_raster(doc: dict[str, Any]) -> str:
     names = [c["name"] for c in doc["classes"]]
     unit = doc["area"]["unit"]
     area_unit = "km²" if unit == "m2" else "CRS units²"
-    scale = 1e-6 if unit == "m2" else 1.0
     adj = doc["area_adjusted"]
     boot = adj["bootstrap"]
     lines = [
@@ -204,7 +206,7 @@ def markdown_class_raster(doc: dict[str, Any]) -> str:
         ["class", f"mapped area ({area_unit})", f"estimated area ({area_unit})", "95% CI",
          "user's acc.", "95% CI", "producer's acc.", "95% CI"],
         [[n, _area(v["mapped_area"], unit), _area(v["area"]["estimate"], unit),
-          _ci(v["area"], scale, 4 if unit == "m2" else 1),
+          _ci(v["area"], unit),
           _num(v["users_accuracy"]["estimate"]), _ci(v["users_accuracy"]),
           _num(v["producers_accuracy"]["estimate"]), _ci(v["producers_accuracy"])]
          for n, v in adj["per_class"].items()])

@@ -301,3 +301,30 @@ def test_unlabeled_pixels_can_be_left_out(lux_scene: Scene, tmp_path: Path) -> N
     assert doc["only_in_predictions"] == ["background"]
     assert doc["excluded"]["no_reference"] == int(
         ((lux_scene.predicted != NODATA) & (lux_scene.truth == 0)).sum())
+
+
+def test_raster_labels_without_nodata_cover_only_their_footprint(tmp_path: Path) -> None:
+    """A label raster with no nodata value: 0 inside it is a class, outside it is no reference."""
+    pred = np.zeros((40, 40), np.uint8)
+    pred[:, 20:] = 1
+    names = {0: "background", 1: "water"}
+    path = write_class_raster(tmp_path / "p.class.tif", pred, "EPSG:32633",
+                              rasterio.Affine(10, 0, 500000, 0, -10, 6000000), names)
+    ref = np.zeros((20, 40), np.uint8)                 # the northern half, 0 and 1
+    ref[:, 30:] = 1
+    ref_path = write_class_raster(tmp_path / "ref.tif", ref, "EPSG:32633",
+                                  rasterio.Affine(10, 0, 500000, 0, -10, 6000000), None,
+                                  nodata=None)
+    doc = score(path, ref_path, tmp_path / "s",
+                ScoreOptions(class_map=None, replicates=0)).document
+    assert doc["labels"]["names_from"] == "values"
+    assert names_of(doc) == ["background", "water", "0", "1"]
+    assert doc["only_in_labels"] == ["0", "1"]                  # not guessed as names
+    assert doc["excluded"]["no_reference"] == 20 * 40
+    assert np.array(doc["confusion_matrix"]["pixels"]).tolist() == [
+        [0, 0, 0, 0], [0, 0, 0, 0], [20 * 20, 20 * 10, 0, 0], [0, 20 * 10, 0, 0]]
+    (tmp_path / "map.yaml").write_text("0: background\n1: water\n")
+    doc = score(path, ref_path, tmp_path / "t",
+                ScoreOptions(class_map=str(tmp_path / "map.yaml"), replicates=0)).document
+    assert np.array(doc["confusion_matrix"]["pixels"]).tolist() == [
+        [20 * 20, 20 * 10], [0, 20 * 10]]
