@@ -9,9 +9,17 @@
   (torchmetrics) of class probabilities and of matched detections.
 
 Nothing here imports torch until detections or curves are computed.
+
+Example::
+
+    from geovision.evaluation import ScoreOptions, score
+
+    result = score("out/scene.class.tif", "labels.gpkg", "score/",
+                   ScoreOptions(class_field="kind", aoi="aoi.gpkg"))
+    print(result.summary())       # score/score.json, score/report.md, confusion_matrix.png
 """
 
-from geovision.evaluation.api import ScoreResult, score
+from geovision.evaluation.api import ScoreResult, is_complete, score
 from geovision.evaluation.options import ScoreOptions, option_specs
 
-__all__ = ["ScoreOptions", "ScoreResult", "option_specs", "score"]
+__all__ = ["ScoreOptions", "ScoreResult", "is_complete", "option_specs", "score"]

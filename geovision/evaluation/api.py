@@ -65,6 +65,11 @@ class ScoreResult:
                 f"{_f(d['map'])}; {d['detections']} detections of {d['objects']} objects")
 
 
+def is_complete(out_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``out_dir`` holds a finished score (its score.json, written last)."""
+    return (Path(out_dir) / SCORE_JSON).is_file()
+
+
 def prediction_kind(path: str) -> str:
     """``detections`` for a vector file (by suffix), else ``class_raster``.
 

@@ -10,6 +10,7 @@ typed. This module imports neither torch nor click.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from dataclasses import dataclass, field
 from typing import Any
@@ -107,6 +108,27 @@ class ScoreOptions:
     def to_json(self) -> dict[str, Any]:
         """The options as plain values (recorded in score.json)."""
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], *, source: str = "options") -> ScoreOptions:
+        """Options from plain values (a job step's parameters), checked.
+
+        Args:
+            values: ``{field name: value}``; dashes in names are read as underscores.
+            source: where the values come from, for messages.
+
+        Raises:
+            InputError: an unknown name (with the closest known one) or a bad value.
+        """
+        names = [f.name for f in dataclasses.fields(cls)]
+        clean = {str(k).replace("-", "_"): v for k, v in values.items()}
+        unknown = [k for k in clean if k not in names]
+        if unknown:
+            near = difflib.get_close_matches(unknown[0], names, n=1)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            raise InputError(f"{source}: unknown score option '{unknown[0]}'{hint}; options "
+                             f"are: {', '.join(names)}")
+        return cls(**clean).check()
 
 
 def flag(name: str) -> str:

@@ -15,7 +15,7 @@ from rasterio.features import rasterize
 from rasterio.warp import Resampling, reproject
 
 from geovision.errors import InputError, OutputExistsError
-from geovision.evaluation import ScoreOptions, score
+from geovision.evaluation import ScoreOptions, is_complete, score
 from geovision.inference.writers import NODATA
 from tests.evaluation.conftest import (
     Scene,
@@ -232,7 +232,9 @@ def test_outputs_are_never_overwritten_unless_asked(lux_scene: Scene, tmp_path: 
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     opts = ScoreOptions(class_field="NAME_1", replicates=0)
+    assert not is_complete(out)
     score(lux_scene.prediction, lux_scene.labels, out, opts)
+    assert is_complete(out)
     with pytest.raises(OutputExistsError, match=r"holds confusion_matrix.png, report.md, "
                                                 r"score.json of an earlier score; use "
                                                 r"--overwrite"):

@@ -41,3 +41,11 @@ def test_the_package_does_not_load_torch() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_options_from_a_job_step() -> None:
+    opts = ScoreOptions.from_dict({"class-field": "kind", "replicates": 10}, source="job.yaml")
+    assert opts == ScoreOptions(class_field="kind", replicates=10)
+    with pytest.raises(InputError, match=r"job.yaml: unknown score option 'class_feild' "
+                                         r"\(did you mean 'class_field'\?\)"):
+        ScoreOptions.from_dict({"class_feild": "kind"}, source="job.yaml")
