@@ -54,7 +54,8 @@ class ScoreResult:
         name = Path(d["predictions"]["path"]).name
         if self.kind == "class_raster":
             ci = d["area_adjusted"]["overall_accuracy"]["ci95"]
-            ci_text = (f" (95% CI {_f(ci[0])}-{_f(ci[1])})"
+            few = "warning" in d["area_adjusted"]["bootstrap"]
+            ci_text = (f" (95% CI {_f(ci[0])}-{_f(ci[1])}{', few blocks' if few else ''})"
                        if ci and ci[0] is not None else "")
             return (f"{name}: overall accuracy {_f(d['overall_accuracy'])}{ci_text}, "
                     f"kappa {_f(d['kappa'])}, mIoU {_f(d['miou'])} "

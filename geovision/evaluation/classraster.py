@@ -235,7 +235,7 @@ def summarize(tally: Tally, classes: ClassList, opts: ScoreOptions) -> dict[str,
     mapped = a.sum(axis=0)
     census = census_estimates(a.T)
     reps = None
-    if tally.n_replicates > 0 and len(tally.blocks) > 0:
+    if tally.n_replicates > 0 and len(tally.blocks) > 1:
         reps = point_estimates(np.transpose(tally.replicates, (0, 2, 1)), mapped)
     per_class = {}
     for i, name in enumerate(names):
@@ -271,7 +271,10 @@ def summarize(tally: Tally, classes: ClassList, opts: ScoreOptions) -> dict[str,
             census.overall_accuracy, reps.overall_accuracy if reps is not None else None),
         "per_class": {},
     }
-    if 0 < len(tally.blocks) < 30:
+    if len(tally.blocks) == 1 and tally.n_replicates > 0:
+        adjusted["bootstrap"]["warning"] = (
+            "one block: no interval; use a smaller --bootstrap-block")
+    elif 1 < len(tally.blocks) < 30:
         adjusted["bootstrap"]["warning"] = (
             f"only {len(tally.blocks)} blocks: intervals from so few blocks understate the "
             "uncertainty; use a smaller --bootstrap-block")

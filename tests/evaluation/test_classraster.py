@@ -330,3 +330,13 @@ def test_raster_labels_without_nodata_cover_only_their_footprint(tmp_path: Path)
                 ScoreOptions(class_map=str(tmp_path / "map.yaml"), replicates=0)).document
     assert np.array(doc["confusion_matrix"]["pixels"]).tolist() == [
         [20 * 20, 20 * 10], [0, 20 * 10]]
+
+
+def test_one_bootstrap_block_gives_no_interval(lux_scene: Scene, tmp_path: Path) -> None:
+    result = score(lux_scene.prediction, lux_scene.labels, tmp_path / "s",
+                   ScoreOptions(class_field="NAME_1", bootstrap_block=256))
+    adj = result.document["area_adjusted"]
+    assert adj["bootstrap"]["blocks"] == 1 and adj["bootstrap"]["replicates"] == 0
+    assert adj["overall_accuracy"]["ci95"] is None
+    assert adj["bootstrap"]["warning"].startswith("one block: no interval")
+    assert "95% CI" not in result.summary()
