@@ -340,3 +340,13 @@ def test_one_bootstrap_block_gives_no_interval(lux_scene: Scene, tmp_path: Path)
     assert adj["overall_accuracy"]["ci95"] is None
     assert adj["bootstrap"]["warning"].startswith("one block: no interval")
     assert "95% CI" not in result.summary()
+
+
+def test_labels_that_miss_the_map_are_an_error(lux_scene: Scene, tmp_path: Path) -> None:
+    far = gpd.GeoDataFrame(geometry=[shapely.box(100, 10, 101, 11)], crs="EPSG:4326")
+    far.to_file(tmp_path / "far.gpkg")
+    with pytest.raises(InputError, match=r"lux.class.tif: no pixel has both a prediction and "
+                                         r"a reference .* and the area of interest"):
+        score(lux_scene.prediction, lux_scene.labels, tmp_path / "s",
+              ScoreOptions(class_field="NAME_1", aoi=str(tmp_path / "far.gpkg")))
+    assert not (tmp_path / "s" / "score.json").exists()

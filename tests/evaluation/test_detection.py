@@ -148,3 +148,13 @@ def test_greedy_matching_by_score() -> None:
     matches.update(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), truth[:1], np.array([2]))
     tp, fp, fn = matches.counts()
     assert (tp.tolist(), fp.tolist(), fn.tolist()) == ([0, 2, 0], [0, 1, 0], [0, 0, 1])
+
+
+def test_an_empty_detection_file_finds_nothing(scene: dict[str, Path], tmp_path: Path) -> None:
+    empty = tmp_path / "none.detections.geojson"
+    empty.write_text(json.dumps({"type": "FeatureCollection", "features": []}))
+    doc = score(empty, scene["objects"], tmp_path / "s",
+                ScoreOptions(class_field="kind", scene=str(scene["raster"]))).document
+    assert (doc["detections"], doc["objects"], doc["recall"], doc["precision"]) == (0, 4, 0.0,
+                                                                                   None)
+    assert doc["map_50"] == 0.0 and doc["only_in_labels"] == ["building", "car"]
