@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-import yaml
-
-from geovision.errors import InputError, InputFileError
 
 #: The two sides of a score.
 PREDICTIONS, LABELS = "predictions", "labels"
@@ -41,64 +37,6 @@ def raster_class_names(ds: rasterio.io.DatasetReader) -> dict[int, str] | None:
     named = {int(k[6:]): str(v) for k, v in band.items()
              if k.startswith("class_") and k[6:].isdigit()}
     return named or None
-
-
-def read_class_map(path: str | Path) -> dict[int, str]:
-    """Read a class map file: raster values and the class names they stand for.
-
-    Accepted forms (YAML or JSON)::
-
-        {10: forest, 20: water}                     # value -> name
-        {10: {name: forest, color: "#00aa00"}}      # value -> record
-        {forest_code: {id: 10, name: forest}}       # the record's id is the value
-        [{id: 10, name: forest}, ...]               # geovision's class list
-        {classes: <any of the above>}
-
-    Raises:
-        InputFileError: the file is missing or not YAML/JSON.
-        InputError: an entry has no name, a value is not a whole number, or two entries
-            claim one value.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: class map not found (--class-map)")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{p}: not a YAML or JSON class map ({exc})") from exc
-    if isinstance(doc, dict) and set(doc) == {"classes"}:
-        doc = doc["classes"]
-    items: list[tuple[Any, Any]]
-    if isinstance(doc, list):
-        items = [(None, r) for r in doc]
-    elif isinstance(doc, dict):
-        items = list(doc.items())
-    else:
-        raise InputError(f"{p}: a class map is a mapping of value to name or a list of "
-                         "{id, name}; found " + type(doc).__name__)
-    out: dict[int, str] = {}
-    for key, entry in items:
-        value, name = key, entry
-        if isinstance(entry, dict):
-            if "name" not in entry:
-                raise InputError(f"{p}: entry {key if key is not None else entry} has no "
-                                 "'name'")
-            name = entry["name"]
-            value = entry.get("id", key)
-        if not isinstance(name, (str, int, float)):
-            raise InputError(f"{p}: entry {key}: the name must be text, found {name!r}")
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise InputError(f"{p}: '{value}' is not a whole-number raster value (give "
-                             "'id' for entries keyed by another value)") from None
-        if number in out:
-            raise InputError(f"{p}: value {number} is named twice ('{out[number]}', "
-                             f"'{name}')")
-        out[number] = str(name)
-    if not out:
-        raise InputError(f"{p}: the class map names no class")
-    return out
 
 
 @dataclass

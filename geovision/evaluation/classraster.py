@@ -26,7 +26,6 @@ from geovision.evaluation.classes import (
     ClassList,
     ValueLookup,
     raster_class_names,
-    read_class_map,
 )
 from geovision.evaluation.estimators import bootstrap_se as _bootstrap_se
 from geovision.evaluation.estimators import (
@@ -38,9 +37,17 @@ from geovision.evaluation.estimators import (
     point_estimates,
 )
 from geovision.evaluation.options import CONFIDENCE, ScoreOptions
-from geovision.evaluation.reference import AoiMask, Grid, RasterReference, VectorReference
+from geovision.evaluation.reference import (
+    AoiMask,
+    RasterReference,
+    VectorReference,
+    grid_windows,
+)
 from geovision.evaluation.tally import Tally
+from geovision.geo.classmap import read_class_map
+from geovision.geo.grid import Grid
 from geovision.geo.raster import open_raster, valid_mask
+from geovision.geo.rasterlabels import open_label_raster
 from geovision.geo.vector import read_labels, to_crs
 from geovision.progress import progress_bar
 
@@ -60,7 +67,11 @@ def is_vector(path: str) -> bool:
 
 def prediction_names(ds: rasterio.io.DatasetReader, path: str, opts: ScoreOptions
                      ) -> tuple[dict[int, str], str]:
-    """The names of a class raster's values and where they come from.
+    """The names of a class raster's values (its class ids) and where they come from.
+
+    In order: the class-map file of ``opts.class_map`` (the ids and names of its classes);
+    the class names geovision writes in a class raster's metadata; GDAL category names or a
+    raster attribute table.
 
     Raises:
         InputError: the raster is not of whole numbers, or has no names and no class map
@@ -70,12 +81,16 @@ def prediction_names(ds: rasterio.io.DatasetReader, path: str, opts: ScoreOption
         raise InputError(f"{path}: a class raster holds whole-number class values; this one "
                          f"is {ds.dtypes[0]}")
     if opts.class_map is not None:
-        return read_class_map(opts.class_map), "class_map"
+        table = read_class_map(opts.class_map)
+        return {c.id: c.name for c in table.classes}, "class_map"
     names = raster_class_names(ds)
-    if names is None:
-        raise InputError(f"{path}: no class names in its metadata (geovision infer writes "
-                         "them); give --class-map FILE naming its values")
-    return names, "metadata"
+    if names is not None:
+        return names, "metadata"
+    categories = dict(open_label_raster(path).names)
+    if categories:
+        return categories, "categories"
+    raise InputError(f"{path}: no class names in its metadata (geovision infer writes them) "
+                     "nor category names; give --class-map FILE naming its class ids")
 
 
 def _vector_reference(labels: str, grid: Grid, classes: ClassList, opts: ScoreOptions,
@@ -101,18 +116,10 @@ def _vector_reference(labels: str, grid: Grid, classes: ClassList, opts: ScoreOp
 
 def _raster_reference(labels: str, grid: Grid, classes: ClassList, opts: ScoreOptions
                       ) -> tuple[RasterReference, dict[str, Any]]:
-    info = open_raster(labels)
-    names: dict[int, str] | None
-    if opts.class_map is not None:
-        names, named_by = read_class_map(opts.class_map), "class_map"
-    else:
-        with rasterio.open(labels) as ds:
-            names = raster_class_names(ds)
-        named_by = "metadata" if names is not None else "values"
-    source = RasterReference(labels, grid, classes, names)
-    return source, {"form": "raster", "path": labels, "crs": info.crs.to_wkt(),
-                    "names_from": named_by, "nodata": info.nodata,
-                    "resampling": "nearest"}
+    table = read_class_map(opts.class_map) if opts.class_map is not None else None
+    source = RasterReference(labels, grid, classes, table)
+    return source, {**source.raster.describe(), "names_from": source.named_by,
+                    "class_map": source.table.describe(), "resampling": "nearest"}
 
 
 def tally_class_raster(predictions: str, labels: str, opts: ScoreOptions, *,
@@ -151,7 +158,7 @@ def tally_class_raster(predictions: str, labels: str, opts: ScoreOptions, *,
         tally = Tally(opts.replicates, opts.bootstrap_block, opts.seed)
         excluded = dict.fromkeys(EXCLUDED, 0)
         unnamed: dict[int, int] = {}
-        windows = grid.windows(opts.block_size)
+        windows = grid_windows(grid, opts.block_size)
         try:
             with progress_bar(total=len(windows), desc="score", unit="win",
                               disable=quiet) as bar:
@@ -181,6 +188,9 @@ def tally_class_raster(predictions: str, labels: str, opts: ScoreOptions, *,
                     bar.update(1)
         finally:
             reference.close()
+    if isinstance(reference, RasterReference):
+        label_record["dropped_pixels"] = reference.dropped
+        label_record["class_map"] = reference.table.describe()
     record = {
         "predictions": {"path": str(predictions), "crs": info.crs.to_wkt(),
                         "epsg": info.crs.to_epsg(), "transform": list(info.transform)[:6],
@@ -190,11 +200,7 @@ def tally_class_raster(predictions: str, labels: str, opts: ScoreOptions, *,
         "aoi": opts.aoi,
         "area": area.describe(),
         "excluded": excluded,
-        "unnamed_values": {
-            PREDICTIONS: {str(k): v for k, v in sorted(unnamed.items())},
-            LABELS: ({str(k): v for k, v in sorted(reference.unnamed.items())}
-                     if isinstance(reference, RasterReference) else {}),
-        },
+        "unnamed_values": {PREDICTIONS: {str(k): v for k, v in sorted(unnamed.items())}},
     }
     return tally, classes, record
 

@@ -35,7 +35,7 @@ from geovision.evaluation.classes import LABELS, PREDICTIONS, ClassList
 from geovision.evaluation.curves import write_detection_curves
 from geovision.evaluation.matching import DetectionMatches
 from geovision.evaluation.options import MATCH_IOU, ScoreOptions
-from geovision.evaluation.reference import read_polygons
+from geovision.geo.aoi import read_aoi
 from geovision.geo.raster import open_raster
 from geovision.geo.vector import read_labels
 
@@ -213,8 +213,7 @@ def score_detections(predictions: str, labels: str, opts: ScoreOptions, out_dir:
     extent, extent_record = _extent(opts, summary, crs)
     areas = [extent] if extent is not None else []
     if opts.aoi is not None:
-        aoi = read_polygons(opts.aoi, "the area of interest", "--aoi").to_crs(crs)
-        areas.append(shapely.union_all(np.asarray(aoi.geometry.values)))
+        areas.append(read_aoi(opts.aoi).in_crs(crs))
     for area in areas:
         t_keep &= _centres_inside(t_geoms, area)
         if len(p_geoms):

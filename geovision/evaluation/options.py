@@ -40,7 +40,7 @@ class ScoreOptions:
     Attributes:
         class_field: field of vector labels whose values name the classes.
         layer: layer of a multi-layer vector file of labels.
-        class_map: YAML/JSON file naming the values of a class raster.
+        class_map: class-map file (the format of ``geovision.geo.classmap``).
         aoi: polygons (any OGR format, any CRS) outside which nothing is scored.
         unlabeled: what pixels no vector label covers are (``background`` or ``ignore``).
         scene: raster whose footprint bounds detection scoring.
@@ -59,9 +59,10 @@ class ScoreOptions:
         None, "Layer of a multi-layer vector file of LABELS (default: the first).",
         metavar="NAME")
     class_map: str | None = _option(
-        None, "YAML or JSON file naming the values of a class raster (PREDICTIONS, or raster "
-        "LABELS): {value: name} or {value: {name: ...}} or a list of {id, name}. Needed for "
-        "a class raster without geovision's class names in its metadata.", metavar="FILE")
+        None, "Class-map file, as for tile --class-map (YAML or JSON): the values of a class "
+        "raster of PREDICTIONS are the class ids it names; raster LABELS are mapped to classes "
+        "by it. Needed for a class raster without class names in its metadata.",
+        metavar="FILE")
     aoi: str | None = _option(
         None, "Area of interest: polygons (any OGR format, any CRS); only pixels whose centre "
         "is inside, and objects whose box centre is inside, are scored.", metavar="FILE")

@@ -7,64 +7,38 @@ pixel, ``-1`` where there is none. Nothing reads or rasterizes more than the win
 * vector labels are burned with the pixel-centre rule, as tiling does
   (``rasterio.features.rasterize``, ``all_touched=False``; later features over earlier ones),
   from only the features an STRtree finds in the window;
-* raster labels are reprojected with nearest-neighbour onto the window through a GDAL warped
-  view (``WarpedVRT``), which warps only the window read; their nodata (or the area outside
-  them) has no reference;
-* an area of interest is burned the same way as vector labels.
+* raster labels are read onto the window by :func:`geovision.geo.rasterlabels.read_label_window`
+  (nearest neighbour with exact transforms, only the part of the label raster under the
+  window); their nodata, dropped values and the area outside them have no reference;
+* an area of interest is read by :func:`geovision.geo.aoi.read_aoi` and masked per window by
+  :func:`geovision.geo.aoi.aoi_mask` (the same pixel-centre rule).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
-from typing import Any
 
-import geopandas as gpd
 import numpy as np
-import pyogrio
 import rasterio
 import shapely
-from affine import Affine
-from rasterio.enums import MaskFlags, Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
-from rasterio.vrt import WarpedVRT
-from rasterio.windows import Window
 
-from geovision.errors import InputError, InputFileError
-from geovision.evaluation.classes import LABELS, ClassList, ValueLookup
-from geovision.geo.vector import to_crs
+from geovision.evaluation.classes import LABELS, ClassList, raster_class_names
+from geovision.geo.aoi import aoi_mask, read_aoi
+from geovision.geo.classes import IGNORE_INDEX, ClassTable, classes_by_value
+from geovision.geo.grid import Grid
+from geovision.geo.rasterlabels import label_classes, open_label_raster, read_label_window
 from geovision.geo.windows import PixelWindow, window_bounds
 
 
-@dataclass(frozen=True)
-class Grid:
-    """The pixel grid a score is computed on (the predictions'): CRS, affine and size."""
+def grid_windows(grid: Grid, size: int) -> list[PixelWindow]:
+    """Square windows of ``size`` pixels covering a grid in row-major order.
 
-    crs: Any
-    transform: Affine
-    width: int
-    height: int
-
-    def windows(self, size: int) -> list[PixelWindow]:
-        """Square windows of ``size`` pixels covering the grid in row-major order.
-
-        The last row and column of windows may be short.
-        """
-        return [PixelWindow(r, c, min(size, self.height - r), min(size, self.width - c))
-                for r in range(0, self.height, size) for c in range(0, self.width, size)]
-
-
-def _burn(geoms: np.ndarray, values: np.ndarray, window: PixelWindow, grid: Grid) -> np.ndarray:
-    """``values`` burned (pixel-centre rule) on a window, 0 where no geometry covers it."""
-    shape = (window.height, window.width)
-    if len(geoms) == 0:
-        return np.zeros(shape, dtype=np.uint16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        return rasterize(zip(geoms, values.tolist(), strict=True), out_shape=shape,
-                         transform=window.transform(grid.transform), fill=0,
-                         all_touched=False, dtype="uint16")
+    The last row and column of windows may be short.
+    """
+    return [PixelWindow(r, c, min(size, grid.height - r), min(size, grid.width - c))
+            for r in range(0, grid.height, size) for c in range(0, grid.width, size)]
 
 
 class VectorReference:
@@ -86,10 +60,19 @@ class VectorReference:
         self.background = background
 
     def read(self, window: PixelWindow) -> np.ndarray:
-        """Class index of every pixel of the window (-1: not scored)."""
+        """Class index (int32) of every pixel of the window (-1: not scored)."""
+        target = self.grid.window(window)
         hits = np.sort(self.tree.query(shapely.box(*window_bounds(window,
                                                                   self.grid.transform))))
-        burned = _burn(self.geoms[hits], self.burn_values[hits], window, self.grid)
+        if len(hits):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                burned = rasterize(
+                    zip(self.geoms[hits], self.burn_values[hits].tolist(), strict=True),
+                    out_shape=target.shape, transform=target.transform, fill=0,
+                    all_touched=False, dtype="uint16")
+        else:
+            burned = np.zeros(target.shape, dtype=np.uint16)
         out = burned.astype(np.int32) - 1
         if self.background is not None:
             out[burned == 0] = self.background
@@ -100,102 +83,70 @@ class VectorReference:
 
 
 class RasterReference:
-    """A raster class map, reprojected with nearest-neighbour onto the grid window by window.
+    """A raster class map read onto the grid window by window.
 
-    Values are named by ``names`` (a class map or the raster's own metadata) or, without it,
-    by the value itself (``"3"``); values without a name are left out and counted.
+    Its values become classes as tiling makes them (:mod:`geovision.geo.rasterlabels`): by a
+    class map (the ``--class-map`` file of tiling), else by value (0 background) named by the
+    class names geovision writes in a class raster's metadata, by GDAL category names or
+    attribute table, or by the value itself (``"3"``).
 
     Args:
         path: the label raster.
         grid: the predictions' grid.
-        classes: the score's class list (label names are added to it).
-        names: ``{value: name}``, or None to name classes by value.
+        classes: the score's class list (label class names are added to it).
+        class_map: a class table read from a class-map file, or None.
     """
 
     def __init__(self, path: str, grid: Grid, classes: ClassList,
-                 names: dict[int, str] | None) -> None:
-        self.path = path
+                 class_map: ClassTable | None) -> None:
+        self.raster = open_label_raster(path)
+        self.grid = grid
         self.classes = classes
-        self.names = names
-        self.unnamed: dict[int, int] = {}
-        self.src = rasterio.open(path)
-        if self.src.crs is None:
-            self.src.close()
-            raise InputError(f"{path}: raster labels have no CRS; assign one (gdal_edit.py "
-                             "-a_srs EPSG:XXXX) so they can be placed on the predictions")
-        if not np.issubdtype(np.dtype(self.src.dtypes[0]), np.integer):
-            self.src.close()
-            raise InputError(f"{path}: raster labels are {self.src.dtypes[0]}; a class map "
-                             "holds whole-number class values")
-        same = (self.src.crs == grid.crs and self.src.transform == grid.transform
-                and self.src.width == grid.width and self.src.height == grid.height)
-        self.vrt: Any = None
-        if not same:
-            no_mask = (self.src.nodata is None
-                       and self.src.mask_flag_enums[0] == [MaskFlags.all_valid])
-            self.vrt = WarpedVRT(self.src, crs=grid.crs, transform=grid.transform,
-                                 width=grid.width, height=grid.height,
-                                 resampling=Resampling.nearest, add_alpha=no_mask)
-        self.reader = self.vrt if self.vrt is not None else self.src
-        self.map: dict[int, int] = {}
-        if names is not None:
-            for value in sorted(names):
-                self.map[value] = classes.add(names[value], LABELS, value)
-        self.lookup = ValueLookup.of(self.map)
+        self.dropped = 0
+        self.named_by = "class_map" if class_map is not None else "values"
+        table = class_map
+        if table is None:
+            with rasterio.open(self.raster.path) as ds:
+                tags = raster_class_names(ds)
+            if tags:
+                table = classes_by_value({v: n for v, n in tags.items() if v != 0})
+                self.named_by = "metadata"
+            else:
+                table = label_classes(self.raster)
+                if self.raster.names:
+                    self.named_by = "categories"
+        self.table = table
+        self.index = np.full(256, -1, dtype=np.int32)
+        self._learn(table)
+        self.ds = rasterio.open(self.raster.path)
+
+    def _learn(self, table: ClassTable) -> None:
+        for c in table.classes:
+            if self.index[c.id] < 0:
+                self.index[c.id] = self.classes.add(c.name, LABELS, c.id)
+        self.table = table
 
     def read(self, window: PixelWindow) -> np.ndarray:
-        """Class index of every pixel of the window (-1: nodata, outside, or unnamed)."""
-        win = Window(window.col, window.row, window.width, window.height)
-        data = self.reader.read(1, window=win)
-        valid = self.reader.read_masks(1, window=win) > 0
-        if self.names is None:
-            new = [int(v) for v in np.unique(data[valid]) if int(v) not in self.map]
-            for value in new:
-                self.map[value] = self.classes.add(str(value), LABELS, value)
-            if new:
-                self.lookup = ValueLookup.of(self.map)
-        index = self.lookup(data)
-        unknown = valid & (index < 0)
-        if unknown.any():
-            values, counts = np.unique(data[unknown], return_counts=True)
-            for v, c in zip(values.tolist(), counts.tolist(), strict=True):
-                self.unnamed[int(v)] = self.unnamed.get(int(v), 0) + int(c)
-        index[~valid] = -1
-        return index
+        """Class index (int32) of every pixel of the window (-1: nodata, outside, dropped)."""
+        got = read_label_window(self.raster, self.table, self.grid.window(window),
+                                fill=IGNORE_INDEX, ds=self.ds)
+        self.dropped += got.dropped
+        if self.table.by_value:
+            seen = np.unique(got.ids)
+            fresh = [int(i) for i in seen if i != IGNORE_INDEX and self.index[i] < 0]
+            if fresh:
+                self._learn(self.table.with_seen(fresh))
+        out = self.index[got.ids]
+        out[got.ids == IGNORE_INDEX] = -1
+        return out
 
     def close(self) -> None:
-        """Close the warped view and the file."""
-        if self.vrt is not None:
-            self.vrt.close()
-        self.src.close()
-
-
-def read_polygons(path: str, what: str, flag: str, layer: str | None = None
-                  ) -> gpd.GeoDataFrame:
-    """Read the polygons of a vector file (its other geometries are refused).
-
-    Raises:
-        InputFileError: the file is missing or not a vector file OGR reads.
-        InputError: it has no CRS or no polygon.
-    """
-    try:
-        frame = pyogrio.read_dataframe(path, layer=layer)
-    except Exception as exc:
-        raise InputFileError(f"{path}: {what} is not a vector file OGR can read "
-                             f"({str(exc).splitlines()[0]}) ({flag})") from exc
-    if frame.crs is None:
-        raise InputError(f"{path}: {what} has no CRS; assign one (ogr2ogr -a_srs EPSG:XXXX) "
-                         f"({flag})")
-    geoms = np.asarray(frame.geometry.values)
-    ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-    ok &= np.isin(shapely.get_type_id(geoms), [3, 6])
-    if not ok.any():
-        raise InputError(f"{path}: {what} holds no polygon ({flag})")
-    return frame[ok]
+        """Close the label raster."""
+        self.ds.close()
 
 
 class AoiMask:
-    """An area of interest burned window by window: True where a pixel's centre is inside.
+    """An area of interest on the predictions' grid: True where a pixel's centre is inside.
 
     Args:
         path: polygons in any OGR format and CRS.
@@ -203,24 +154,10 @@ class AoiMask:
     """
 
     def __init__(self, path: str, grid: Grid) -> None:
-        frame = to_crs(read_polygons(path, "the area of interest", "--aoi"), grid.crs)
-        geoms = np.asarray(frame.geometry.values)
-        bad = ~shapely.is_valid(geoms)
-        if bad.any():
-            geoms = geoms.copy()
-            geoms[bad] = shapely.make_valid(geoms[bad])
-        self.geoms = geoms
-        self.tree = shapely.STRtree(geoms)
+        self.area = read_aoi(path)
+        self.geometry = self.area.in_crs(grid.crs)
         self.grid = grid
-        self.path = path
 
     def read(self, window: PixelWindow) -> np.ndarray:
         """True where a pixel's centre lies inside the area of interest."""
-        hits = np.sort(self.tree.query(shapely.box(*window_bounds(window,
-                                                                  self.grid.transform))))
-        return _burn(self.geoms[hits], np.ones(len(hits), dtype=np.int64), window,
-                     self.grid) > 0
-
-    def union(self) -> Any:
-        """The area of interest as one geometry, in the grid's CRS."""
-        return shapely.union_all(self.geoms)
+        return aoi_mask(self.geometry, self.grid.window(window))

@@ -1,34 +1,11 @@
-"""Class names of rasters and class maps, and raster values to class indices."""
+"""The class list of a score, and raster values to class indices."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from geovision.errors import InputError
-from geovision.evaluation.classes import LABELS, PREDICTIONS, ClassList, ValueLookup, read_class_map
-
-
-@pytest.mark.parametrize("text", [
-    "10: forest\n20: water\n",
-    "{\"10\": {\"name\": \"forest\"}, \"20\": {\"name\": \"water\", \"color\": \"#00f\"}}",
-    "classes:\n  - {id: 10, name: forest}\n  - {id: 20, name: water}\n",
-    "f: {id: 10, name: forest}\nw: {id: 20, name: water}\n",
-])
-def test_class_map_forms(tmp_path: Path, text: str) -> None:
-    (tmp_path / "map.yaml").write_text(text)
-    assert read_class_map(tmp_path / "map.yaml") == {10: "forest", 20: "water"}
-
-
-def test_class_map_errors(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("[{id: 1, name: forest}, {id: 1, name: water}]")
-    with pytest.raises(InputError, match=r"value 1 is named twice \('forest', 'water'\)"):
-        read_class_map(tmp_path / "a.yaml")
-    (tmp_path / "b.yaml").write_text("forest: {name: forest}\n")
-    with pytest.raises(InputError, match=r"'forest' is not a whole-number raster value"):
-        read_class_map(tmp_path / "b.yaml")
+from geovision.evaluation.classes import LABELS, PREDICTIONS, ClassList, ValueLookup
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "int16", "uint16", "int32", "uint32"])
