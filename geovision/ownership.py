@@ -405,31 +405,31 @@ def check_removable(path: PathLike, *, inputs: Iterable[PathLike] = (),
     if kind == "file" and p.is_dir():
         raise OutputError(f"{p}/: a folder, where a file is needed; nothing was deleted; "
                           f"choose another {option}")
-    if p.is_dir():
-        mark = read_mark(p)
-        if mark is None or not mark.folder:
-            if mark is None and not any(True for _ in _entries(p)):
-                return
-            if mark is not None:  # a user's folder: only its recorded files may go
-                found = _foreign_in(p, Mark(mark.kind, True, (), mark.files))
-                if found is None:
-                    return
-                name, why = found
-            else:
-                name, why = _entries(p)[0].name, "not written by geovision"
-            raise OutputError(f"{_display(p)}: holds {name} ({why}); nothing was deleted; "
-                              f"choose another {option} or move it away")
-        found = _foreign_in(p, mark)
-        if found is not None:
-            name, why = found
-            cls = OutputInUseError if why.startswith("a lock held") else OutputError
-            raise cls(f"{_display(p)}: holds {name} ({why}); nothing was deleted; choose "
-                      f"another {option} or move it away")
+    if not p.is_dir():
+        verdict = _file_verdict(p, read_mark(p.parent))
+        if verdict is not None:
+            raise OutputError(f"{p}: {verdict}; nothing was deleted; choose another {option} "
+                              "or move it away")
+        _probe(p.parent, option)
         return
-    verdict = _file_verdict(p, read_mark(p.parent))
-    if verdict is not None:
-        raise OutputError(f"{p}: {verdict}; nothing was deleted; choose another {option} or "
-                          "move it away")
+    mark = read_mark(p)
+    if mark is None:
+        if any(True for _ in _entries(p)):
+            raise OutputError(f"{_display(p)}: holds {_entries(p)[0].name} (not written by "
+                              f"geovision); nothing was deleted; choose another {option} or "
+                              "move it away")
+        _probe(p.parent, option)
+        return
+    # a user's folder with a manifest: only its recorded files may go, the folder stays
+    found = _foreign_in(p, mark if mark.folder else Mark(mark.kind, True, (), mark.files))
+    if found is not None:
+        name, why = found
+        cls = OutputInUseError if why.startswith("a lock held") else OutputError
+        raise cls(f"{_display(p)}: holds {name} ({why}); nothing was deleted; choose "
+                  f"another {option} or move it away")
+    _probe(p, option)
+    if mark.folder:
+        _probe(p.parent, option)
 
 
 def remove_owned(path: PathLike, *, inputs: Iterable[PathLike] = (),
@@ -570,12 +570,20 @@ def check_writable(path: PathLike, *, kind: Literal["dir", "file"] = "dir",
         if not folder.is_dir():
             raise OutputError(f"{p}: {folder} is a file, where a folder is needed; choose "
                               f"another {option}")
+    _probe(folder, option)
+
+
+def _probe(folder: Path, option: str) -> None:
+    """Create and remove a hidden file in ``folder``, or say why it cannot be written."""
     try:
         fd, probe = tempfile.mkstemp(prefix=".geovision-probe-", dir=folder)
     except OSError as exc:
         reason = {errno.EROFS: "read-only file system", errno.ENOSPC: "no space left",
-                  errno.EDQUOT: "disk quota exceeded"}.get(exc.errno or 0, "permission denied")
-        raise OutputError(f"{_display(folder)}: not writable ({reason}); choose another "
-                          f"{option}") from None
+                  errno.EDQUOT: "disk quota exceeded", errno.EACCES: "permission denied",
+                  errno.EPERM: "permission denied"}.get(exc.errno or 0,
+                                                        (exc.strerror or str(exc)).lower())
+        shown = os.fspath(folder).rstrip("/") or "."
+        raise OutputError(f"{shown}/: not writable ({reason}); choose another {option}"
+                          ) from None
     os.close(fd)
     os.unlink(probe)
