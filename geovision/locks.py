@@ -137,7 +137,7 @@ def _not_writable(folder: Path, exc: OSError, option: str) -> OutputError:
     return OutputError(f"{shown.rstrip('/')}/: not writable ({reason}); choose another {option}")
 
 
-def _acquire(path: Path, display: str, command: str, option: str) -> int | None:
+def _acquire(path: Path, display: str, folder: Path, option: str) -> int | None:
     """Lock ``path``; the open descriptor, or None where the file system has no locks.
 
     Raises:
@@ -148,7 +148,7 @@ def _acquire(path: Path, display: str, command: str, option: str) -> int | None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
-            raise _not_writable(path.parent, exc, option) from None
+            raise _not_writable(folder, exc, option) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -204,9 +204,10 @@ def output_lock(output: PathLike, *, command: str | None = None,
                 fd, depth = _HELD[key]
                 _HELD[key] = (fd, depth - 1)
         return
-    created = _make_parents(path.parent, option)
+    folder = Path(os.path.normpath(os.fspath(output))).parent  # as the user wrote it
+    created = _make_parents(folder, option)
     try:
-        fd_or_none = _acquire(path, os.fspath(output), command or command_line(), option)
+        fd_or_none = _acquire(path, os.fspath(output), folder, option)
     except BaseException:
         _remove_empty(created)
         raise

@@ -57,6 +57,12 @@ def run_restricted(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=cwd, env=child_env(), timeout=60)
 
 
+def run_python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` in another process, with this checkout's geovision."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=cwd, env=child_env(), timeout=60)
+
+
 def readonly_folder(path: Path) -> Path:
     """Make ``path`` a folder with mode 0555 (undo with ``chmod(0o755)``)."""
     path.mkdir(parents=True, exist_ok=True)
