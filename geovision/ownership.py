@@ -542,6 +542,32 @@ def safe_name(name: object, parent: PathLike, *, option: str = "name",
     return path
 
 
+def safe_subpath(value: object, parent: PathLike, *, option: str = "output") -> Path:
+    """``parent / value``, for a relative path that must stay strictly inside ``parent``.
+
+    Like :func:`safe_name`, for values that may hold several parts (a job step's
+    ``output: predictions/seg`` below the job's workdir).
+
+    Raises:
+        InputError: the value is not a string, is empty or ``.``, absolute, has a ``..``
+            part or a control character, or resolves outside ``parent`` (through a link):
+            ``steps[3].output: '../x' must be a relative path inside work/``.
+    """
+    where = os.fspath(parent).rstrip("/") + "/"
+    plain = f"{option}: {value!r} must be a relative path inside {where}"
+    if not isinstance(value, str) or not value.strip("/") or value.strip() != value:
+        raise InputError(plain)
+    parts = Path(value).parts
+    if (not parts or os.path.isabs(value) or "\\" in value or ".." in parts
+            or any(ord(c) < 32 or ord(c) == 127 for c in value)):
+        raise InputError(plain)
+    path = Path(parent) / value
+    base = Path(parent).resolve()
+    if base not in path.resolve().parents:
+        raise InputError(f"{plain}; it resolves to {path.resolve()}")
+    return path
+
+
 def check_writable(path: PathLike, *, kind: Literal["dir", "file"] = "dir",
                    option: str = "--output") -> None:
     """Check, before any work, that ``path`` can be written as a ``kind``.

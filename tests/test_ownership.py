@@ -22,6 +22,7 @@ from geovision.ownership import (
     record_files,
     remove_owned,
     safe_name,
+    safe_subpath,
 )
 
 STORE_NAMES = ("zarr.json", "image", "mask", "row", "col")
@@ -334,6 +335,28 @@ def test_a_name_that_resolves_outside_through_a_link_is_refused(cwd: Path) -> No
         safe_name("x", "runs", option="steps[2].output", what="file")
     assert str(err.value) == (f"steps[2].output: 'x' must be a plain file name inside runs/; "
                               f"it resolves to {(cwd / 'outside').resolve()}")
+
+
+@pytest.mark.parametrize("value", ["", ".", "./", "/abs/out", "../x", "a/../../x", "a/../b",
+                                   "a\\b", None, " out"])
+def test_unsafe_subpaths_are_refused(cwd: Path, value: object) -> None:
+    with pytest.raises(InputError) as err:
+        safe_subpath(value, "work", option="steps[3].output")
+    assert str(err.value) == f"steps[3].output: {value!r} must be a relative path inside work/"
+
+
+@pytest.mark.parametrize("value", ["predictions", "predictions/seg", "./tiles.zarr", "a/b/c/"])
+def test_relative_subpaths_stay_inside(cwd: Path, value: str) -> None:
+    path = safe_subpath(value, "work")
+    assert (cwd / "work").resolve() in path.resolve().parents
+
+
+def test_a_subpath_through_a_link_outside_is_refused(cwd: Path) -> None:
+    (cwd / "work").mkdir()
+    (cwd / "work" / "data").symlink_to("/tmp")
+    with pytest.raises(InputError, match=r"^output: 'data/x' must be a relative path inside "
+                                         r"work/; it resolves to /tmp/x$"):
+        safe_subpath("data/x", "work")
 
 
 # ------------------------------------------------------------------ writability
