@@ -327,8 +327,13 @@ def _foreign_in(folder: Path, mark: Mark) -> tuple[str, str] | None:
     return None
 
 
-def _local(path: PathLike) -> Path | None:
-    """The local file behind a path, GDAL ``/vsizip/`` style prefixes removed; None for URLs."""
+def local_file(path: PathLike) -> Path | None:
+    """The local file behind a path as GDAL reads it, to stat, protect or fingerprint.
+
+    ``/vsizip/data/a.zip/x.tif`` -> ``data/a.zip`` (the nearest existing part); an ordinary
+    path -> itself; a URL, a network or in-memory GDAL path (``/vsicurl/``, ``/vsis3/``,
+    ``/vsimem/``, ...) -> None.
+    """
     text = os.fspath(path)
     if text.startswith("/vsi"):
         rest = text.split("/", 2)[2] if text.count("/") >= 2 else ""
@@ -366,7 +371,7 @@ def _check_placement(path: Path, inputs: Iterable[PathLike], option: str) -> Non
         raise OutputError(f"{_display(path)}: {what}; geovision never replaces it; choose "
                           f"another {option}")
     for item in inputs:
-        local = _local(item)
+        local = local_file(item)
         if local is None:
             continue
         src = local.resolve()

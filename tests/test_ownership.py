@@ -18,6 +18,7 @@ from geovision.ownership import (
     check_writable,
     claim_folder,
     is_owned,
+    local_file,
     read_mark,
     record_files,
     remove_owned,
@@ -130,6 +131,19 @@ def test_an_input_inside_a_gdal_archive_path_is_protected(cwd: Path) -> None:
                                           r"an input of this command"):
         remove_owned("data", inputs=["/vsizip/data/scenes.zip/scene.tif",
                                      "/vsicurl/https://example.com/x.tif"])
+
+
+def test_local_file_behind_gdal_paths(cwd: Path) -> None:
+    (cwd / "data").mkdir()
+    (cwd / "data" / "a.zip").write_bytes(b"PK")
+    assert local_file("/vsizip/data/a.zip/x/y.tif") == Path("data/a.zip")
+    assert local_file(f"/vsizip/{cwd}/data/a.zip/y.tif") == cwd / "data" / "a.zip"
+    assert local_file("/vsizip/{data/a.zip}/y.tif") == Path("data/a.zip")
+    assert local_file("scene.tif") == Path("scene.tif")
+    for remote in ("/vsicurl/https://example.com/x.tif", "/vsis3/bucket/x.tif",
+                   "/vsizip//vsicurl/https://h/a.zip/x.tif", "https://example.com/x.tif",
+                   "/vsimem/x.tif", "/vsizip/nothing/here.zip/x.tif"):
+        assert local_file(remote) is None
 
 
 @pytest.mark.parametrize("target", [".", "..", "../..", "runs/.."])
