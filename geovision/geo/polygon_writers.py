@@ -63,7 +63,7 @@ class PolygonWriter:
         self._names = dict(plan.class_names)
         self._to_wgs84: Transformer | None = None
         if self.format == "geojson":
-            self._json = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115
+            self._json = open(self.tmp, "w", encoding="utf-8")
             self._json.write('{"type":"FeatureCollection","features":[\n')
             crs = ProjCRS.from_wkt(plan.crs) if plan.crs else None
             if crs is not None and crs.to_epsg() != 4326:

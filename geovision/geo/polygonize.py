@@ -267,7 +267,8 @@ def _simplify(every: Regions, work: np.ndarray, window: PixelWindow,
     noded = Regions(coords, ring_offsets, every.geom_offsets, every.class_id, every.pixels,
                     every.area, None)
     simple = shapely.coverage_simplify(noded.geometries(), tolerance, simplify_boundary=False)
-    return shapely.transform(simple, lambda xy: xy + (window.col, window.row))
+    shift = np.array([window.col, window.row], dtype=np.float64)
+    return shapely.transform(simple, lambda xy: xy + shift)
 
 
 def _junctions(values: np.ndarray) -> np.ndarray:
@@ -287,7 +288,7 @@ def _junctions(values: np.ndarray) -> np.ndarray:
 def _node(coords: np.ndarray, ring_offsets: np.ndarray, nodes: np.ndarray,
           ) -> tuple[np.ndarray, np.ndarray]:
     """Rings with a vertex added at every junction that lies inside one of their edges."""
-    ring, x0, y0, x1, y1 = _edges(coords, ring_offsets)
+    _, x0, y0, x1, y1 = _edges(coords, ring_offsets)
     n_rings = len(ring_offsets) - 1
     ring_of = np.repeat(np.arange(n_rings), np.diff(ring_offsets))
     edge_pos = np.flatnonzero(ring_of[:-1] == ring_of[1:])  # index of each edge's first vertex

@@ -29,7 +29,6 @@ import numpy as np
 import shapely
 from affine import Affine
 from pyproj import CRS as ProjCRS
-from rasterio.features import shapes
 
 from geovision.errors import InputError
 from geovision.geo.windows import PixelWindow
@@ -293,7 +292,8 @@ def make_plan(options: PolygonOptions, *, height: int, width: int,
         if edges[0] != 0 or edges[-1] != length or any(b <= a for a, b in itertools.pairwise(
                 edges)):
             raise ValueError(f"{name} edges must rise strictly from 0 to {length}: {edges}")
-    wkt, model, params = "", "planar", (abs(t.a * t.e - t.b * t.d),)
+    wkt, model = "", "planar"
+    params: tuple[float, ...] = (abs(t.a * t.e - t.b * t.d),)
     if crs is not None and str(crs):
         pcrs = ProjCRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)
         wkt = pcrs.to_wkt()
@@ -456,10 +456,13 @@ class BlockPolygons:
     def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> BlockPolygons:
         """The value written by :meth:`to_arrays`."""
         def regions(name: str) -> Regions:
-            return Regions(*(np.asarray(arrays[f"{name}.{k}"]) for k in (
-                "coords", "ring_offsets", "geom_offsets", "class_id", "pixels", "area")),
-                prob_sum=np.asarray(arrays[f"{name}.prob_sum"])
-                if f"{name}.prob_sum" in arrays else None)
+            def get(key: str) -> np.ndarray:
+                return np.asarray(arrays[f"{name}.{key}"])
+
+            prob = arrays.get(f"{name}.prob_sum")
+            return Regions(get("coords"), get("ring_offsets"), get("geom_offsets"),
+                           get("class_id"), get("pixels"), get("area"),
+                           None if prob is None else np.asarray(prob))
 
         r, c, h, w = (int(v) for v in arrays["window"])
         return cls(PixelWindow(r, c, h, w), regions("finished"), regions("open"),

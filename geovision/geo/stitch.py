@@ -225,7 +225,7 @@ def _overlaps(a: np.ndarray, b: np.ndarray) -> list[tuple[int, int]]:
         return []
     first = np.searchsorted(b[:, 1], a[:, 0], side="right")
     last = np.searchsorted(b[:, 0], a[:, 1], side="left")
-    out = []
+    out: list[tuple[int, int]] = []
     for i in np.flatnonzero(last > first).tolist():
         out.extend((i, j) for j in range(int(first[i]), int(last[i])))
     return out
