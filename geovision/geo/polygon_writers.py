@@ -31,7 +31,7 @@ from pyproj import Transformer
 from geovision.geo.polygons import PolygonPlan, Regions
 
 #: Features gathered before each write to the GeoPackage.
-BATCH = 20_000
+BATCH = 50_000
 #: Longest edge (pixels) before reprojection to WGS 84.
 DENSIFY = 64.0
 #: Attribute names and their OGR types, in order.
@@ -54,7 +54,7 @@ class PolygonWriter:
         self.plan = plan
         self.format = plan.options.format
         self.features = 0
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix}")
         self.tmp.unlink(missing_ok=True)
         self._pending: list[Regions] = []
         self._pending_n = 0

@@ -404,6 +404,40 @@ class Regions:
             if with_prob else None)
 
 
+def drop_collinear(regions: Regions) -> Regions:
+    """``regions`` without the vertices that lie on a straight line between their neighbours.
+
+    A vertex ``v`` with neighbours ``u`` and ``w`` on its ring is dropped when the cross
+    product ``(v - u) x (w - v)`` is exactly zero (rings stay closed).
+    """
+    if len(regions) == 0:
+        return regions
+    offsets = regions.ring_offsets
+    lengths = np.diff(offsets) - 1  # distinct vertices per ring (closed rings repeat the first)
+    ring_of = np.repeat(np.arange(len(lengths)), lengths)
+    start = np.repeat(offsets[:-1], lengths)
+    pos = np.arange(len(ring_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    n = np.repeat(lengths, lengths)
+    xy = regions.coords
+    here = xy[start + pos]
+    before = xy[start + (pos - 1) % n]
+    after = xy[start + (pos + 1) % n]
+    cross = ((here[:, 0] - before[:, 0]) * (after[:, 1] - here[:, 1])
+             - (here[:, 1] - before[:, 1]) * (after[:, 0] - here[:, 0]))
+    keep = cross != 0
+    if keep.all():
+        return regions
+    kept_per_ring = np.bincount(ring_of[keep], minlength=len(lengths))
+    kept = here[keep]
+    firsts = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(kept_per_ring, out=firsts[1:])
+    # re-close each ring: insert its first kept vertex after its last kept one
+    closed = np.insert(kept, firsts[1:], kept[firsts[:-1]], axis=0)
+    ring_offsets = firsts + np.arange(len(lengths) + 1)
+    return Regions(closed, ring_offsets, regions.geom_offsets, regions.class_id,
+                   regions.pixels, regions.area, regions.prob_sum)
+
+
 def _gather(offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Element indices of the ragged rows ``index`` and the new offsets of those rows."""
     starts, stops = offsets[index], offsets[index + 1]

@@ -20,7 +20,7 @@ import numpy as np
 import shapely
 
 from geovision.geo.polygonize import _large_enough
-from geovision.geo.polygons import BlockPolygons, PolygonPlan, Regions
+from geovision.geo.polygons import BlockPolygons, PolygonPlan, Regions, drop_collinear
 
 #: The side facing each side (indices into :data:`~geovision.geo.polygons.SIDES`).
 _FACING = (1, 0, 3, 2)
@@ -197,6 +197,7 @@ class Stitcher:
                           np.asarray(area, np.float64),
                           np.asarray(prob, np.float64) if self.with_prob else None
                           ).with_geometries(np.asarray(geoms, dtype=object))
+        regions = drop_collinear(regions)
         keep = _large_enough(self.plan, regions)
         self.stats.dropped += int((~keep).sum())
         return regions.take(keep)
@@ -209,7 +210,7 @@ def _merge(geoms: list[shapely.Geometry]) -> shapely.Geometry:
     exact; the vertices where an edge crossed a seam stay in the union as collinear points,
     which a zero-tolerance simplification drops.
     """
-    merged = shapely.simplify(shapely.union_all(geoms), 0.0)
+    merged = shapely.union_all(geoms)
     if merged.geom_type != "Polygon":
         raise RuntimeError(f"parts of one region united into a {merged.geom_type}")
     return merged
