@@ -218,10 +218,10 @@ def _blocks(class_path: str, prob_path: str | None, plan: PolygonPlan,
         running: set[Future[tuple[BlockPolygons, int, float]]] = set()
         while True:
             while len(running) < 2 * workers:
-                w = next(todo, None)
-                if w is None:
+                nxt = next(todo, None)
+                if nxt is None:
                     break
-                running.add(pool.submit(read_and_polygonize, class_path, prob_path, plan, w))
+                running.add(pool.submit(read_and_polygonize, class_path, prob_path, plan, nxt))
             if not running:
                 return
             finished, running = wait(running, return_when=FIRST_COMPLETED)
