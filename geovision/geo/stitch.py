@@ -14,7 +14,7 @@ parts and the runs along unfinished seams are held, never a raster.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -43,18 +43,15 @@ class StitchStats:
 
     Attributes:
         blocks: blocks added.
-        regions: regions emitted (after ``min_area``).
         stitched: emitted regions made of more than one part.
         dropped: regions left out by ``min_area``.
         peak_parts: most open parts held at once.
     """
 
     blocks: int = 0
-    regions: int = 0
     stitched: int = 0
     dropped: int = 0
     peak_parts: int = 0
-    per_class: dict[int, int] = field(default_factory=dict)
 
 
 class Stitcher:
