@@ -50,7 +50,7 @@ SEAMS = np.array([
 
 
 def check_against_whole(classes, options=None, keep=None, **kwargs):
-    got, stitcher, plan = stitch_blocks(classes, options, **kwargs)
+    got, stitcher, _ = stitch_blocks(classes, options, **kwargs)
     ref, ref_class = whole_raster(classes, keep)
     assert_same_regions(got.geometries(), got.class_id, ref, ref_class, classes.shape)
     return got, stitcher
