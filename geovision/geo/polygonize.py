@@ -17,15 +17,19 @@ processes.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import numpy as np
+import rasterio
 import shapely
 from affine import Affine
 from rasterio.features import shapes
+from rasterio.windows import Window
 
 from geovision.errors import InputError
 from geovision.geo.polygons import BlockPolygons, PolygonPlan, Regions
+from geovision.geo.raster import cached_open, valid_mask
 from geovision.geo.windows import PixelWindow
 
 #: Class id that marks nodata in the class rasters geovision writes.
@@ -95,13 +99,14 @@ def polygonize_block(plan: PolygonPlan, window: PixelWindow, classes: np.ndarray
     if simplify:
         simple = _simplify(every, work, window, plan.options.simplify)
         regions = regions.with_geometries(simple[keep])
-    finished = regions.take(~is_open & _large_enough(plan, regions))
+    large = _large_enough(plan, regions)
+    finished = regions.take(~is_open & large)
     open_idx = np.flatnonzero(is_open)
     renumber = np.full(len(regions), -1, np.int64)
     renumber[open_idx] = np.arange(len(open_idx))
     sides = tuple(np.column_stack([r[:, 0], r[:, 1], renumber[r[:, 2]]]) for r in runs)
     return BlockPolygons(window, finished, regions.take(open_idx), sides,  # type: ignore[arg-type]
-                         time.perf_counter() - start)
+                         int((~is_open & ~large).sum()), time.perf_counter() - start)
 
 
 def _traceable(classes: np.ndarray) -> np.ndarray:
@@ -321,3 +326,50 @@ def _node(coords: np.ndarray, ring_offsets: np.ndarray, nodes: np.ndarray,
     where = np.concatenate(positions)
     coords = np.insert(coords, where, np.concatenate(points).astype(np.float64), axis=0)
     return coords, ring_offsets + np.searchsorted(where, ring_offsets, side="left")
+
+
+def read_and_polygonize(class_path: str, prob_path: str | None, plan: PolygonPlan,
+                        window: PixelWindow) -> tuple[BlockPolygons, int, float]:
+    """Read one block of the class raster (and probabilities) and polygonize it.
+
+    Returns:
+        The block's value, this process's id and its peak resident memory in MB.
+    """
+    ds = cached_open(class_path)
+    win = Window(window.col, window.row, window.width, window.height)
+    classes = ds.read(1, window=win)
+    valid = valid_mask(ds, [1], win, classes[None])
+    q = None
+    if prob_path is not None:
+        q = _own_class_probability(cached_open(prob_path), win, classes, valid, plan)
+    block = polygonize_block(plan, window, classes, q, valid=valid, nodata=None)
+    return block, os.getpid(), _peak_rss_mb()
+
+
+def _own_class_probability(ds: rasterio.io.DatasetReader, win: Window, classes: np.ndarray,
+                           valid: np.ndarray, plan: PolygonPlan) -> np.ndarray:
+    """Probability of each pixel's own class, reading only the bands of classes present."""
+    kept = valid & plan.kept(classes)
+    present = np.unique(classes[kept])
+    q = np.zeros(classes.shape, np.float64)
+    for c in present.tolist():
+        if c < 0 or c >= ds.count:
+            raise InputError(f"{ds.name}: class id {c} has no probability band (the raster "
+                             f"has {ds.count} bands; band k+1 must be class k)")
+        band = ds.read(c + 1, window=win, masked=False).astype(np.float64)
+        scale, offset = ds.scales[c] or 1.0, ds.offsets[c] or 0.0
+        at = kept & (classes == c)
+        q[at] = band[at] * scale + offset
+    return q
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory in MB (Linux VmHWM; 0 elsewhere)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return 0.0

@@ -461,6 +461,7 @@ class BlockPolygons:
             ``[start, stop, part]``: pixels ``start..stop-1`` along that side (columns for
             top and bottom, rows for left and right, scene coordinates) belong to open part
             ``part``. Sides at the scene's edge have no runs.
+        dropped: finished regions left out by ``min_area``.
         seconds: time spent on the block.
     """
 
@@ -468,6 +469,7 @@ class BlockPolygons:
     finished: Regions
     open: Regions
     sides: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    dropped: int = 0
     seconds: float = 0.0
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -475,7 +477,7 @@ class BlockPolygons:
         out: dict[str, np.ndarray] = {
             "window": np.array([self.window.row, self.window.col, self.window.height,
                                 self.window.width], dtype=np.int64),
-            "seconds": np.array(self.seconds)}
+            "dropped": np.array(self.dropped), "seconds": np.array(self.seconds)}
         for name, regions in (("finished", self.finished), ("open", self.open)):
             for key in ("coords", "ring_offsets", "geom_offsets", "class_id", "pixels", "area",
                         "prob_sum"):
@@ -501,4 +503,4 @@ class BlockPolygons:
         r, c, h, w = (int(v) for v in arrays["window"])
         return cls(PixelWindow(r, c, h, w), regions("finished"), regions("open"),
                    tuple(np.asarray(arrays[f"side.{s}"]) for s in SIDES),  # type: ignore[arg-type]
-                   float(arrays["seconds"]))
+                   int(arrays["dropped"]), float(arrays["seconds"]))

@@ -44,7 +44,7 @@ class StitchStats:
     Attributes:
         blocks: blocks added.
         stitched: emitted regions made of more than one part.
-        dropped: regions left out by ``min_area``.
+        dropped: regions left out by ``min_area`` (in blocks and here).
         peak_parts: most open parts held at once.
     """
 
@@ -98,6 +98,7 @@ class Stitcher:
             raise ValueError(f"block {block.window} was added twice")
         self._done.add(index)
         self.stats.blocks += 1
+        self.stats.dropped += block.dropped
         opened = block.open
         ids = np.arange(self._next, self._next + len(opened))
         self._next += len(opened)

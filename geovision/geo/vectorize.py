@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.windows import Window
 
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.polygon_writers import PolygonWriter
-from geovision.geo.polygonize import polygonize_block
+from geovision.geo.polygonize import read_and_polygonize
 from geovision.geo.polygons import (
     DEFAULT_BLOCK,
     BlockPolygons,
@@ -36,7 +35,7 @@ from geovision.geo.polygons import (
     PolygonPlan,
     make_plan,
 )
-from geovision.geo.raster import cached_open, open_raster, valid_mask
+from geovision.geo.raster import open_raster
 from geovision.geo.stitch import Stitcher
 from geovision.geo.windows import PixelWindow
 
@@ -227,53 +226,6 @@ def _blocks(class_path: str, prob_path: str | None, plan: PolygonPlan,
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 yield fut.result()
-
-
-def read_and_polygonize(class_path: str, prob_path: str | None, plan: PolygonPlan,
-                        window: PixelWindow) -> tuple[BlockPolygons, int, float]:
-    """Read one block of the class raster (and probabilities) and polygonize it.
-
-    Returns:
-        The block's value, this process's id and its peak resident memory in MB.
-    """
-    ds = cached_open(class_path)
-    win = Window(window.col, window.row, window.width, window.height)
-    classes = ds.read(1, window=win)
-    valid = valid_mask(ds, [1], win, classes[None])
-    q = None
-    if prob_path is not None:
-        q = _own_class_probability(cached_open(prob_path), win, classes, valid, plan)
-    block = polygonize_block(plan, window, classes, q, valid=valid, nodata=None)
-    return block, os.getpid(), _peak_rss_mb()
-
-
-def _own_class_probability(ds: rasterio.io.DatasetReader, win: Window, classes: np.ndarray,
-                           valid: np.ndarray, plan: PolygonPlan) -> np.ndarray:
-    """Probability of each pixel's own class, reading only the bands of classes present."""
-    kept = valid & plan.kept(classes)
-    present = np.unique(classes[kept])
-    q = np.zeros(classes.shape, np.float64)
-    for c in present.tolist():
-        if c < 0 or c >= ds.count:
-            raise InputError(f"{ds.name}: class id {c} has no probability band (the raster "
-                             f"has {ds.count} bands; band k+1 must be class k)")
-        band = ds.read(c + 1, window=win, masked=False).astype(np.float64)
-        scale, offset = ds.scales[c] or 1.0, ds.offsets[c] or 0.0
-        at = kept & (classes == c)
-        q[at] = band[at] * scale + offset
-    return q
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory in MB (Linux VmHWM; 0 elsewhere)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return 0.0
 
 
 def class_names_of(path: str | os.PathLike[str]) -> Mapping[int, str]:

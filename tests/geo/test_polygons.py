@@ -165,7 +165,7 @@ def test_min_area_judges_whole_regions_not_parts(unit):
     opts = PolygonOptions(min_area=threshold, min_area_unit=unit)
     got, stitcher, _ = stitch_blocks(classes, opts, block=10, transform=t, seed=2)
     assert sorted(got.pixels.tolist()) == [6, 7]
-    assert stitcher.stats.dropped == 0  # the 4-px region was dropped in its block
+    assert stitcher.stats.dropped == 1  # the 4-px region, dropped in its block
 
 
 def test_simplify_keeps_a_coverage_across_seams():
