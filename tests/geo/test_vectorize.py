@@ -207,3 +207,14 @@ def test_errors_name_the_file_and_what_to_do(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
     with pytest.raises(InputError, match="--classes: unknown class 'roads'"):
         vectorize(src, tmp_path / "z.gpkg", PolygonOptions(classes=("roads",)))
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "geojson"])
+def test_no_region_left_gives_an_empty_layer(tmp_path, fmt):
+    src = write_classes(tmp_path / "c.tif", np.zeros((20, 30), np.uint8))
+    out = tmp_path / f"c.polygons.{fmt}"
+    summary = vectorize(src, out, PolygonOptions(format=fmt), workers=1)
+    assert summary.features == 0 and summary.per_class == {}
+    info = pyogrio.read_info(out)
+    assert info["features"] == 0
+    assert CRS(info["crs"]) == CRS("EPSG:32618" if fmt == "gpkg" else "EPSG:4326")
