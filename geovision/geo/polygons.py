@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -504,3 +506,23 @@ class BlockPolygons:
         return cls(PixelWindow(r, c, h, w), regions("finished"), regions("open"),
                    tuple(np.asarray(arrays[f"side.{s}"]) for s in SIDES),  # type: ignore[arg-type]
                    int(arrays["dropped"]), float(arrays["seconds"]))
+
+
+def save_block(path: str | os.PathLike[str], block: BlockPolygons) -> Path:
+    """Store a block's value as ``.npz`` (plain arrays, no pickle), atomically.
+
+    Returns:
+        The path written.
+    """
+    out = Path(path)
+    tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **block.to_arrays())  # type: ignore[arg-type]
+    os.replace(tmp, out)
+    return out
+
+
+def load_block(path: str | os.PathLike[str]) -> BlockPolygons:
+    """A block's value stored by :func:`save_block`."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return BlockPolygons.from_arrays(dict(arrays))

@@ -16,9 +16,9 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,28 +178,60 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
                      crs=info.crs, class_names=names, block_size=shape)
     windows = plan.windows()
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(windows)))
-    stitcher = Stitcher(plan, with_prob=prob_path is not None)
-    per_class: Counter[int] = Counter()
-    block_seconds = 0.0
     peaks: dict[int, float] = {}
-    with PolygonWriter(out, plan) as writer:
+
+    def blocks() -> Iterator[BlockPolygons]:
         for block, pid, peak in _blocks(info.path, prob_path, plan, windows, n_workers):
-            block_seconds += block.seconds
             if pid != os.getpid():
                 peaks[pid] = max(peaks.get(pid, 0.0), peak)
+            yield block
+
+    summary = write_polygons(plan, blocks(), out, with_prob=prob_path is not None)
+    return replace(summary, workers=n_workers, seconds=time.perf_counter() - start,
+                   worker_peak_rss_mb=sum(peaks.values()))
+
+
+def write_polygons(plan: PolygonPlan, blocks: Iterable[BlockPolygons],
+                   out_path: str | os.PathLike[str], *, with_prob: bool) -> VectorSummary:
+    """Stitch polygonized blocks, arriving in any order, and write the regions to a file.
+
+    This is the finishing step wherever the blocks were polygonized (worker processes, Dask
+    tasks, or results stored by an interrupted run and loaded again).
+
+    Args:
+        plan: the scene's plan.
+        blocks: every block of ``plan``, each once, in any order.
+        out_path: the GeoPackage or GeoJSON file (``plan.options.format``); it appears only
+            once complete.
+        with_prob: the blocks carry probability sums (``mean_prob`` is written).
+
+    Returns:
+        The summary (``workers`` 1 and ``worker_peak_rss_mb`` 0: the caller knows better).
+
+    Raises:
+        RuntimeError: a block is missing or was given twice.
+    """
+    start = time.perf_counter()
+    stitcher = Stitcher(plan, with_prob=with_prob)
+    per_class: Counter[int] = Counter()
+    block_seconds = 0.0
+    with PolygonWriter(out_path, plan) as writer:
+        for block in blocks:
+            block_seconds += block.seconds
             regions = stitcher.add(block)
             per_class.update(regions.class_id.tolist())
             writer.write(regions)
         stitcher.close()
-    stats = stitcher.stats
+    stats, options = stitcher.stats, plan.options
     return VectorSummary(
-        path=str(out), format=options.format,
+        path=str(out_path), format=options.format,
         layer=options.layer if options.format == "gpkg" else None,
         features=sum(per_class.values()),
         per_class={plan.name_of(k): v for k, v in sorted(per_class.items())},
-        stitched=stats.stitched, dropped_small=stats.dropped, blocks=len(windows),
-        block_shape=shape, workers=n_workers, seconds=time.perf_counter() - start,
-        block_seconds=block_seconds, worker_peak_rss_mb=sum(peaks.values()))
+        stitched=stats.stitched, dropped_small=stats.dropped, blocks=stats.blocks,
+        block_shape=(plan.row_edges[1], plan.col_edges[1]), workers=1,
+        seconds=time.perf_counter() - start, block_seconds=block_seconds,
+        worker_peak_rss_mb=0.0)
 
 
 def _blocks(class_path: str, prob_path: str | None, plan: PolygonPlan,

@@ -218,3 +218,32 @@ def test_no_region_left_gives_an_empty_layer(tmp_path, fmt):
     info = pyogrio.read_info(out)
     assert info["features"] == 0
     assert CRS(info["crs"]) == CRS("EPSG:32618" if fmt == "gpkg" else "EPSG:4326")
+
+
+def test_blocks_stored_and_loaded_back_finish_like_one_run(tmp_path):
+    """What `infer --vectors --resume` will do: block values saved by block tasks, finished
+    later in any order by the scene's finishing task."""
+    from geovision.geo.polygonize import polygonize_block
+    from geovision.geo.polygons import load_block, make_plan, save_block
+    from geovision.geo.vectorize import write_polygons
+
+    classes = class_array(45, 52, seed=9)
+    probs = np.random.default_rng(0).random((4, 45, 52))
+    plan = make_plan(PolygonOptions(), height=45, width=52, transform=TRANSFORM,
+                     crs="EPSG:32618", class_names={n["id"]: n["name"] for n in NAMES},
+                     block_size=(20, 15))
+    paths = [save_block(tmp_path / f"b{k}.npz", polygonize_block(
+        plan, w, classes[w.slices], probs[(slice(None), *w.slices)]))
+        for k, w in enumerate(plan.windows())]
+    out = tmp_path / "scene.polygons.gpkg"
+    summary = write_polygons(plan, (load_block(p) for p in reversed(paths)), out,
+                             with_prob=True)
+    frame = pyogrio.read_dataframe(out)
+    ref, ref_class = whole_raster(classes)
+    assert summary.features == len(frame) == len(ref)
+    assert_same_regions(to_pixels(frame.geometry.values), frame["class_id"].to_numpy(), ref,
+                        ref_class, classes.shape)
+    expected = sorted((v, len(p), round(probs[(v, *np.array(p).T)].mean(), 9))
+                      for v, p in flood_fill(classes))
+    assert sorted(zip(frame["class_id"], frame["pixels"], np.round(frame["mean_prob"], 9),
+                      strict=True)) == expected
