@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,8 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
         probabilities: a raster on the same grid with one band per class (band ``k + 1`` is
             class ``k``; scales and offsets applied), for ``mean_prob``.
         workers: processes polygonizing blocks (default: one per CPU, at most one per block;
-            1 works in this process).
+            1 works in this process). They are spawned, so a script calling this with more
+            than one worker must do so under ``if __name__ == "__main__":``.
         block_size: block side in pixels (default: whole internal tiles, about
             :data:`~geovision.geo.polygons.DEFAULT_BLOCK` pixels).
         overwrite: replace ``out_path`` if it exists.
@@ -257,7 +259,14 @@ def _blocks(class_path: str, prob_path: str | None, plan: PolygonPlan,
                 return
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
-                yield fut.result()
+                try:
+                    yield fut.result()
+                except BrokenProcessPool as exc:
+                    raise RuntimeError(
+                        "vectorize: a worker process died (out of memory, or it could not "
+                        "start: a script that calls vectorize() with workers > 1 must do so "
+                        "under `if __name__ == '__main__':`, as processes are spawned); "
+                        "workers=1 runs in this process") from exc
 
 
 def class_names_of(path: str | os.PathLike[str]) -> Mapping[int, str]:
