@@ -60,7 +60,6 @@ class PolygonWriter:
         self._pending_n = 0
         self._json: IO[str] | None = None
         self._created = False
-        self._names = dict(plan.class_names)
         self._to_wgs84: Transformer | None = None
         if self.format == "geojson":
             self._json = open(self.tmp, "w", encoding="utf-8")
@@ -124,10 +123,10 @@ class PolygonWriter:
         self.features += len(regions)
 
     def _properties(self, regions: Regions) -> list[np.ndarray]:
-        names = np.array([self._names.get(int(c)) or str(int(c))
-                          for c in regions.class_id.tolist()], dtype=object)
-        return [names, regions.class_id.astype(np.int32), regions.area, mean_prob(regions),
-                regions.pixels.astype(np.int64)]
+        ids, where = np.unique(regions.class_id, return_inverse=True)
+        table = np.array([self.plan.name_of(int(c)) for c in ids.tolist()], dtype=object)
+        return [table[where.ravel()], regions.class_id.astype(np.int32), regions.area,
+                mean_prob(regions), regions.pixels.astype(np.int64)]
 
     def _write_gpkg(self, regions: Regions) -> None:
         geoms = regions.geometries(self.plan.affine)
