@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from geovision.errors import InputError
 from geovision.geo.polygons import BlockPolygons, PolygonPlan, Regions
-from geovision.geo.raster import cached_open, valid_mask
+from geovision.geo.raster import valid_mask
 from geovision.geo.windows import PixelWindow
 
 #: Class id that marks nodata in the class rasters geovision writes.
@@ -332,16 +332,21 @@ def read_and_polygonize(class_path: str, prob_path: str | None, plan: PolygonPla
                         window: PixelWindow) -> tuple[BlockPolygons, int, float]:
     """Read one block of the class raster (and probabilities) and polygonize it.
 
+    The rasters are opened for this block only: closing them drops their decoded tiles from
+    GDAL's block cache, which would otherwise fill up (to 5% of RAM by default) with tiles
+    that are never read again, making a worker's memory grow with the raster.
+
     Returns:
         The block's value, this process's id and its peak resident memory in MB.
     """
-    ds = cached_open(class_path)
     win = Window(window.col, window.row, window.width, window.height)
-    classes = ds.read(1, window=win)
-    valid = valid_mask(ds, [1], win, classes[None])
+    with rasterio.open(class_path) as ds:
+        classes = ds.read(1, window=win)
+        valid = valid_mask(ds, [1], win, classes[None])
     q = None
     if prob_path is not None:
-        q = _own_class_probability(cached_open(prob_path), win, classes, valid, plan)
+        with rasterio.open(prob_path) as pds:
+            q = _own_class_probability(pds, win, classes, valid, plan)
     block = polygonize_block(plan, window, classes, q, valid=valid, nodata=None)
     return block, os.getpid(), _peak_rss_mb()
 
