@@ -28,7 +28,8 @@ import shapely
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
 
-from geovision.geo.polygons import PolygonPlan, Regions
+from geovision.geo.polygons import PolygonPlan
+from geovision.geo.regions import Regions
 
 #: Features gathered before each write to the GeoPackage.
 BATCH = 50_000

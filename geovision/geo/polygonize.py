@@ -28,8 +28,9 @@ from rasterio.features import shapes
 from rasterio.windows import Window
 
 from geovision.errors import InputError
-from geovision.geo.polygons import BlockPolygons, PolygonPlan, Regions
+from geovision.geo.polygons import BlockPolygons, PolygonPlan
 from geovision.geo.raster import valid_mask
+from geovision.geo.regions import Regions
 from geovision.geo.windows import PixelWindow
 
 #: Class id that marks nodata in the class rasters geovision writes.

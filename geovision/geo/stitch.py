@@ -20,7 +20,8 @@ import numpy as np
 import shapely
 
 from geovision.geo.polygonize import _large_enough
-from geovision.geo.polygons import BlockPolygons, PolygonPlan, Regions, drop_collinear
+from geovision.geo.polygons import BlockPolygons, PolygonPlan
+from geovision.geo.regions import Regions, drop_collinear
 
 #: The side facing each side (indices into :data:`~geovision.geo.polygons.SIDES`).
 _FACING = (1, 0, 3, 2)

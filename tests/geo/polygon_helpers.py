@@ -11,7 +11,8 @@ from affine import Affine
 from rasterio.features import rasterize, shapes
 
 from geovision.geo.polygonize import polygonize_block
-from geovision.geo.polygons import PolygonOptions, PolygonPlan, Regions, make_plan
+from geovision.geo.polygons import PolygonOptions, PolygonPlan, make_plan
+from geovision.geo.regions import Regions
 from geovision.geo.stitch import Stitcher
 
 NODATA = 255

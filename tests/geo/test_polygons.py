@@ -99,7 +99,7 @@ def test_uneven_grid_cuts_like_inference_pieces():
     for w in reversed(plan.windows()):
         out.append(stitcher.add(polygonize_block(plan, w, classes[w.slices])))
     stitcher.close()
-    from geovision.geo.polygons import Regions
+    from geovision.geo.regions import Regions
 
     got = Regions.concat(out, False)
     ref, ref_class = whole_raster(classes)
