@@ -3,7 +3,7 @@
 import click
 import pytest
 
-from geovision.cli import cli, main
+from geovision.cli.main import cli, main
 
 
 def test_group_help_lists_every_command(capsys):

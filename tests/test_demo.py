@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from geovision.cli import main
+from geovision.cli.main import main
 from geovision.demo import STEPS
 
 

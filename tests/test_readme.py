@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from geovision.cli import main
+from geovision.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"<!-- test -->\n```(bash|python)\n(.*?)```", re.S)

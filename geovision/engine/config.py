@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from geovision.errors import ConfigError
+from geovision.errors import ConfigError, InputError, InputFileError
 from geovision.yamlfile import read_mapping
 
 
@@ -234,12 +234,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_config(
     config: str | os.PathLike[str] | dict[str, Any] | TrainConfig,
     overrides: list[str] | tuple[str, ...] = (),
+    *,
+    check_dataset: bool = True,
 ) -> TrainConfig:
     """Read, override and validate a training config.
 
     Args:
         config: a YAML file, a dict of the same shape, or a config already validated.
         overrides: ``a.b=value`` strings (values parsed as YAML), applied in order.
+        check_dataset: also check that ``data.dataset`` exists (a job checks its configs
+            before the step that makes the dataset has run).
 
     Returns:
         The validated config with ``data.dataset`` made absolute.
@@ -265,11 +269,37 @@ def load_config(
     if not dataset.is_absolute():
         here = Path.cwd() / dataset
         dataset = here if here.exists() or not (base / dataset).exists() else base / dataset
-    if not dataset.exists():
+    if check_dataset and not dataset.exists():
         raise ConfigError(f"{source}: data.dataset: {dataset} not found (tile a dataset with "
                           "`geovision tile`, or set data.dataset=PATH)")
     data = cfg.data.model_copy(update={"dataset": str(dataset.resolve())})
     return cfg.model_copy(update={"data": data})
+
+
+def resolve_config(
+    config: str | os.PathLike[str] | dict[str, Any] | TrainConfig | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    resume: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """The config of a training run: ``config``, or a resumed session's own (``resume``).
+
+    Reads no dataset and imports no torch, so that a mistake is reported at once.
+
+    Raises:
+        ConfigError: the config is invalid.
+        InputFileError: ``resume`` is not a training session.
+        InputError: neither a config nor a session to resume.
+    """
+    if resume is not None and not isinstance(config, TrainConfig):
+        session_config = Path(resume) / "config.yaml"
+        if not session_config.is_file():
+            raise InputFileError(f"{Path(resume)}: not a training session (no config.yaml); "
+                                 "give the runs/<name> directory of the run to resume")
+        return load_config(session_config, overrides)
+    if config is None:
+        raise InputError("train: give a config (file, dict) or resume=RUN_DIR")
+    return load_config(config, overrides)
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -13,13 +13,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from geovision.data import EpochSampler, TileDataset, collate, read_info
+from geovision.device import resolve_device
 from geovision.engine.metrics import TaskMetrics
 from geovision.engine.plots import plot_confusion, plot_previews
-from geovision.engine.runtime import resolve_device
 from geovision.engine.session import write_text_atomic
 from geovision.engine.tasks import predict, to_device
 from geovision.errors import InputError
 from geovision.models.bundle import load_bundle
+from geovision.options import with_values
+from geovision.options.evaluate import EvaluateOptions
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -59,12 +61,9 @@ def evaluate(
     model: str | os.PathLike[str],
     dataset: str | os.PathLike[str],
     *,
-    split: str = "test",
     out_dir: str | os.PathLike[str] | None = None,
-    batch_size: int = 16,
-    workers: int = 0,
-    device: str = "auto",
-    previews: int = 8,
+    options: EvaluateOptions | None = None,
+    **kwargs: Any,
 ) -> EvalResult:
     """Evaluate a model bundle on one split of a tile dataset.
 
@@ -75,29 +74,31 @@ def evaluate(
     Args:
         model: the ``model.pt`` bundle.
         dataset: the tile store.
-        split: train, val or test.
         out_dir: directory for the outputs (None: nothing written).
-        batch_size: tiles per batch.
-        workers: DataLoader worker processes.
-        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        previews: tiles drawn in previews.png (0: none).
+        options: split, batch size, workers, device, previews; see
+            :class:`~geovision.options.evaluate.EvaluateOptions`.
+        **kwargs: fields of the options, as keywords (``split="val"``).
 
     Returns:
         The metrics.
 
     Raises:
-        InputError: the split is empty, or the dataset does not fit the model.
+        InputError: the split is empty, an option is wrong, or the dataset does not fit the
+            model.
         ModelFileError: the model file is not a valid bundle.
     """
-    dev = resolve_device(device)
+    opts = with_values(options or EvaluateOptions(), kwargs, what="evaluate()")
+    opts.check()
+    split, previews = opts.split, opts.previews
+    dev = resolve_device(opts.device)
     bundle = load_bundle(model, device=dev)
     info = read_info(dataset)
     _check_fit(bundle, info)
     ds = TileDataset(info.path, split, info=info, normalization=bundle.normalization)
     if len(ds) == 0:
         raise InputError(f"{info.path}: split '{split}' holds no tile")
-    loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate,
-                        sampler=EpochSampler(len(ds), shuffle=False))
+    loader = DataLoader(ds, batch_size=opts.batch_size, num_workers=opts.workers,
+                        collate_fn=collate, sampler=EpochSampler(len(ds), shuffle=False))
     metrics = TaskMetrics(info.task, info.class_names, info.ignore_index, dev)
     criterion = None
     if info.task != "detection":

@@ -24,7 +24,7 @@ from geovision.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from geovision.engine.config import TrainConfig, dump_config, load_config
+from geovision.engine.config import TrainConfig, dump_config, resolve_config
 from geovision.engine.losses import ClassLoss
 from geovision.engine.metrics import DEFAULT_MONITOR, TaskMetrics
 from geovision.engine.optim import build_optimizer, build_scheduler
@@ -40,7 +40,7 @@ from geovision.engine.session import (
     write_text_atomic,
 )
 from geovision.engine.tasks import predict, to_device, train_loss
-from geovision.errors import ConfigError, InputError, InputFileError, OutputExistsError
+from geovision.errors import ConfigError, InputError, OutputExistsError
 from geovision.models.bundle import save_bundle, unwrap
 from geovision.models.registry import build_model
 from geovision.progress import progress_bar
@@ -150,16 +150,10 @@ def _is_better(value: float, best: float | None, mode: str, min_delta: float) ->
 
 def _start(config: Any, overrides: tuple[str, ...], resume: Any,
            overwrite: bool) -> tuple[TrainConfig, Session, dict[str, Any] | None]:
+    cfg = resolve_config(config, overrides, resume=resume)
     if resume is not None:
         session = Session(Path(resume))
-        if not session.config.is_file():
-            raise InputFileError(f"{session.root}: not a training session (no config.yaml); "
-                                 "give the runs/<name> directory of the run to resume")
-        cfg = load_config(session.config, overrides)
         return cfg, session, load_checkpoint(session.last)
-    if config is None:
-        raise InputError("train: give a config (file, dict) or resume=RUN_DIR")
-    cfg = load_config(config, overrides)
     session = Session(Path(cfg.output) / cfg.name)
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:

@@ -20,9 +20,9 @@ import torch
 
 from geovision import __version__
 from geovision.cluster import dask_client, run_graph, task, worker_threads
+from geovision.device import resolve_device
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.raster import RasterInfo, find_rasters, open_raster
-from geovision.inference.blend import BLENDS
 from geovision.inference.blocks import (
     Job,
     Timings,
@@ -32,82 +32,19 @@ from geovision.inference.blocks import (
     process_block,
 )
 from geovision.inference.checks import check_scene, scene_bands
-from geovision.inference.geojson import CRS_CHOICES
 from geovision.inference.grid import Layout, make_layout, window_stride
 from geovision.inference.outputs import output_names, write_outputs
 from geovision.inference.pipeline import run_blocks
-from geovision.inference.predict import DEVICES, cached_bundle, check_window, resolve_device
+from geovision.inference.predict import cached_bundle, check_window
 from geovision.models.bundle import Bundle
+from geovision.options import with_values
+from geovision.options.infer import InferOptions
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
 #: GDAL block cache (MB) while inferring, unless GDAL_CACHEMAX is set.
 GDAL_CACHE_MB = 128
-
-
-@dataclass(frozen=True)
-class InferOptions:
-    """How scenes are predicted (the options of ``geovision infer``).
-
-    Attributes:
-        window: window side in pixels (None: the model's tile size).
-        overlap: share of a window shared with each neighbour, ``0 <= overlap < 1``.
-        batch_size: windows per model call.
-        blend: ``gaussian``, ``linear`` or ``none`` (segmentation).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        probabilities: also write ``<stem>.prob.tif`` (segmentation).
-        prob_dtype: ``uint8`` (compact, scaled 0..1) or ``float32``.
-        score_threshold: lowest detection score kept.
-        nms_iou: IoU at which two detections of one class are one object.
-        ios: intersection over the smaller box at which a box cut by a window edge matches.
-        crs: GeoJSON coordinates: ``wgs84`` (RFC 7946) or ``native`` (the scene's CRS).
-        tta: average the predictions of flips and a rotation (segmentation, classification).
-        block_windows: windows per block side (memory grows with its square).
-        preview: also write ``<stem>.preview.png``, a quicklook of the scene and the
-            predictions side by side.
-    """
-
-    window: int | None = None
-    overlap: float = 0.25
-    batch_size: int = 4
-    blend: str = "gaussian"
-    device: str = "auto"
-    probabilities: bool = True
-    prob_dtype: str = "uint8"
-    score_threshold: float = 0.5
-    nms_iou: float = 0.5
-    ios: float = 0.5
-    crs: str = "wgs84"
-    tta: bool = False
-    block_windows: int = 4
-    preview: bool = False
-
-    def check(self) -> None:
-        """Raise :class:`InputError` naming the option that is out of range."""
-        if self.window is not None and self.window < 8:
-            raise InputError(f"--window: {self.window} is too small (8 pixels or more)")
-        if not 0.0 <= self.overlap < 1.0:
-            raise InputError(f"--overlap: {self.overlap} must lie in [0, 1) (a share of the "
-                             "window, e.g. 0.25)")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size: {self.batch_size} must be at least 1")
-        if self.blend not in BLENDS:
-            raise InputError(f"--blend: '{self.blend}' is not a blend; choose one of "
-                             f"{', '.join(BLENDS)}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise InputError(f"--device: '{self.device}' is not a device; choose one of "
-                             f"{', '.join(DEVICES)}")
-        if self.prob_dtype not in ("uint8", "float32"):
-            raise InputError(f"--prob-dtype: '{self.prob_dtype}' must be uint8 or float32")
-        for name, v in (("--score-threshold", self.score_threshold),
-                        ("--nms-iou", self.nms_iou), ("--ios", self.ios)):
-            if not 0.0 <= v <= 1.0:
-                raise InputError(f"{name}: {v} must lie in [0, 1]")
-        if self.crs not in CRS_CHOICES:
-            raise InputError(f"--crs: '{self.crs}' must be wgs84 or native")
-        if self.block_windows < 1:
-            raise InputError(f"block_windows: {self.block_windows} must be at least 1")
 
 
 def infer(
@@ -147,14 +84,9 @@ def infer(
         GeovisionError: bad model file, scene or option, or existing outputs; the message
             names the file or option.
     """
-    opts = options or InferOptions()
-    if kwargs:
-        unknown = sorted(set(kwargs) - set(InferOptions.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"infer(): unknown option(s) {', '.join(unknown)}")
-        opts = InferOptions(**{**asdict(opts), **kwargs})
+    opts = with_values(options or InferOptions(), kwargs, what="infer()")
     opts.check()
-    device = resolve_device(opts.device)
+    device = str(resolve_device(opts.device))
     bundle = cached_bundle(model_path, device)
     if opts.tta and bundle.task == "detection":
         raise InputError("--tta: test-time augmentation is for segmentation and "

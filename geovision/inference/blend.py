@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-BLENDS = ("gaussian", "linear", "none")
+from geovision.options.infer import BLENDS
 
 #: Smallest profile value: weights stay positive, so every covered pixel has a finite blend.
 FLOOR = 1e-12

@@ -21,8 +21,6 @@ from rasterio.crs import CRS
 
 from geovision.errors import InputError
 
-CRS_CHOICES = ("wgs84", "native")
-
 
 def pixel_boxes(boxes: np.ndarray, transform: Affine) -> np.ndarray:
     """Shapely polygons in map coordinates of ``(N, 4)`` xyxy pixel boxes."""

@@ -17,23 +17,6 @@ import torch
 from geovision.errors import InputError
 from geovision.models.bundle import Bundle, load_bundle
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``.
-
-    Raises:
-        InputError: unknown device, or ``cuda`` without a GPU.
-    """
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise InputError(f"--device: '{device}' is not a device; choose auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    return device
-
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, stamp: tuple[int, int], device: str) -> Bundle:

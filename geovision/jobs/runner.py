@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from geovision.errors import GeovisionError
-from geovision.jobs.spec import Step, load_job, train_session
+from geovision.jobs.spec import Step, load_job, step_options, train_session
 
 log = logging.getLogger(__name__)
 
@@ -186,29 +186,21 @@ def run_generate(step: Step, **_: Any) -> None:
     """``generate``: a synthetic sample (rasters and labels)."""
     from geovision.synthetic import make_sample
 
-    o = dict(step.options)
-    out = o.pop("output")
-    if "crss" in o:
-        o["crss"] = tuple(o["crss"])
-    make_sample(out, **o)
+    make_sample(step.options["output"], **asdict(step_options(step)))
 
 
 def run_tile(step: Step, *, scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """``tile``: resumes an interrupted store of the same inputs and options."""
-    from geovision.tiling import TileOptions, tile
+    from geovision.tiling.api import tile
 
-    o = dict(step.options)
-    rasters, labels, output = o.pop("rasters"), o.pop("labels"), o.pop("output")
-    for key in ("bands", "fractions"):
-        if key in o and o[key] is not None:
-            o[key] = tuple(o[key])
-    tile(rasters, labels, output, TileOptions(**o), scheduler=scheduler, workers=workers,
-         resume=True, quiet=quiet)
+    o = step.options
+    tile(o["rasters"], o["labels"], o["output"], step_options(step), scheduler=scheduler,
+         workers=workers, resume=True, quiet=quiet)
 
 
 def run_train(step: Step, *, quiet: bool, **_: Any) -> None:
     """``train``: continues the session from its last checkpoint when one exists."""
-    from geovision.engine import train
+    from geovision.engine.trainer import train
 
     session = train_session(step)
     overrides = step.options["set"]
@@ -220,21 +212,20 @@ def run_train(step: Step, *, quiet: bool, **_: Any) -> None:
 
 def run_infer(step: Step, *, scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """``infer``: finishes interrupted scenes, skips complete ones."""
-    from geovision.inference import InferOptions, infer
+    from geovision.inference.api import infer
 
-    o = dict(step.options)
-    model, scenes = o.pop("model"), o.pop("scenes")
-    output = o.pop("output", None) or str(Path.cwd() / "predictions")
-    infer(model, scenes, output, InferOptions(**o), scheduler=scheduler, workers=workers,
-          resume=True, quiet=quiet)
+    o = step.options
+    output = o.get("output") or str(Path.cwd() / "predictions")
+    infer(o["model"], o["scenes"], output, step_options(step), scheduler=scheduler,
+          workers=workers, resume=True, quiet=quiet)
 
 
 def run_evaluate(step: Step, **_: Any) -> None:
     """``evaluate``: metrics of a model on a split of a tile dataset."""
-    from geovision.engine import evaluate
+    from geovision.engine.evaluate import evaluate
 
-    o = dict(step.options)
-    evaluate(o.pop("model"), o.pop("dataset"), out_dir=o.pop("output"), **o)
+    o = step.options
+    evaluate(o["model"], o["dataset"], out_dir=o["output"], options=step_options(step))
 
 
 RUNNERS: dict[str, Callable[..., None]] = {

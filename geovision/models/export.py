@@ -30,8 +30,8 @@ from torch import nn
 from geovision import __version__
 from geovision.errors import InputError, InputFileError, OutputExistsError
 from geovision.models.bundle import Bundle, load_bundle
+from geovision.options.export import FORMATS
 
-FORMATS = ("torchscript", "onnx")
 #: Name of the metadata entry inside an exported file.
 METADATA_KEY = "geovision"
 #: Suffix of the default output path, per format.

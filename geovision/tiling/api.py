@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import shapely
 
 from geovision.cluster import dask_client, run_graph, task
 from geovision.errors import InputError, OutputExistsError
+from geovision.formats import IGNORE_INDEX
 from geovision.geo.raster import (
     RasterInfo,
     absolute,
@@ -29,6 +30,7 @@ from geovision.geo.raster import (
 )
 from geovision.geo.vector import Labels, read_labels, to_crs
 from geovision.geo.windows import PixelWindow, window_bounds
+from geovision.options.tile import TileOptions
 from geovision.tiling.plan import (
     TileRef,
     assign_splits,
@@ -50,77 +52,8 @@ from geovision.tiling.work import ShardJob, SourceFeatures, build_shard, marker_
 
 log = logging.getLogger(__name__)
 
-TASKS = ("segmentation", "classification", "detection")
 #: GDAL block cache (MB) while tiling, unless GDAL_CACHEMAX is set.
 GDAL_CACHE_MB = 512
-IGNORE_INDEX = 255
-
-
-@dataclass(frozen=True)
-class TileOptions:
-    """How a tile dataset is cut (the options of ``geovision tile``).
-
-    Attributes:
-        task: segmentation, classification or detection.
-        class_field: label field whose sorted values become classes 1..K (None: one class).
-        layer: layer of a multi-layer vector file (None: the first).
-        tile_size: tile side in pixels.
-        stride: pixels between tile origins (None: ``tile_size``, no overlap).
-        bands: 1-based bands to keep, in order (None: all).
-        min_valid: tiles whose fraction of valid (not nodata) pixels is lower are skipped.
-        split: ``block`` (spatial blocks, default) or ``random``.
-        fractions: train, val, test shares.
-        block_size: side of a split block in pixels (None: 4 x ``tile_size``).
-        seed: seed of the split.
-        min_box_visible: detection; share of a box's area that must lie in a tile.
-        shard: tiles stored together in one shard object.
-    """
-
-    task: str = "segmentation"
-    class_field: str | None = None
-    layer: str | None = None
-    tile_size: int = 256
-    stride: int | None = None
-    bands: tuple[int, ...] | None = None
-    min_valid: float = 0.5
-    split: str = "block"
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    block_size: int | None = None
-    seed: int = 0
-    min_box_visible: float = 0.5
-    shard: int = 16
-
-    def check(self) -> None:
-        """Raise :class:`InputError` naming the option that is out of range."""
-        if self.task not in TASKS:
-            raise InputError(f"--task: '{self.task}' is not a task; choose one of "
-                             f"{', '.join(TASKS)}")
-        if self.tile_size < 8:
-            raise InputError(f"--tile-size: {self.tile_size} is too small (8 pixels or more)")
-        if self.stride is not None and not 0 < self.stride:
-            raise InputError(f"--stride: {self.stride} must be a positive number of pixels")
-        if not 0.0 <= self.min_valid <= 1.0:
-            raise InputError(f"--min-valid: {self.min_valid} must lie in 0..1")
-        if self.split not in ("block", "random"):
-            raise InputError(f"--split: '{self.split}' is not a method; choose block or random")
-        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or not np.isclose(
-                sum(self.fractions), 1.0):
-            raise InputError(f"--fractions: {self.fractions} must be three shares "
-                             "(train,val,test) that add up to 1")
-        if self.block_size is not None and self.block_size < 1:
-            raise InputError(f"--block-size: {self.block_size} must be positive")
-        if not 0.0 < self.min_box_visible <= 1.0:
-            raise InputError(f"--min-box-visible: {self.min_box_visible} must lie in (0, 1]")
-
-    @property
-    def step(self) -> int:
-        """Pixels between tile origins."""
-        return self.stride or self.tile_size
-
-    @property
-    def blocks(self) -> int:
-        """Split block side in pixels."""
-        return self.block_size or 4 * self.tile_size
 
 
 def tile(
@@ -287,7 +220,7 @@ def _plan(
     refs = [r for r, k in zip(refs, keep, strict=True) if k]
     valid = valid[keep]
     splits, dropped = assign_splits(refs, method=opts.split, fractions=opts.fractions,
-                                    block_size=opts.blocks, seed=opts.seed)
+                                    block_size=opts.split_block_size, seed=opts.seed)
     kept = splits != 255
     if dropped:
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
@@ -422,7 +355,8 @@ def _summarize(
         "labels": lab.describe(),
         "stats": stats.describe(),
         "split": {
-            "method": opts.split, "block_size": opts.blocks if opts.split == "block" else None,
+            "method": opts.split,
+            "block_size": opts.split_block_size if opts.split == "block" else None,
             "fractions": list(opts.fractions), "seed": opts.seed,
             "border_dropped": border_dropped,
         },

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from geovision.cli import main
+from geovision.cli.main import main
 from geovision.engine.config import apply_overrides, load_config
 from geovision.errors import ConfigError
 

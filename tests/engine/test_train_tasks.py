@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import split_labels
 
-from geovision.cli import main
+from geovision.cli.main import main
 from geovision.engine import evaluate
 from geovision.models import load_bundle
 

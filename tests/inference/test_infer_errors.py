@@ -9,7 +9,7 @@ import pytest
 import torch
 from infer_helpers import write_bundle
 
-from geovision.cli import main
+from geovision.cli.main import main
 from geovision.errors import InputError, InputFileError, ModelFileError, OutputExistsError
 from geovision.inference import infer
 from geovision.synthetic import make_sample

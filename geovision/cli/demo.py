@@ -1,4 +1,4 @@
-"""`geovision demo` command (registered on the group in cli.py)."""
+"""``geovision demo``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
-from geovision.cli import _STATE, cli, command
+from geovision.cli.options import command, state
 
 
-@command(cli, "demo")
+@command("demo")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default="demo-output",
               show_default=True, help="Folder of every output of the demo.")
 @click.option("--quick", is_flag=True,
@@ -27,6 +27,6 @@ def demo_cmd(out_dir: Path, quick: bool, overwrite: bool) -> None:
     """
     from geovision.demo import run_demo
 
-    if _STATE["verbosity"] <= 0:  # the steps report themselves; the library's logs are for -v
+    if state().verbosity <= 0:  # the steps report themselves; the library's logs are for -v
         logging.getLogger("geovision").setLevel(logging.WARNING)
     run_demo(out_dir, quick=quick, overwrite=overwrite, echo=click.echo)

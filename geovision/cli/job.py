@@ -1,4 +1,4 @@
-"""`geovision run` command (registered on the group in cli.py)."""
+"""``geovision run``: a batch job."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from geovision.cli import _STATE, cli, cluster_options, command
+from geovision.cli.options import cluster_options, command, state
 
 
-@command(cli, "run")
+@command("run")
 @click.argument("job", type=click.Path(path_type=Path))
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               show_default="<workdir>/<job name>.report.json",
@@ -24,8 +24,8 @@ def run_cmd(job: Path, report: Path | None, scheduler: str | None,
     re-running a finished job does nothing and re-running a failed one finishes it. The whole
     file is checked before any step starts. See pipelines/README.md.
     """
-    from geovision.jobs import run_job
+    from geovision.jobs.runner import run_job
 
-    quiet = _STATE["verbosity"] < 0
+    quiet = state().quiet
     run_job(job, scheduler=scheduler, workers=workers, report=report, quiet=quiet,
             echo=lambda line: click.echo(line, err=False) if not quiet else None)

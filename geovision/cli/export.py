@@ -1,25 +1,29 @@
-"""`geovision export` command (registered on the group in cli.py)."""
+"""``geovision export``."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from geovision.cli import cli, command
+from geovision.cli.options import (
+    command,
+    dataclass_options,
+    output_option,
+    overwrite_option,
+    take_options,
+)
+from geovision.options.export import ExportOptions
 
 
-@command(cli, "export")
+@command("export")
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["torchscript", "onnx"]),
-              default="torchscript", show_default=True,
-              help="torchscript (every task) or onnx (segmentation, classification; needs "
-                   "pip install onnx onnxscript).")
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=None,
-              show_default="<model stem>.torchscript.pt or .onnx beside MODEL",
-              help="File to write.")
-@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
-def export_cmd(model: Path, fmt: str, out: Path | None, overwrite: bool) -> None:
+@dataclass_options(ExportOptions)
+@output_option(None, "File to write.",
+               show_default="<model stem>.torchscript.pt or .onnx beside MODEL")
+@overwrite_option
+def export_cmd(model: Path, out: Path | None, overwrite: bool, **kwargs: Any) -> None:
     """Export MODEL (a model.pt bundle) as a deployable TorchScript or ONNX file.
 
     The exported model takes raw pixels, float32 N x C x H x W in the bundle's band order,
@@ -28,9 +32,11 @@ def export_cmd(model: Path, fmt: str, out: Path | None, overwrite: bool) -> None
     bands, tile size and normalization are stored in the file (TorchScript extra file
     geovision.json, ONNX metadata_props 'geovision').
     """
+    options = take_options(ExportOptions, kwargs)
+    options.check()
     from geovision.models.export import export_model, read_export_metadata
 
-    path = export_model(model, fmt, out, overwrite=overwrite)
+    path = export_model(model, options.format, out, overwrite=overwrite)
     meta = read_export_metadata(path)
     click.echo(f"{path}: {meta['task']} model, {len(meta['bands'])} bands, "
                f"{len(meta['classes'])} classes, tile {meta['tile_size']} px")
