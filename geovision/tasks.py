@@ -34,12 +34,15 @@ class Task:
         target: what a tile is labelled with, the tile store array that holds it:
             ``mask`` (a class per pixel), ``label`` (a class per tile) or ``boxes``.
         summary: one line for help texts.
+        logits: its model maps a batch of images to class logits (else, torchvision style, a
+            list of images to a list of detections).
         model_output: what its exported model returns.
     """
 
     name: str
     target: str
     summary: str
+    logits: bool
     model_output: str
 
     def stage(self, stage: str) -> Any:
@@ -50,11 +53,11 @@ class Task:
 
 #: Every task, by name; the order is the order of choices on the command line.
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("segmentation", "mask", "a class per pixel (mask per tile)",
+    Task("segmentation", "mask", "a class per pixel (mask per tile)", True,
          "probabilities float32 (N, classes, H, W)"),
-    Task("classification", "label", "one class per tile (the class covering most of it)",
+    Task("classification", "label", "one class per tile (the class covering most of it)", True,
          "probabilities float32 (N, classes)"),
-    Task("detection", "boxes", "boxes of objects",
+    Task("detection", "boxes", "boxes of objects", False,
          "list of {boxes float32 (M, 4) xyxy in input pixels, scores (M,), labels int64 (M,)} "
          "per image"),
 )}

@@ -2,7 +2,8 @@
 
 :mod:`geovision.cli.main` holds the group and imports every command module; the commands
 import only :mod:`geovision.cli.options` (shared options and state) and, when they run, the
-library function they call. The console script is ``geovision.cli.main:run``.
+library function they call. The console script is ``geovision.cli.main:run``; ``cli`` and
+``run`` are also importable from here, for scripts installed before the package was split.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING
 from geovision.lazy import exports
 
 if TYPE_CHECKING:
-    from geovision.cli.main import cli, main, run
+    from geovision.cli.main import cli, run
 
-__all__ = ["cli", "main", "run"]
+__all__ = ["cli", "run"]
 __getattr__ = exports(__name__, {name: "geovision.cli.main" for name in __all__})

@@ -55,7 +55,7 @@ def evaluate_cmd(model: Path, dataset: Path, out_dir: Path | None, **kwargs: Any
     """Evaluate the model bundle MODEL (model.pt) on a split of the tile DATASET."""
     options = take_options(EvaluateOptions, kwargs)
     options.check()
-    from geovision.engine.evaluate import evaluate
+    from geovision.engine.evaluator import evaluate
 
     out = out_dir if out_dir is not None else model.parent / f"evaluation-{options.split}"
     result = evaluate(model, dataset, out_dir=out, options=options)

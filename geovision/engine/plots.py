@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
-from matplotlib.patches import Rectangle
+
+from geovision.engine.tasks import PreviewStyle, for_task
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -97,53 +98,26 @@ def plot_previews(task: str, images: list[torch.Tensor], targets: list[Any],
                   score_threshold: float = 0.5) -> Path:
     """Validation tiles with truth and prediction drawn over the imagery.
 
-    Segmentation: image | truth | prediction (class colors, half transparent). Classification:
-    the image titled ``truth -> prediction``. Detection: truth boxes dashed white, predicted
-    boxes (score >= ``score_threshold``) in class colors with their scores.
+    Each task draws a tile on its own panels (:meth:`EngineTask.draw_preview`): a row of
+    them per tile (segmentation: image | truth | prediction), or one panel per tile, four to
+    a row (classification: the image titled ``truth -> prediction``; detection: truth boxes
+    dashed white, predicted boxes with a score of at least ``score_threshold`` in class
+    colours).
     """
-    names = [str(c["name"]) for c in classes]
-    colors = [c.get("color", "#ff0000") for c in classes]
-    n = len(images)
-    cols = 3 if task == "segmentation" else 1
-    per_row = 1 if task == "segmentation" else min(n, 4)
-    rows = n if task == "segmentation" else -(-n // per_row)
+    drawer = for_task(task)
+    style = PreviewStyle(names=[str(c["name"]) for c in classes],
+                         colors=[c.get("color", "#ff0000") for c in classes],
+                         cmap=class_cmap(classes), ignore_index=ignore_index,
+                         score_threshold=score_threshold)
+    n, cols = len(images), drawer.panels
+    per_row = 1 if cols > 1 else min(n, 4)
+    rows = n if cols > 1 else -(-n // per_row)
     fig, axes = plt.subplots(rows, cols * per_row, figsize=(2.6 * cols * per_row, 2.6 * rows),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    cmap = class_cmap(classes)
     for i in range(n):
         rgb = display_rgb(images[i], bands)
-        if task == "segmentation":
-            truth = np.ma.masked_equal(np.asarray(targets[i].cpu()), ignore_index)
-            row = axes[i]
-            row[0].imshow(rgb)
-            row[0].set_title("image", fontsize=8)
-            for ax, lab, title in ((row[1], truth, "truth"),
-                                   (row[2], np.asarray(preds[i].cpu()), "prediction")):
-                ax.imshow(rgb)
-                ax.imshow(lab, cmap=cmap, vmin=0, vmax=len(classes) - 1, alpha=0.5,
-                          interpolation="nearest")
-                ax.set_title(title, fontsize=8)
-            continue
-        ax = axes[i // per_row][i % per_row]
-        ax.imshow(rgb)
-        if task == "classification":
-            t, p = int(targets[i]), int(preds[i])
-            ax.set_title(f"{names[t]} -> {names[p]}", fontsize=8,
-                         color="green" if t == p else "red")
-        else:
-            for box in targets[i]["boxes"].cpu().tolist():
-                ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0],
-                                       box[3] - box[1], fill=False, ec="white", ls="--",
-                                       lw=1))
-            p = preds[i]
-            for box, score, lab in zip(p["boxes"].cpu().tolist(), p["scores"].cpu().tolist(),
-                                       p["labels"].cpu().tolist(), strict=True):
-                if score < score_threshold:
-                    continue
-                color = colors[lab] if 0 <= lab < len(colors) else "red"
-                ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0],
-                                       box[3] - box[1], fill=False, ec=color, lw=1.5))
-                ax.text(box[0], box[1], f"{score:.2f}", color=color, fontsize=6, va="bottom")
+        panels = list(axes[i]) if cols > 1 else [axes[i // per_row][i % per_row]]
+        drawer.draw_preview(panels, rgb, targets[i], preds[i], style)
     return _save(fig, path)

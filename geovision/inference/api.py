@@ -23,19 +23,14 @@ from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.device import resolve_device
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.raster import RasterInfo, find_rasters, open_raster
-from geovision.inference.blocks import (
-    Job,
-    Timings,
-    block_pieces,
-    finish_seam,
-    marker,
-    process_block,
-)
+from geovision.geo.windows import window_stride
+from geovision.inference.blocks import block_pieces, process_block
 from geovision.inference.checks import check_scene, scene_bands
-from geovision.inference.grid import Layout, make_layout, window_stride
-from geovision.inference.outputs import output_names, write_outputs
+from geovision.inference.layout import Layout, make_layout
 from geovision.inference.pipeline import run_blocks
 from geovision.inference.predict import cached_bundle, check_window
+from geovision.inference.tasks import for_task
+from geovision.inference.work import SceneWork, Timings, marker
 from geovision.models.bundle import Bundle
 from geovision.options import with_values
 from geovision.options.infer import InferOptions
@@ -88,9 +83,10 @@ def infer(
     opts.check()
     device = str(resolve_device(opts.device))
     bundle = cached_bundle(model_path, device)
-    if opts.tta and bundle.task == "detection":
-        raise InputError("--tta: test-time augmentation is for segmentation and "
-                         "classification models; this model detects objects")
+    if opts.tta and not for_task(bundle.task).tta:
+        raise InputError(f"--tta: test-time augmentation does not apply to {bundle.task} "
+                         "models (flips and rotations are for segmentation and "
+                         "classification)")
     window = opts.window or bundle.tile_size
     check_window(bundle, window, len(bundle.bands), device)
     paths = find_rasters([scenes] if isinstance(scenes, (str, os.PathLike)) else scenes)
@@ -119,9 +115,9 @@ def infer(
                 if isinstance(plan, dict):
                     summaries.append(plan)
                     continue
-                timings = _run(plan.job, plan.layout, plan.todo, quiet=quiet,
+                timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
                                stem=plan.stem)
-                summaries.append(finish_scene(plan, timings))
+                summaries.append(complete_scene(plan, timings))
         else:
             summaries = _run_on_cluster(plans, client, quiet=quiet)
     if opts.preview:
@@ -190,7 +186,7 @@ def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwr
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """A scene's work, decided on the client: its job, layout and the blocks still to do."""
+    """A scene's work, decided on the client: its work, layout and the blocks still to do."""
 
     model: Path
     device: str
@@ -199,7 +195,7 @@ class ScenePlan:
     stem: str
     opts: InferOptions
     names: tuple[str, ...]
-    job: Job
+    work: SceneWork
     layout: Layout
     todo: tuple[Any, ...]
     started: float  # wall-clock seconds since the epoch, comparable across machines
@@ -211,7 +207,8 @@ def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: 
     """Prepare a scene's scratch directory; return its plan, or its summary if complete."""
     t_start = time.time()
     stem = Path(info.path).stem
-    names = output_names(stem, bundle.task, opts.probabilities)
+    task = for_task(bundle.task)
+    names = task.output_names(stem, opts)
     scratch, done = _prepare(out, stem, [*names, f"{stem}.json"],
                              _fingerprint(model, info, opts, window),
                              overwrite=overwrite, resume=resume)
@@ -219,54 +216,53 @@ def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: 
         return done
     stride = window_stride(window, opts.overlap)
     layout = make_layout(info.height, info.width, window, stride,
-                         per_block=opts.block_windows, cells=bundle.task == "classification")
+                         per_block=opts.block_windows, cells=task.cells)
     mean, std = bundle.normalization["mean"], bundle.normalization["std"]
-    job = Job(scene=str(Path(info.path).resolve()), bands=tuple(scene_bands(bundle)),
-              model=str(model), device=device, task=bundle.task, window=window,
-              stride=stride, blend=opts.blend, batch_size=opts.batch_size, tta=opts.tta,
-              prob_dtype=opts.prob_dtype, probabilities=opts.probabilities,
-              score_threshold=opts.score_threshold, mean=tuple(float(v) for v in mean),
-              std=tuple(float(v) for v in std), height=info.height, width=info.width,
-              n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
-              num_classes=len(bundle.classes), scratch=str(scratch.resolve()))
+    work = SceneWork(scene=str(Path(info.path).resolve()), grid=info.grid,
+                     bands=tuple(scene_bands(bundle)), model=str(model), device=device,
+                     task=bundle.task, window=window, stride=stride,
+                     n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
+                     num_classes=len(bundle.classes), mean=tuple(float(v) for v in mean),
+                     std=tuple(float(v) for v in std), options=opts,
+                     scratch=str(scratch.resolve()))
     todo = tuple(b for b in layout.blocks if not marker(scratch, b).exists())
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),
                  len(layout.blocks))
     return ScenePlan(model=model, device=device, info=info, out=out, stem=stem, opts=opts,
-                     names=tuple(names), job=job, layout=layout, todo=todo, started=t_start)
+                     names=tuple(names), work=work, layout=layout, todo=todo, started=t_start)
 
 
-def finish_scene(plan: ScenePlan, timings: Timings) -> dict[str, Any]:
-    """Finish seams, write the scene's outputs and its summary, drop the scratch directory.
+def complete_scene(plan: ScenePlan, timings: Timings) -> dict[str, Any]:
+    """Merge seams, write the scene's outputs and its summary, drop the scratch directory.
 
     Runs where the blocks ran: here, or as the scene's last task on a Dask worker.
     """
-    job, layout, stem, out = plan.job, plan.layout, plan.stem, plan.out
+    work, layout, stem, out = plan.work, plan.layout, plan.stem, plan.out
     bundle = cached_bundle(plan.model, plan.device)
+    task = for_task(work.task)
     t0 = time.perf_counter()
-    if bundle.task == "segmentation":
-        for piece in layout.pieces:
-            if piece.is_seam:
-                finish_seam(job, piece)
+    task.merge_blocks(work, layout)
     timings.extra["seams"] = time.perf_counter() - t0
-    counts = write_outputs(job, layout, bundle, plan.info, out, stem, plan.opts, timings)
+    t1 = time.perf_counter()
+    counts = task.write(work, layout, bundle, plan.info, out, stem, timings)
+    timings.extra["outputs"] = time.perf_counter() - t1
     total = time.time() - plan.started
     summary = _summary(plan.model, bundle, plan.info, plan.opts, layout, list(plan.names),
                        timings, counts, total, plan.device)
     tmp = out / f".{stem}.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, out / f"{stem}.json")
-    shutil.rmtree(job.scratch, ignore_errors=True)
+    shutil.rmtree(work.scratch, ignore_errors=True)
     log.info("%s: %d windows in %.1f s (%.2f MP/s)", stem, layout.n_windows, total,
              summary["megapixels_per_s"])
     return summary
 
 
-def _block_task(job: Job, block: Any, pieces: list[Any]) -> dict[str, float]:
+def _block_task(work: SceneWork, block: Any, pieces: list[Any]) -> dict[str, float]:
     """One block as a Dask task: torch kept to this task's share of the worker's cores."""
     worker_threads()
-    return process_block(job, block, pieces)
+    return process_block(work, block, pieces)
 
 
 def _finish_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> dict[str, Any]:
@@ -275,7 +271,7 @@ def _finish_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> dict[str, 
     timings = Timings()
     for part in seconds:
         timings.add(Timings(part["read"], part["model"], part["write"]))
-    return finish_scene(plan, timings)
+    return complete_scene(plan, timings)
 
 
 def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
@@ -291,7 +287,7 @@ def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
     for n, plan in enumerate(plans):
         if isinstance(plan, dict):
             continue
-        blocks = [task(f"infer-{n}-block-{i}", _block_task, plan.job, b,
+        blocks = [task(f"infer-{n}-block-{i}", _block_task, plan.work, b,
                        block_pieces(b, plan.layout.pieces)) for i, b in enumerate(plan.todo)]
         done = task(f"infer-{n}-finish", _finish_task, plan, deps=blocks)
         tasks += [*blocks, done]
@@ -305,10 +301,11 @@ def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
     return out
 
 
-def _run(job: Job, layout: Layout, todo: Sequence[Any], *, quiet: bool, stem: str) -> Timings:
+def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
+         stem: str) -> Timings:
     """Run the blocks still to do here, with reading, the model and writing overlapped."""
     n_windows = sum(len(b.windows) for b in todo)
-    pixels = job.stride * job.stride
+    pixels = work.stride * work.stride
     with progress_bar(total=n_windows, desc=f"infer {stem}", unit="win",
                       disable=quiet) as bar:
         t0 = time.perf_counter()
@@ -318,7 +315,7 @@ def _run(job: Job, layout: Layout, todo: Sequence[Any], *, quiet: bool, stem: st
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix_str(f"{bar.n * pixels / 1e6 / elapsed:.2f} MP/s", refresh=False)
 
-        return run_blocks(job, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
+        return run_blocks(work, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
 
 
 def _summary(model: Path, bundle: Bundle, info: RasterInfo, opts: InferOptions, layout: Layout,

@@ -19,19 +19,14 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
-from affine import Affine
-from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geovision.geo.windows import PixelWindow
-from geovision.inference.grid import Piece, intersect
+from geovision.formats import CLASS_NODATA, PROB_SCALE
+from geovision.geo.windows import PixelWindow, RasterGrid, intersect
+from geovision.inference.layout import Piece
 
 #: Tile side of every raster written (GeoTIFF blocks and COG tiles).
 TILE = 512
-#: Class id written where the scene holds no data, and the compact probability nodata.
-NODATA = 255
-#: Compact probabilities store round(p * PROB_SCALE) in uint8: 0..254 <-> 0..1.
-PROB_SCALE = 254.0
 
 
 def hex_to_rgba(color: str | None, index: int) -> tuple[int, int, int, int]:
@@ -50,40 +45,17 @@ def hex_to_rgba(color: str | None, index: int) -> tuple[int, int, int, int]:
 def colormap(classes: Sequence[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]]:
     """GDAL colour table of a class raster: each class's colour, nodata transparent."""
     table = {int(c["id"]): hex_to_rgba(c.get("color"), int(c["id"])) for c in classes}
-    table[NODATA] = (0, 0, 0, 0)
+    table[CLASS_NODATA] = (0, 0, 0, 0)
     return table
 
 
-def compact(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Probabilities ``0..1`` as uint8 ``round(p * 254)``, :data:`NODATA` where invalid."""
-    out = np.rint(np.clip(probs, 0.0, 1.0) * PROB_SCALE).astype(np.uint8)
-    out[:, ~valid] = NODATA
-    return out
-
-
-def finish(probs: np.ndarray, valid: np.ndarray, prob_dtype: str,
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Class ids and stored probabilities of blended probabilities ``(K, rows, cols)``.
-
-    Returns:
-        ``(classes, probabilities)``: uint8 argmax with :data:`NODATA` where invalid, and
-        compact uint8 or float32 (NaN where invalid) probabilities.
-    """
-    classes = np.argmax(probs, axis=0).astype(np.uint8)
-    classes[~valid] = NODATA
-    if prob_dtype == "uint8":
-        return classes, compact(probs, valid)
-    out = probs.astype(np.float32, copy=True)
-    out[:, ~valid] = np.nan
-    return classes, out
-
-
-def tiled_profile(*, height: int, width: int, count: int, dtype: str, crs: CRS,
-                  transform: Affine, nodata: float | None) -> dict[str, Any]:
-    """Creation options of the intermediate tiled GeoTIFF (fast ZSTD, 512 tiles)."""
+def tiled_profile(grid: RasterGrid, *, count: int, dtype: str,
+                  nodata: float | None) -> dict[str, Any]:
+    """Creation options of the intermediate tiled GeoTIFF on ``grid`` (fast ZSTD, 512 tiles)."""
     return {
-        "driver": "GTiff", "height": height, "width": width, "count": count, "dtype": dtype,
-        "crs": crs, "transform": transform, "nodata": nodata, "tiled": True,
+        "driver": "GTiff", "height": grid.height, "width": grid.width, "count": count,
+        "dtype": dtype, "crs": grid.crs, "transform": grid.transform, "nodata": nodata,
+        "tiled": True,
         "blockxsize": TILE, "blockysize": TILE, "compress": "zstd", "zstd_level": 1,
         "interleave": "pixel" if count <= 4 else "band", "bigtiff": "if_safer",
     }

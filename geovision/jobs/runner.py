@@ -222,7 +222,7 @@ def run_infer(step: Step, *, scheduler: str | None, workers: int | None, quiet: 
 
 def run_evaluate(step: Step, **_: Any) -> None:
     """``evaluate``: metrics of a model on a split of a tile dataset."""
-    from geovision.engine.evaluate import evaluate
+    from geovision.engine.evaluator import evaluate
 
     o = step.options
     evaluate(o["model"], o["dataset"], out_dir=o["output"], options=step_options(step))

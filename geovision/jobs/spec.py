@@ -251,7 +251,7 @@ def _train_overrides(value: Any, workdir: Path, label: str, errors: list[str]) -
     elif isinstance(value, dict):
         pairs = list(value.items())
     elif isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
-        pairs = [tuple(v.split("=", 1)) for v in value]  # type: ignore[misc]
+        pairs = [tuple(v.split("=", 1)) for v in value]
     else:
         errors.append(f"{label}: 'set' is a mapping of config keys to values, e.g. "
                       "{train.epochs: 2}")

@@ -241,7 +241,9 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
         f"  model      {arch['name']} ({params}), {n_params:,} parameters",
         f"  input      {len(raw['bands'])} bands, tile {raw['tile_size']} px"
         + (f", resolution {res[0]:g},{res[1]:g}" if res else ""),
-        f"  trained    {train.get('epochs', '?')} epochs on {train.get('dataset', '?')}"
+        f"  trained    {train.get('epochs', '?')} epochs"
+        + (f" (best epoch {train['best_epoch']})" if train.get("best_epoch") else "")
+        + f" on {train.get('dataset', '?')}"
         + ("; best " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                  for k, v in best.items()) if best else ""),
         "  classes",
@@ -253,6 +255,17 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
         lines.append(f"    {b.get('index', i + 1):>3} {b.get('name', ''):<12} "
                      f"{b.get('dtype', ''):<8} mean {mean[i]:.4g} std {std[i]:.4g}")
     return "\n".join(lines)
+
+
+def update_train_record(path: str | os.PathLike[str], **values: Any) -> None:
+    """Update fields of a bundle's ``train`` record (what is known at the end of a run).
+
+    Raises:
+        InputFileError, ModelFileError: the bundle is missing or invalid.
+    """
+    raw = read_bundle(path)
+    raw["train"] = {**(raw.get("train") or {}), **_plain(values)}
+    save_atomic(raw, Path(path))
 
 
 def save_atomic(obj: Any, path: Path) -> None:

@@ -48,7 +48,8 @@ from geovision.tiling.store import (
     open_group,
     partial_path,
 )
-from geovision.tiling.work import ShardJob, SourceFeatures, build_shard, marker_path
+from geovision.tiling.tasks import for_task
+from geovision.tiling.work import ShardWork, SourceFeatures, build_shard, marker_path
 
 log = logging.getLogger(__name__)
 
@@ -148,16 +149,17 @@ def tile(
                 pending={"fingerprint": fingerprint, "border_dropped": border_dropped,
                          "started": dt.datetime.now(dt.timezone.utc).isoformat()},
             )
-        jobs = _shard_jobs(partial, refs, splits, sources, bands, opts, dtype, lab, per_source)
-        todo = [j for j in jobs if not marker_path(partial, j.index).exists()]
-        if len(todo) < len(jobs):
-            log.info("%d of %d shards done already", len(jobs) - len(todo), len(jobs))
-        tasks = [task(f"shard-{j.index}", build_shard, j) for j in todo]
+        shards = _shard_work(partial, refs, splits, sources, bands, opts, dtype, lab,
+                             per_source)
+        todo = [w for w in shards if not marker_path(partial, w.index).exists()]
+        if len(todo) < len(shards):
+            log.info("%d of %d shards done already", len(shards) - len(todo), len(shards))
+        tasks = [task(f"shard-{w.index}", build_shard, w) for w in todo]
         run_graph(tasks, client=client, workers=workers, desc="tiles", unit="tile",
-                  weights=[len(j.tiles) for j in todo], quiet=quiet)
+                  weights=[len(w.tiles) for w in todo], quiet=quiet)
 
     close_cached()
-    attrs, boxes = _summarize(partial, jobs, sources, bands, lab, opts, splits, border_dropped)
+    attrs, boxes = _summarize(partial, shards, sources, bands, lab, opts, splits, border_dropped)
     finish_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, len(refs))
     return out
@@ -248,13 +250,13 @@ def _refs_from_plan(src: np.ndarray, rows: np.ndarray, cols: np.ndarray,
             for s, r, c in zip(src, rows, cols, strict=True)]
 
 
-def _shard_jobs(
+def _shard_work(
     partial: Path, refs: list[TileRef], splits: np.ndarray, sources: list[RasterInfo],
     bands: list[int], opts: TileOptions, dtype: str, lab: Labels,
     per_source: list[tuple[np.ndarray, np.ndarray, shapely.STRtree]],
-) -> list[ShardJob]:
-    jobs = []
-    burn = opts.task != "detection"
+) -> list[ShardWork]:
+    shards = []
+    burn = for_task(opts.task).burns
     interfaces = [np.empty(len(geoms), dtype=object) for geoms, _, _ in per_source]
     for index, start in enumerate(range(0, len(refs), opts.shard)):
         tiles = tuple(refs[start:start + opts.shard])
@@ -270,16 +272,14 @@ def _shard_jobs(
                            interfaces[src] if burn else None)
             for src, hits in hits_by_source.items()
         }
-        jobs.append(ShardJob(
+        shards.append(ShardWork(
             store=str(partial.resolve()), index=index, start=start, tiles=tiles,
             splits=splits[start:start + opts.shard],
             paths=tuple(absolute(s.path) for s in sources),
             transforms=tuple(s.transform for s in sources), bands=tuple(bands),
-            size=opts.tile_size, task=opts.task, dtype=dtype, num_classes=len(lab.classes),
-            ignore_index=IGNORE_INDEX, min_box_visible=opts.min_box_visible,
-            features=features,
+            dtype=dtype, num_classes=len(lab.classes), options=opts, features=features,
         ))
-    return jobs
+    return shards
 
 
 def _features(geoms: np.ndarray, class_ids: np.ndarray, idx: np.ndarray,
@@ -322,17 +322,18 @@ def _fingerprint(sources: list[RasterInfo], lab: Labels, opts: TileOptions,
 
 
 def _summarize(
-    partial: Path, jobs: list[ShardJob], sources: list[RasterInfo], bands: list[int],
+    partial: Path, shards: list[ShardWork], sources: list[RasterInfo], bands: list[int],
     lab: Labels, opts: TileOptions, splits: np.ndarray, border_dropped: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Merge the shards' markers (in shard order) into the root attributes and box arrays."""
+    labelling = for_task(opts.task)
     stats = BandStats.empty(len(bands))
     k1 = len(lab.classes)
     pixels = np.zeros(k1, dtype=np.int64)
     tiles_per_class = np.zeros(k1, dtype=np.int64)
     boxes, box_label, box_tile = [], [], []
-    for job in jobs:
-        with np.load(marker_path(partial, job.index)) as m:
+    for shard in shards:
+        with np.load(marker_path(partial, shard.index)) as m:
             stats = stats.merge(BandStats.from_arrays(
                 {k[6:]: m[k] for k in m.files if k.startswith("stats_")}))
             pixels += m["class_pixels"]
@@ -364,15 +365,8 @@ def _summarize(
             "tiles": {name: int((splits == i).sum()) for i, name in
                       enumerate(("train", "val", "test"))},
             "class_tiles": tiles_per_class.tolist(),
-            ("class_boxes" if opts.task == "detection" else "class_pixels"): pixels.tolist(),
+            f"class_{labelling.counted}": pixels.tolist(),
         },
         "options": {"min_valid": opts.min_valid, "min_box_visible": opts.min_box_visible},
     }
-    box_arrays: dict[str, np.ndarray] | None = None
-    if opts.task == "detection":
-        box_arrays = {
-            "boxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
-            "box_label": np.concatenate(box_label).astype(np.int16),
-            "box_tile": np.concatenate(box_tile).astype(np.int32),
-        }
-    return attrs, box_arrays
+    return attrs, labelling.box_arrays(boxes, box_label, box_tile)

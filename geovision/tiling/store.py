@@ -16,6 +16,7 @@ from zarr.codecs import BloscCodec
 
 from geovision import __version__
 from geovision.errors import InputError
+from geovision.tiling.tasks import for_task
 
 FORMAT = {"format": "tiles", "version": 1}
 PENDING_ATTR = "geovision_pending"
@@ -84,15 +85,7 @@ def create_store(
         chunks=(1, bands, size, size), shards=(min(shard, n), bands, size, size),
         fill_value=fill_value, dimension_names=("tile", "band", "y", "x"),
     )
-    if task == "segmentation":
-        group.create_array(
-            "mask", shape=(n_tiles, size, size), dtype="uint8", chunks=(1, size, size),
-            shards=(min(shard, n), size, size), fill_value=255,
-            dimension_names=("tile", "y", "x"),
-        )
-    if task == "classification":
-        group.create_array("label", shape=(n_tiles,), dtype="int16", chunks=(min(shard, n),),
-                           fill_value=0, dimension_names=("tile",))
+    for_task(task).create_arrays(group, n_tiles=n_tiles, tile_size=size, shard=shard)
     dims = {"transform": ("tile", "affine")}
     for name, values in plan.items():
         arr = group.create_array(

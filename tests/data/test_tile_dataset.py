@@ -6,7 +6,7 @@ import torch
 import zarr
 from torch.utils.data import DataLoader
 
-from geovision.data import Augment, EpochSampler, TileDataset, collate, read_info
+from geovision.data import Augment, EpochSampler, TileDataset, read_info
 from geovision.errors import InputError, InputFileError
 from geovision.synthetic import make_sample
 from geovision.tiling import TileOptions, tile
@@ -57,8 +57,8 @@ def test_deferred_normalization_gives_the_same_batches(tmp_path, dtype):
     now = TileDataset(store, "train", augment=augment, seed=3)
     later = TileDataset(store, "train", augment=augment, seed=3, defer_normalization=True)
     assert now.batch_normalize is None and later.batch_normalize is not None
-    a = collate([now[i] for i in range(len(now))])
-    b = collate([later[i] for i in range(len(later))])
+    a = now.collate([now[i] for i in range(len(now))])
+    b = later.collate([later[i] for i in range(len(later))])
     assert b["image"].dtype == getattr(torch, dtype)
     assert torch.equal(a["image"], later.batch_normalize(b["image"]))
     assert torch.equal(a["mask"], b["mask"])
@@ -76,7 +76,7 @@ def test_whole_batches_equal_collated_items(tmp_path, task, dtype, defer):
     for augment in (None, Augment()):
         ds = TileDataset(store, None, augment=augment, seed=1, defer_normalization=defer)
         keys = [(i, 2) for i in range(len(ds))][::-1]
-        batch, items = ds.__getitems__(keys), collate([ds[k] for k in keys])
+        batch, items = ds.__getitems__(keys), ds.collate([ds[k] for k in keys])
         assert batch.keys() == items.keys()
         for name in batch:
             assert batch[name].dtype == items[name].dtype
@@ -98,7 +98,7 @@ def test_workers_read_the_same_tiles(seg):
     ds._store()  # a handle opened in the parent must not be shared with the workers
     batches = []
     for workers in (0, 2):
-        loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=collate,
+        loader = DataLoader(ds, batch_size=4, num_workers=workers, collate_fn=ds.collate,
                             sampler=EpochSampler(len(ds), shuffle=True, seed=5))
         batches.append([b for b in loader])
     for a, b in zip(*batches, strict=True):
@@ -123,7 +123,7 @@ def test_detection_items(tmp_path):
     g = zarr.open_group(str(store), mode="r")
     n_boxes = sum(len(ds[i]["boxes"]) for i in range(len(ds)))
     assert n_boxes == g["boxes"].shape[0]
-    batch = collate([ds[i] for i in range(3)])
+    batch = ds.collate([ds[i] for i in range(3)])
     assert isinstance(batch["boxes"], list) and batch["labels"][0].dtype == torch.int64
 
 

@@ -18,8 +18,8 @@ import torch
 from infer_helpers import TINY_UNET, write_bundle
 from rio_cogeo.cogeo import cog_validate
 
+from geovision.formats import PROB_SCALE
 from geovision.inference import infer
-from geovision.inference.writers import PROB_SCALE
 from geovision.models.bundle import load_bundle
 from geovision.synthetic import make_sample
 

@@ -12,7 +12,7 @@ import zarr
 from affine import Affine
 from rasterio.windows import Window
 
-from geovision.geo.windows import axis_origins
+from geovision.geo.windows import flush_origins
 from geovision.synthetic import KINDS, class_signature
 from geovision.tiling import TileOptions, tile
 
@@ -101,7 +101,7 @@ def test_min_valid_skips_mostly_nodata(sample_utm, tmp_path):
                quiet=True)
     g = zarr.open_group(str(out), mode="r")
     assert (g["valid"][:] >= 0.9).all()
-    n_all = len(axis_origins(256, 64, 64)) * len(axis_origins(384, 64, 64))
+    n_all = len(flush_origins(256, 64, 64)) * len(flush_origins(384, 64, 64))
     assert 0 < g["valid"].shape[0] < n_all
 
 
@@ -116,8 +116,8 @@ def test_stride_counts(sample_utm, tmp_path, size, stride):
     with rasterio.open(sample_utm.rasters[0]) as ds:
         valid = ds.dataset_mask() > 0
     # every window except those wholly nodata (valid 0) is kept
-    expect = [(r, c) for r in axis_origins(256, size, stride)
-              for c in axis_origins(384, size, stride) if valid[r:r + size, c:c + size].any()]
+    expect = [(r, c) for r in flush_origins(256, size, stride)
+              for c in flush_origins(384, size, stride) if valid[r:r + size, c:c + size].any()]
     assert len(expect) <= ny * nx
     got = list(zip(g["row"][:].tolist(), g["col"][:].tolist(), strict=True))
     assert got == expect

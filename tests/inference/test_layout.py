@@ -1,59 +1,13 @@
-"""Window grids, reflection, blocks and seams."""
+"""Blocks and seams of a scene's windows."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geovision.inference.grid import (
-    axis_segments,
-    cell_origins,
-    make_layout,
-    reflect_index,
-    window_origins,
-    window_stride,
-)
-
-
-def test_stride_from_overlap():
-    assert window_stride(512, 0.25) == 384
-    assert window_stride(256, 0.0) == 256
-    assert window_stride(10, 0.99) == 1
-
-
-@given(length=st.integers(1, 3000), window=st.integers(1, 600), stride_frac=st.floats(0.05, 1))
-def test_windows_cover_every_pixel_with_a_regular_stride(length, window, stride_frac):
-    stride = max(1, int(window * stride_frac))
-    origins = window_origins(length, window, stride)
-    assert origins[0] == 0
-    assert all(b - a == stride for a, b in itertools.pairwise(origins))
-    assert origins[-1] + window >= length  # reaches the end
-    assert len(origins) == 1 or origins[-2] + window < length  # no window to spare
-    covered = np.zeros(length, bool)
-    for o in origins:
-        covered[o:o + window] = True
-    assert covered.all()
-
-
-@given(length=st.integers(1, 2000), window=st.integers(2, 300), stride=st.integers(1, 300))
-def test_cell_windows_are_centred_on_cells(length, window, stride):
-    origins = cell_origins(length, window, stride)
-    assert len(origins) == -(-length // stride)
-    for k, o in enumerate(origins):
-        assert o + window // 2 == k * stride + stride // 2
-
-
-@pytest.mark.parametrize("length", [1, 2, 3, 7, 64])
-def test_reflect_index_matches_numpy_reflect(length):
-    data = np.arange(length)
-    pad = 3 * length + 5
-    expected = np.pad(data, pad, mode="reflect") if length > 1 else np.zeros(length + 2 * pad)
-    got = data[reflect_index(np.arange(-pad, length + pad), length)]
-    np.testing.assert_array_equal(got, expected)
+from geovision.geo.windows import window_stride
+from geovision.inference.layout import axis_segments, make_layout
 
 
 def test_axis_segments_tile_the_axis_and_name_seams():

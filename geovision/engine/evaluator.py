@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from geovision.data import EpochSampler, TileDataset, collate, read_info
+from geovision.data import EpochSampler, TileDataset, read_info
 from geovision.device import resolve_device
 from geovision.engine.metrics import TaskMetrics
 from geovision.engine.plots import plot_confusion, plot_previews
 from geovision.engine.session import write_text_atomic
-from geovision.engine.tasks import predict, to_device
+from geovision.engine.tasks import for_task
 from geovision.errors import InputError
 from geovision.models.bundle import load_bundle
 from geovision.options import with_values
@@ -98,19 +98,17 @@ def evaluate(
     if len(ds) == 0:
         raise InputError(f"{info.path}: split '{split}' holds no tile")
     loader = DataLoader(ds, batch_size=opts.batch_size, num_workers=opts.workers,
-                        collate_fn=collate, sampler=EpochSampler(len(ds), shuffle=False))
+                        collate_fn=ds.collate, sampler=EpochSampler(len(ds), shuffle=False))
     metrics = TaskMetrics(info.task, info.class_names, info.ignore_index, dev)
-    criterion = None
-    if info.task != "detection":
-        from geovision.engine.losses import ClassLoss
-
-        criterion = ClassLoss("ce", weight=None, ignore_index=info.ignore_index).to(dev)
+    task = for_task(info.task)
+    criterion = task.criterion(None, info, None, dev)
     total, count = 0.0, 0
     shown: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
     bar = progress_bar(total=len(loader), desc=f"evaluate {split}", unit="batch")
     for raw in loader:
-        batch = to_device(info.task, raw, dev)
-        pred, loss = predict(info.task, bundle.model, batch, criterion)
+        batch = task.to_device(raw, dev)
+        with torch.no_grad():
+            pred, loss = task.predict(bundle.model, batch, criterion)
         metrics.update(pred, batch.target)
         if loss is not None:
             total += float(loss) * batch.size

@@ -2,12 +2,13 @@
 
 Segmentation and detection windows form a regular grid from the scene's top-left corner:
 origins ``0, s, 2s, ...`` (``s`` the stride) until the last window reaches the scene's end;
-where a window passes the end, the pixels beyond are reflect-padded (see
-:func:`reflect_index`). Windows are grouped into blocks of ``g x g`` windows; a block is the
-unit of reading, of work on a cluster and of resuming. Each window belongs to exactly one
-block, so no window runs twice; pixels covered by windows of two neighbouring blocks lie in
-thin *seams* (as wide as the overlap) whose blended value is finished once both blocks are
-done (see :func:`axis_segments`).
+where a window passes the end, the pixels beyond are reflect-padded (the padded origin rule
+of :mod:`geovision.geo.windows`; classification centres windows on cells instead). Windows
+are grouped into blocks of ``g x g`` windows; a block is the unit of reading, of work on a
+cluster and of resuming. Each window belongs to exactly one block, so no window runs twice;
+pixels covered by windows of two neighbouring blocks lie in thin *seams* (as wide as the
+overlap) whose blended value is finished once both blocks are done (see
+:func:`axis_segments`).
 """
 
 from __future__ import annotations
@@ -16,59 +17,7 @@ import itertools
 import math
 from dataclasses import dataclass
 
-import numpy as np
-
-from geovision.geo.windows import PixelWindow
-
-
-def window_stride(window: int, overlap: float) -> int:
-    """Pixels between window origins: ``window - round(window * overlap)``, at least 1."""
-    return max(1, window - round(window * overlap))
-
-
-def window_origins(length: int, window: int, stride: int) -> list[int]:
-    """Origins of a regular grid of windows covering ``length`` pixels.
-
-    The count is ``ceil((length - window) / stride) + 1`` (one window when the axis is no
-    longer than a window); the last window may pass the end of the axis, whose pixels are then
-    padded. Origins stay multiples of ``stride``, so a model with pooling sees the same pixel
-    phase in every window.
-
-    Returns:
-        The origins ``k * stride`` for ``k = 0 .. count - 1``.
-    """
-    if window <= 0 or stride <= 0 or length <= 0:
-        raise ValueError("length, window and stride must be positive")
-    count = 1 if length <= window else math.ceil((length - window) / stride) + 1
-    return [k * stride for k in range(count)]
-
-
-def cell_origins(length: int, window: int, stride: int) -> list[int]:
-    """Origins of classification windows, one centred on each ``stride``-pixel grid cell.
-
-    Cell ``k`` covers pixels ``[k * stride, (k + 1) * stride)``; there are
-    ``ceil(length / stride)`` cells, and the window of cell ``k`` starts at
-    ``k * stride + stride // 2 - window // 2`` (it may start before the scene: padded).
-    """
-    if window <= 0 or stride <= 0 or length <= 0:
-        raise ValueError("length, window and stride must be positive")
-    shift = stride // 2 - window // 2
-    return [k * stride + shift for k in range(math.ceil(length / stride))]
-
-
-def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
-    """Map pixel indices, possibly outside ``[0, length)``, into it by mirror reflection.
-
-    Reflection does not repeat the edge pixel (numpy's ``reflect``: -1 -> 1, length ->
-    length - 2) and repeats with period ``2 * (length - 1)``, so any index maps inside, even for
-    scenes much smaller than a window. A one-pixel axis maps everything to 0.
-    """
-    index = np.asarray(index, dtype=np.int64)
-    if length == 1:
-        return np.zeros_like(index)
-    period = 2 * (length - 1)
-    folded = np.mod(index, period)
-    return np.where(folded >= length, period - folded, folded)
+from geovision.geo.windows import PixelWindow, cell_origins, padded_origins
 
 
 @dataclass(frozen=True)
@@ -190,12 +139,12 @@ def make_layout(height: int, width: int, window: int, stride: int, *, per_block:
         window: window side.
         stride: pixels between window origins.
         per_block: windows per block along each axis (raised where the overlap needs it).
-        cells: classification layout (:func:`cell_origins`) instead of the blending grid.
+        cells: windows centred on cells (classification) instead of the blending grid.
 
     Returns:
         The layout.
     """
-    origins = cell_origins if cells else window_origins
+    origins = cell_origins if cells else padded_origins
     rows, cols = origins(height, window, stride), origins(width, window, stride)
     group = group_count(window, stride, per_block)
     r_ranges, c_ranges = block_ranges(len(rows), group), block_ranges(len(cols), group)
@@ -218,13 +167,3 @@ def make_layout(height: int, width: int, window: int, stride: int, *, per_block:
         for pi, rs in enumerate(r_seg) for pj, cs in enumerate(c_seg)
     )
     return Layout(height, width, window, stride, tuple(rows), tuple(cols), blocks, pieces)
-
-
-def intersect(a: PixelWindow, b: PixelWindow) -> PixelWindow | None:
-    """The overlap of two windows, or None when they do not overlap."""
-    r0, c0 = max(a.row, b.row), max(a.col, b.col)
-    r1 = min(a.row + a.height, b.row + b.height)
-    c1 = min(a.col + a.width, b.col + b.width)
-    if r1 <= r0 or c1 <= c0:
-        return None
-    return PixelWindow(r0, c0, r1 - r0, c1 - c0)

@@ -5,21 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from geovision.geo.windows import padded_origins, window_stride
 from geovision.inference.blend import (
-    BLENDS,
     axis_shares,
     axis_weight_sum,
+    axis_weights,
     gaussian_sigma,
-    profile,
     window_share,
 )
-from geovision.inference.grid import window_origins, window_stride
+from geovision.options.infer import BLENDS
 
 
 @pytest.mark.parametrize("mode", ["gaussian", "linear"])
 @pytest.mark.parametrize("window", [64, 65, 512])
 def test_profile_falls_off_from_centre_to_edges(mode, window):
-    p = profile(window, window // 4, mode)
+    p = axis_weights(window, window // 4, mode)
     half = p[: (window + 1) // 2]
     assert np.all(np.diff(half) >= 0)  # rises to the centre
     np.testing.assert_allclose(p, p[::-1])  # symmetric
@@ -28,12 +28,12 @@ def test_profile_falls_off_from_centre_to_edges(mode, window):
 
 
 def test_none_is_flat():
-    assert np.all(profile(32, 8, "none") == 1)
+    assert np.all(axis_weights(32, 8, "none") == 1)
 
 
 def test_unknown_blend_is_refused():
     with pytest.raises(ValueError, match="unknown blend"):
-        profile(32, 8, "cosine")
+        axis_weights(32, 8, "cosine")
 
 
 @pytest.mark.parametrize("mode", BLENDS)
@@ -41,15 +41,15 @@ def test_unknown_blend_is_refused():
                          [(1000, 128, 0.25), (300, 64, 0.5), (50, 64, 0.25), (777, 100, 0.7)])
 def test_shares_are_a_partition_of_unity(mode, length, window, overlap):
     stride = window_stride(window, overlap)
-    origins = window_origins(length, window, stride)
-    shares = axis_shares(origins, profile(window, window - stride, mode))
+    origins = padded_origins(length, window, stride)
+    shares = axis_shares(origins, axis_weights(window, window - stride, mode))
     total = np.zeros(origins[-1] + window)
     for o in origins:
         total[o:o + window] += shares[o]
     np.testing.assert_allclose(total, 1.0, rtol=1e-6)
     # and in 2-D, as outer products
-    rows = window_origins(length // 2 + 1, window, stride)
-    rshares = axis_shares(rows, profile(window, window - stride, mode))
+    rows = padded_origins(length // 2 + 1, window, stride)
+    rshares = axis_shares(rows, axis_weights(window, window - stride, mode))
     grid = np.zeros((rows[-1] + window, origins[-1] + window))
     for r in rows:
         for c in origins:
@@ -58,7 +58,7 @@ def test_shares_are_a_partition_of_unity(mode, length, window, overlap):
 
 
 def test_weight_sum_is_the_sum_of_profiles():
-    p = profile(8, 4, "linear")
+    p = axis_weights(8, 4, "linear")
     total = axis_weight_sum([0, 4, 8], p)
     assert len(total) == 16
     np.testing.assert_allclose(total[4:8], p[4:] + p[:4])
@@ -66,7 +66,7 @@ def test_weight_sum_is_the_sum_of_profiles():
 
 def test_gaussian_edge_weights_vanish_against_the_neighbour():
     window, overlap = 512, 128
-    p = profile(window, overlap, "gaussian")
+    p = axis_weights(window, overlap, "gaussian")
     d = overlap // 4  # outer quarter of the overlap
     # outgoing window at d px from its edge vs incoming window at overlap - d from its edge
     assert p[window - 1 - d] / p[overlap - 1 - d] < 1e-4
