@@ -16,13 +16,13 @@ from geovision.cli.options import (
     state,
     take_options,
 )
-from geovision.options.infer import InferOptions
+from geovision.options.infer import OUTPUT, InferOptions
 
 
 @command("infer")
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("scenes", nargs=-1, required=True)
-@output_option("predictions", "Folder of the outputs.")
+@output_option(OUTPUT, "Folder of the outputs.")
 @dataclass_options(InferOptions)
 @cluster_options
 @output_options
@@ -44,8 +44,4 @@ def infer_cmd(model: Path, scenes: tuple[str, ...], out: Path, scheduler: str | 
                       overwrite=overwrite, resume=resume, quiet=quiet)
     if not quiet:
         for s in summaries:
-            stem = Path(s["scene"]["path"]).stem
-            files = ", ".join([*(str(out / n) for n in [*s["outputs"], f"{stem}.json"]),
-                               *([s["preview"]] if "preview" in s else [])])
-            click.echo(f"{s['scene']['path']}: {s['windows']} windows, "
-                       f"{s['megapixels_per_s']:.2f} MP/s -> {files}")
+            click.echo(s.report_line(out))

@@ -12,11 +12,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from geovision.atomic import write_text
 from geovision.data import EpochSampler, TileDataset, read_info
 from geovision.device import resolve_device
 from geovision.engine.metrics import TaskMetrics
 from geovision.engine.plots import plot_confusion, plot_previews
-from geovision.engine.session import write_text_atomic
+from geovision.engine.session import Evaluation
 from geovision.engine.tasks import for_task
 from geovision.errors import InputError
 from geovision.models.bundle import load_bundle
@@ -51,7 +52,7 @@ def _check_fit(bundle: Any, info: Any) -> None:
     if len(bundle.bands) != len(info.bands):
         raise InputError(f"{info.path}: {len(info.bands)} bands, the model expects "
                          f"{len(bundle.bands)}")
-    names = [str(c["name"]) for c in bundle.classes]
+    names = bundle.class_names
     if names != info.class_names:
         raise InputError(f"{info.path}: classes {info.class_names} differ from the model's "
                          f"{names}")
@@ -127,19 +128,20 @@ def evaluate(
     confusion = matrix.to(torch.int64).tolist() if matrix is not None else None
     target_dir = Path(out_dir) if out_dir is not None else None
     if target_dir is not None:
+        folder = Evaluation(target_dir)
         target_dir.mkdir(parents=True, exist_ok=True)
+        if matrix is not None:
+            plot_confusion(matrix, info.class_names, folder.confusion,
+                           title=f"{split} ({len(ds)} tiles)")
+        if shown[0]:
+            plot_previews(info.task, *shown, classes=info.classes, bands=info.bands,
+                          ignore_index=info.ignore_index, path=folder.previews)
         summary = {"model": str(Path(model).resolve()), "dataset": str(info.path),
                    "split": split, "tiles": len(ds), "task": info.task,
                    "classes": info.class_names,
                    "metrics": {k: (v if v == v else None) for k, v in out.items()},
                    "confusion_matrix": confusion}
-        write_text_atomic(target_dir / "metrics.json", json.dumps(summary, indent=2) + "\n")
-        if matrix is not None:
-            plot_confusion(matrix, info.class_names, target_dir / "confusion_matrix.png",
-                           title=f"{split} ({len(ds)} tiles)")
-        if shown[0]:
-            plot_previews(info.task, *shown, classes=info.classes, bands=info.bands,
-                          ignore_index=info.ignore_index, path=target_dir / "previews.png")
-        log.info("%s: %s", target_dir / "metrics.json",
+        write_text(folder.metrics, json.dumps(summary, indent=2) + "\n")  # last: complete
+        log.info("%s: %s", folder.metrics,
                  ", ".join(f"{k} {v:.4g}" for k, v in out.items() if k.count("/") == 1))
     return EvalResult(metrics=out, tiles=len(ds), out_dir=target_dir, confusion=confusion)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +14,17 @@ import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
 
+from geovision.atomic import atomic_path
 from geovision.engine.tasks import PreviewStyle, for_task
+from geovision.formats import BandInfo, ClassInfo
+from geovision.geo.display import rgb_by_name, stretch
 
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -69,32 +71,31 @@ def plot_confusion(matrix: torch.Tensor | np.ndarray, names: list[str], path: Pa
     return _save(fig, path)
 
 
-def display_rgb(image: torch.Tensor, bands: list[dict[str, Any]]) -> np.ndarray:
+def display_rgb(image: torch.Tensor, bands: Sequence[BandInfo]) -> np.ndarray:
     """An ``(H, W, 3)`` array in [0, 1] for display, from a normalized ``(C, H, W)`` image.
 
     Bands named red, green and blue are used when present, otherwise the first three (or the
-    first band as grey); each is stretched between its 2nd and 98th percentiles.
+    first band as grey); each is stretched (:func:`geovision.geo.display.stretch`).
     """
-    names = [str(b.get("name", "")).lower() for b in bands]
-    if all(n in names for n in ("red", "green", "blue")):
-        idx = [names.index("red"), names.index("green"), names.index("blue")]
+    named = rgb_by_name([b.name for b in bands])
+    if named is not None:
+        idx = named
     elif image.shape[0] >= 3:
         idx = [0, 1, 2]
     else:
         idx = [0, 0, 0]
-    rgb = image[idx].float().cpu().numpy().transpose(1, 2, 0)
-    lo, hi = np.percentile(rgb, 2, axis=(0, 1)), np.percentile(rgb, 98, axis=(0, 1))
-    return np.asarray(np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1))
+    rgb = image[idx].float().cpu().numpy()
+    return np.stack([stretch(channel, eps=1e-6) for channel in rgb], axis=-1)
 
 
-def class_cmap(classes: list[dict[str, Any]]) -> ListedColormap:
+def class_cmap(classes: Sequence[ClassInfo]) -> ListedColormap:
     """A colormap indexed by class id, from the dataset's class colors."""
-    return ListedColormap([c.get("color", "#000000") for c in classes])
+    return ListedColormap([c.color or "#000000" for c in classes])
 
 
 def plot_previews(task: str, images: list[torch.Tensor], targets: list[Any],
-                  preds: list[Any], classes: list[dict[str, Any]],
-                  bands: list[dict[str, Any]], ignore_index: int, path: Path,
+                  preds: list[Any], classes: Sequence[ClassInfo],
+                  bands: Sequence[BandInfo], ignore_index: int, path: Path,
                   score_threshold: float = 0.5) -> Path:
     """Validation tiles with truth and prediction drawn over the imagery.
 
@@ -105,8 +106,8 @@ def plot_previews(task: str, images: list[torch.Tensor], targets: list[Any],
     colours).
     """
     drawer = for_task(task)
-    style = PreviewStyle(names=[str(c["name"]) for c in classes],
-                         colors=[c.get("color", "#ff0000") for c in classes],
+    style = PreviewStyle(names=[c.name for c in classes],
+                         colors=[c.color or "#ff0000" for c in classes],
                          cmap=class_cmap(classes), ignore_index=ignore_index,
                          score_threshold=score_threshold)
     n, cols = len(images), drawer.panels

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from geovision.atomic import write_text
 from geovision.data import Augment, EpochSampler, TileDataset, read_info
 from geovision.engine.checkpoint import (
     load_checkpoint,
@@ -36,7 +37,7 @@ from geovision.engine.session import (
     detach_log,
     read_metrics,
     rewrite_metrics,
-    write_text_atomic,
+    session_dir,
 )
 from geovision.engine.tasks import for_task
 from geovision.errors import ConfigError, InputError, OutputExistsError
@@ -106,7 +107,7 @@ def _start(config: Any, overrides: tuple[str, ...], resume: Any,
     if resume is not None:
         session = Session(Path(resume))
         return cfg, session, load_checkpoint(session.last)
-    session = Session(Path(cfg.output) / cfg.name)
+    session = Session(session_dir(cfg.output, cfg.name))
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:
             raise OutputExistsError(
@@ -159,7 +160,7 @@ def train(
     try:
         if rt.main:
             session.create()
-            write_text_atomic(session.config, dump_config(cfg))
+            write_text(session.config, dump_config(cfg))
             handler = attach_log(session.log)
         return _Loop(cfg, session, rt, state).run()
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -11,7 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import rasterio
 import torch
 
 from geovision import __version__
+from geovision.atomic import write_text
 from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.device import resolve_device
 from geovision.errors import InputError, OutputExistsError
@@ -27,13 +29,14 @@ from geovision.geo.windows import window_stride
 from geovision.inference.blocks import block_pieces, process_block
 from geovision.inference.checks import check_scene, scene_bands
 from geovision.inference.layout import Layout, make_layout
+from geovision.inference.outputs import PredictionFolder, SceneSummary
 from geovision.inference.pipeline import run_blocks
 from geovision.inference.predict import cached_bundle, check_window
 from geovision.inference.tasks import for_task
 from geovision.inference.work import SceneWork, Timings, marker
 from geovision.models.bundle import Bundle
-from geovision.options import with_values
-from geovision.options.infer import InferOptions
+from geovision.options import fingerprint_fields, to_json, with_values
+from geovision.options.infer import OUTPUT, InferOptions
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ GDAL_CACHE_MB = 128
 def infer(
     model_path: str | os.PathLike[str],
     scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str] = "predictions",
+    out_dir: str | os.PathLike[str] = OUTPUT,
     options: InferOptions | None = None,
     *,
     scheduler: str | None = None,
@@ -54,7 +57,7 @@ def infer(
     resume: bool = False,
     quiet: bool = False,
     **kwargs: Any,
-) -> list[dict[str, Any]]:
+) -> list[SceneSummary]:
     """Predict whole scenes with a model bundle, window by window, on each scene's own grid.
 
     Args:
@@ -103,40 +106,42 @@ def infer(
     model = Path(model_path).resolve()
     if workers and not scheduler:
         torch.set_num_threads(workers)
-    summaries = []
+    summaries: dict[int, SceneSummary] = {}
     # GDAL's block cache defaults to 5% of RAM and fills as a large scene streams through it:
     # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
-        plans = [_plan_scene(model, bundle, info, out, opts, window, device,
-                             overwrite=overwrite, resume=resume) for info in infos]
+        plans: dict[int, ScenePlan] = {}
+        for n, info in enumerate(infos):
+            done = _completed(out, Path(info.path).stem, overwrite=overwrite, resume=resume)
+            if done is not None:
+                summaries[n] = done
+            else:
+                plans[n] = _plan_scene(model, bundle, info, out, opts, window, device,
+                                       overwrite=overwrite, resume=resume)
         if client is None:
-            for plan in plans:
-                if isinstance(plan, dict):
-                    summaries.append(plan)
-                    continue
+            for n, plan in plans.items():
                 timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
                                stem=plan.stem)
-                summaries.append(complete_scene(plan, timings))
+                summaries[n] = complete_scene(plan, timings)
         else:
-            summaries = _run_on_cluster(plans, client, quiet=quiet)
+            summaries.update(_run_on_cluster(plans, client, quiet=quiet))
+    ordered = [summaries[n] for n in range(len(infos))]
     if opts.preview:
-        for summary in summaries:
-            summary["preview"] = str(_write_preview(out, bundle, summary))
-    return summaries
+        ordered = [dataclasses.replace(s, preview=str(_write_preview(out, bundle, s)))
+                   for s in ordered]
+    return ordered
 
 
-def _write_preview(out: Path, bundle: Bundle, summary: dict[str, Any]) -> Path:
+def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
     """``<stem>.preview.png``: the scene beside its predicted classes or detections."""
     from geovision.inference.preview import write_preview
 
-    scene = summary["scene"]["path"]
-    stem = Path(scene).stem
-    outputs = {Path(n).name: out / n for n in summary["outputs"]}
+    stem = summary.stem
+    layers = for_task(bundle.task).preview_layers(out, stem)
     return write_preview(
-        out / f"{stem}.preview.png", scene, classes=bundle.classes,
-        prediction=outputs.get(f"{stem}.class.tif"),
-        detections=outputs.get(f"{stem}.detections.geojson"),
+        out / f"{stem}.preview.png", summary.scene_path, classes=bundle.classes,
+        prediction=layers.get("prediction"), detections=layers.get("detections"),
         title=f"{stem}: {bundle.architecture['name']} ({bundle.task})")
 
 
@@ -145,25 +150,31 @@ def _fingerprint(model: Path, info: RasterInfo, opts: InferOptions, window: int)
     st_m, st_s = model.stat(), os.stat(info.path)
     key = {"model": [str(model.resolve()), st_m.st_size, st_m.st_mtime_ns],
            "scene": [str(Path(info.path).resolve()), st_s.st_size, st_s.st_mtime_ns],
-           "options": {k: v for k, v in asdict(opts).items() if k != "preview"},
+           "options": fingerprint_fields(opts),
            "window": window}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _completed(out: Path, stem: str, *, overwrite: bool, resume: bool) -> SceneSummary | None:
+    """The summary of a scene whose outputs are complete, when resuming (else None)."""
+    folder = PredictionFolder(out)
+    if resume and not overwrite and folder.scene_complete(stem):
+        log.info("%s: complete already; nothing to do", folder.summary(stem))
+        return SceneSummary.from_json(json.loads(folder.summary(stem).read_text()))
+    return None
+
+
 def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwrite: bool,
-             resume: bool) -> tuple[Path, dict[str, Any] | None]:
-    """Check existing outputs; return the scratch directory, or the finished summary.
+             resume: bool) -> Path:
+    """Check existing outputs; return the scene's scratch directory, ready.
 
     Raises:
         OutputExistsError: outputs or an interrupted run exist and neither overwrite nor
             resume was asked for, or resume was asked with other options.
     """
-    summary = out / f"{stem}.json"
-    scratch = out / f".{stem}.partial"
+    folder = PredictionFolder(out)
+    summary, scratch = folder.summary(stem), folder.scratch(stem)
     existing = [n for n in names if (out / n).exists()]
-    if resume and not overwrite and summary.exists() and not scratch.exists():
-        log.info("%s: complete already; nothing to do", summary)
-        return scratch, json.loads(summary.read_text())
     if existing and not (overwrite or resume):
         raise OutputExistsError(f"{out / existing[0]}: exists; use --overwrite to replace it "
                                 "or --resume to finish an interrupted run")
@@ -181,7 +192,7 @@ def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwr
         summary.unlink(missing_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint)
-    return scratch, None
+    return scratch
 
 
 @dataclass(frozen=True)
@@ -202,18 +213,15 @@ class ScenePlan:
 
 
 def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: InferOptions,
-                window: int, device: str, *, overwrite: bool,
-                resume: bool) -> ScenePlan | dict[str, Any]:
-    """Prepare a scene's scratch directory; return its plan, or its summary if complete."""
+                window: int, device: str, *, overwrite: bool, resume: bool) -> ScenePlan:
+    """Prepare a scene's scratch directory and plan its blocks."""
     t_start = time.time()
     stem = Path(info.path).stem
     task = for_task(bundle.task)
     names = task.output_names(stem, opts)
-    scratch, done = _prepare(out, stem, [*names, f"{stem}.json"],
-                             _fingerprint(model, info, opts, window),
-                             overwrite=overwrite, resume=resume)
-    if done is not None:
-        return done
+    scratch = _prepare(out, stem, [*names, PredictionFolder(out).summary(stem).name],
+                       _fingerprint(model, info, opts, window), overwrite=overwrite,
+                       resume=resume)
     stride = window_stride(window, opts.overlap)
     layout = make_layout(info.height, info.width, window, stride,
                          per_block=opts.block_windows, cells=task.cells)
@@ -233,7 +241,7 @@ def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: 
                      names=tuple(names), work=work, layout=layout, todo=todo, started=t_start)
 
 
-def complete_scene(plan: ScenePlan, timings: Timings) -> dict[str, Any]:
+def complete_scene(plan: ScenePlan, timings: Timings) -> SceneSummary:
     """Merge seams, write the scene's outputs and its summary, drop the scratch directory.
 
     Runs where the blocks ran: here, or as the scene's last task on a Dask worker.
@@ -248,14 +256,11 @@ def complete_scene(plan: ScenePlan, timings: Timings) -> dict[str, Any]:
     counts = task.write(work, layout, bundle, plan.info, out, stem, timings)
     timings.extra["outputs"] = time.perf_counter() - t1
     total = time.time() - plan.started
-    summary = _summary(plan.model, bundle, plan.info, plan.opts, layout, list(plan.names),
-                       timings, counts, total, plan.device)
-    tmp = out / f".{stem}.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / f"{stem}.json")
+    summary = _summary(plan, bundle, timings, counts, total)
+    write_text(PredictionFolder(out).summary(stem), json.dumps(summary.to_json(), indent=2))
     shutil.rmtree(work.scratch, ignore_errors=True)
     log.info("%s: %d windows in %.1f s (%.2f MP/s)", stem, layout.n_windows, total,
-             summary["megapixels_per_s"])
+             summary.megapixels_per_s)
     return summary
 
 
@@ -265,7 +270,7 @@ def _block_task(work: SceneWork, block: Any, pieces: list[Any]) -> dict[str, flo
     return process_block(work, block, pieces)
 
 
-def _finish_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> dict[str, Any]:
+def _complete_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> SceneSummary:
     """A scene's last task on a worker: runs once every block task of the scene is done."""
     worker_threads()
     timings = Timings()
@@ -274,8 +279,8 @@ def _finish_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> dict[str, 
     return complete_scene(plan, timings)
 
 
-def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
-                    quiet: bool) -> list[dict[str, Any]]:
+def _run_on_cluster(plans: dict[int, ScenePlan], client: Any, *,
+                    quiet: bool) -> dict[int, SceneSummary]:
     """Every scene's blocks, and then each scene's outputs, as tasks of one Dask graph.
 
     Scenes proceed in parallel: many small scenes are one block and one finishing task each;
@@ -284,21 +289,16 @@ def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
     processes write one output file.
     """
     tasks, weights, finals = [], [], []
-    for n, plan in enumerate(plans):
-        if isinstance(plan, dict):
-            continue
+    for n, plan in plans.items():
         blocks = [task(f"infer-{n}-block-{i}", _block_task, plan.work, b,
                        block_pieces(b, plan.layout.pieces)) for i, b in enumerate(plan.todo)]
-        done = task(f"infer-{n}-finish", _finish_task, plan, deps=blocks)
+        done = task(f"infer-{n}-finish", _complete_task, plan, deps=blocks)
         tasks += [*blocks, done]
         weights += [len(b.windows) for b in plan.todo] + [0]
         finals.append((n, len(tasks) - 1))
     results = run_graph(tasks, client=client, desc="infer", unit="win", weights=weights,
                         quiet=quiet)
-    out = [p if isinstance(p, dict) else {} for p in plans]
-    for n, i in finals:
-        out[n] = results[i]
-    return out
+    return {n: results[i] for n, i in finals}
 
 
 def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
@@ -318,28 +318,25 @@ def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
         return run_blocks(work, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
 
 
-def _summary(model: Path, bundle: Bundle, info: RasterInfo, opts: InferOptions, layout: Layout,
-             names: list[str], timings: Timings, counts: dict[str, Any], total: float,
-             device: str) -> dict[str, Any]:
+def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str, Any],
+             total: float) -> SceneSummary:
+    info, layout = plan.info, plan.layout
     megapixels = info.width * info.height / 1e6
-    return {
-        "geovision": {"format": "inference", "version": 1,
-                      "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      "geovision_version": __version__},
-        "model": {"path": str(model), "task": bundle.task, "architecture": bundle.architecture,
-                  "classes": bundle.classes, "tile_size": bundle.tile_size,
-                  "bands": bundle.bands},
-        "scene": info.describe(),
-        "parameters": {**asdict(opts), "window": layout.window, "stride": layout.stride,
-                       "device": device},
-        "windows": layout.n_windows,
-        "blocks": len(layout.blocks),
-        "outputs": names,
-        "counts": counts,
-        "timings": {"read": round(timings.read, 3), "model": round(timings.model, 3),
-                    "write": round(timings.write, 3),
-                    **{k: round(v, 3) for k, v in timings.extra.items()},
-                    "total": round(total, 3)},
-        "megapixels": round(megapixels, 3),
-        "megapixels_per_s": round(megapixels / total, 4) if total > 0 else math.inf,
-    }
+    return SceneSummary(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        geovision_version=__version__,
+        model={"path": str(plan.model), "task": bundle.task,
+               "architecture": bundle.architecture,
+               "classes": [c.to_json() for c in bundle.classes],
+               "tile_size": bundle.tile_size, "bands": [b.to_json() for b in bundle.bands]},
+        scene=info.describe(),
+        parameters={**to_json(plan.opts), "window": layout.window, "stride": layout.stride,
+                    "device": plan.device},
+        windows=layout.n_windows, blocks=len(layout.blocks), outputs=plan.names,
+        counts=counts,
+        timings={"read": round(timings.read, 3), "model": round(timings.model, 3),
+                 "write": round(timings.write, 3),
+                 **{k: round(v, 3) for k, v in timings.extra.items()},
+                 "total": round(total, 3)},
+        megapixels=round(megapixels, 3),
+        megapixels_per_s=round(megapixels / total, 4) if total > 0 else math.inf)

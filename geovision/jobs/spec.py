@@ -275,8 +275,9 @@ def _yaml_scalar(value: Any) -> str:
 
 def train_session(step: Step) -> Path:
     """The session directory a train step writes: <output>/<name> of its resolved config."""
-    from geovision.engine.config import apply_overrides, read_yaml
+    from geovision.engine.config import load_config
+    from geovision.engine.session import session_dir
 
-    raw = apply_overrides(read_yaml(step.options["config"]), step.options["set"])
-    return Path(str(raw.get("output", "runs"))).resolve() / str(raw.get("name", "run"))
+    cfg = load_config(step.options["config"], step.options["set"], check_dataset=False)
+    return session_dir(cfg.output, cfg.name).resolve()
 

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from geovision import __version__
+from geovision.atomic import atomic_path
 from geovision.errors import InputError, InputFileError, OutputExistsError
 from geovision.models.bundle import Bundle, load_bundle
 from geovision.options.export import FORMATS
@@ -97,7 +98,8 @@ def export_metadata(bundle: Bundle, fmt: str) -> dict[str, Any]:
     return {
         "format": f"geovision-{fmt}", "version": 1, "geovision_version": __version__,
         "task": bundle.task, "architecture": bundle.architecture["name"],
-        "classes": bundle.classes, "bands": bundle.bands, "tile_size": bundle.tile_size,
+        "classes": [c.to_json() for c in bundle.classes],
+        "bands": [b.to_json() for b in bundle.bands], "tile_size": bundle.tile_size,
         "resolution": bundle.resolution, "normalization": bundle.normalization,
         "input": "raw pixels float32 (N, bands, H, W) in the order of `bands`; "
                  "normalization is inside the model; fill nodata with the band mean",
@@ -144,15 +146,11 @@ def export_model(
     module = deployable(bundle)
     meta = export_metadata(bundle, fmt)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(dest) as tmp:
         if fmt == "torchscript":
             _write_torchscript(module, bundle, meta, tmp)
         else:
             _write_onnx(module, bundle, meta, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 

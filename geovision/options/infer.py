@@ -18,6 +18,8 @@ BLENDS = ("gaussian", "linear", "none")
 PROB_DTYPES = ("uint8", "float32")
 #: Coordinates of GeoJSON outputs: RFC 7946 WGS 84, or the scene's CRS.
 CRS_CHOICES = ("wgs84", "native")
+#: The output folder when none is given.
+OUTPUT = "predictions"
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,7 @@ class InferOptions:
     batch_size: int = option(4, "Windows per model call.", min=1)
     blend: str = option("gaussian", "Weights of overlapping windows (segmentation).",
                         choices=BLENDS, noun="blend")
-    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.", rule=device_problem,
-                         fingerprint=False)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.", rule=device_problem)
     probabilities: bool = option(True, "Also write <stem>.prob.tif (segmentation).")
     prob_dtype: str = option("uint8", "uint8: 0..254 with scale 1/254 (readers see 0..1).",
                              choices=PROB_DTYPES, noun="probability type")

@@ -19,7 +19,7 @@ import shapely
 
 from geovision.cluster import dask_client, run_graph, task
 from geovision.errors import InputError, OutputExistsError
-from geovision.formats import IGNORE_INDEX
+from geovision.formats import IGNORE_INDEX, SPLITS
 from geovision.geo.raster import (
     RasterInfo,
     absolute,
@@ -32,6 +32,7 @@ from geovision.geo.vector import Labels, read_labels, to_crs
 from geovision.geo.windows import PixelWindow, window_bounds
 from geovision.options.tile import TileOptions
 from geovision.tiling.plan import (
+    DROPPED_SPLIT,
     TileRef,
     assign_splits,
     candidate_tiles,
@@ -42,8 +43,8 @@ from geovision.tiling.plan import (
 from geovision.tiling.stats import BandStats
 from geovision.tiling.store import (
     check_pending,
+    commit_store,
     create_store,
-    finish_store,
     is_complete,
     open_group,
     partial_path,
@@ -142,7 +143,7 @@ def tile(
             if overwrite and partial.exists():
                 shutil.rmtree(partial)
             create_store(
-                partial, n_tiles=len(refs), bands=len(bands), size=opts.tile_size,
+                partial, n_tiles=len(refs), bands=len(bands), tile_size=opts.tile_size,
                 dtype=dtype, task=opts.task, shard=opts.shard,
                 fill_value=_fill(sources[0], dtype), plan=_plan_arrays(refs, sources, splits,
                                                                        valid),
@@ -160,7 +161,7 @@ def tile(
 
     close_cached()
     attrs, boxes = _summarize(partial, shards, sources, bands, lab, opts, splits, border_dropped)
-    finish_store(partial, out, attrs, boxes)
+    commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, len(refs))
     return out
 
@@ -223,7 +224,7 @@ def _plan(
     valid = valid[keep]
     splits, dropped = assign_splits(refs, method=opts.split, fractions=opts.fractions,
                                     block_size=opts.split_block_size, seed=opts.seed)
-    kept = splits != 255
+    kept = splits != DROPPED_SPLIT
     if dropped:
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
     return [r for r, k in zip(refs, kept, strict=True) if k], splits[kept], valid[kept], dropped
@@ -363,7 +364,7 @@ def _summarize(
         },
         "counts": {
             "tiles": {name: int((splits == i).sum()) for i, name in
-                      enumerate(("train", "val", "test"))},
+                      enumerate(SPLITS)},
             "class_tiles": tiles_per_class.tolist(),
             f"class_{labelling.counted}": pixels.tolist(),
         },

@@ -63,7 +63,7 @@ def create_store(
     *,
     n_tiles: int,
     bands: int,
-    size: int,
+    tile_size: int,
     dtype: str,
     task: str,
     shard: int,
@@ -80,12 +80,13 @@ def create_store(
     group.attrs[PENDING_ATTR] = pending
     n = max(n_tiles, 1)
     group.create_array(
-        "image", shape=(n_tiles, bands, size, size), dtype=dtype,
+        "image", shape=(n_tiles, bands, tile_size, tile_size), dtype=dtype,
         compressors=image_codec(dtype),
-        chunks=(1, bands, size, size), shards=(min(shard, n), bands, size, size),
+        chunks=(1, bands, tile_size, tile_size),
+        shards=(min(shard, n), bands, tile_size, tile_size),
         fill_value=fill_value, dimension_names=("tile", "band", "y", "x"),
     )
-    for_task(task).create_arrays(group, n_tiles=n_tiles, tile_size=size, shard=shard)
+    for_task(task).create_arrays(group, n_tiles=n_tiles, tile_size=tile_size, shard=shard)
     dims = {"transform": ("tile", "affine")}
     for name, values in plan.items():
         arr = group.create_array(
@@ -118,7 +119,7 @@ def check_pending(path: Path, fingerprint: str) -> None:
         )
 
 
-def finish_store(
+def commit_store(
     partial: Path, out: Path, attrs: dict[str, Any], boxes: dict[str, np.ndarray] | None
 ) -> None:
     """Write the final arrays and attributes, then move the store to its final name.

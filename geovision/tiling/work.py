@@ -14,6 +14,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
+from geovision.atomic import atomic_path
 from geovision.formats import IGNORE_INDEX
 from geovision.geo.raster import cached_open, valid_mask
 from geovision.options.tile import TileOptions
@@ -128,11 +129,10 @@ def build_shard(work: ShardWork) -> int:
     boxes, box_label, box_tile = labels.boxes()
     marker = marker_path(work.store, work.index)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp.npz")
     arrays: dict[str, Any] = {f"stats_{k}": v for k, v in stats.to_arrays().items()}
-    np.savez(tmp, **arrays, class_pixels=class_pixels, class_tiles=class_tiles, boxes=boxes,
-             box_label=box_label, box_tile=box_tile)
-    os.replace(tmp, marker)
+    with atomic_path(marker, keep_suffix=True) as tmp:
+        np.savez(tmp, **arrays, class_pixels=class_pixels, class_tiles=class_tiles,
+                 boxes=boxes, box_label=box_label, box_tile=box_tile)
     return n
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import split_labels
+from engine_helpers import split_labels
 
 from geovision.cli.main import main
 from geovision.engine import evaluate

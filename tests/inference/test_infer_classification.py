@@ -20,7 +20,7 @@ def test_coarse_grid_is_aligned_to_the_scene(tmp_path):
     sample = make_sample(tmp_path / "s", size=(200, 130), crss=("EPSG:4326",), seed=3,
                          nodata_corner=0.5)
     [summary] = infer(bundle, sample.rasters, tmp_path / "out", quiet=True)
-    stride = summary["parameters"]["stride"]
+    stride = summary.parameters["stride"]
     assert stride == 48
     with rasterio.open(sample.rasters[0]) as src:
         scene_t, crs, invalid = src.transform, src.crs, src.read_masks(1) == 0
@@ -34,7 +34,7 @@ def test_coarse_grid_is_aligned_to_the_scene(tmp_path):
     assert grid[0, 0] == 255 and invalid[:stride, :stride].all()  # a cell of nodata only
     assert (grid[grid != 255] < 5).all()
     cells = gpd.read_file(tmp_path / "out" / "scene.classes.geojson", engine="pyogrio")
-    assert len(cells) == summary["counts"]["cells"] == (grid != 255).sum()
+    assert len(cells) == summary.counts["cells"] == (grid != 255).sum()
     assert set(cells.columns) >= {"class", "class_id", "score", "geometry"}
     first = cells.iloc[0]
     assert grid[first["row"], first["col"]] == first["class_id"]

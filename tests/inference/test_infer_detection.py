@@ -73,7 +73,7 @@ def test_object_under_a_window_seam_gives_one_box_in_the_right_place(tmp_path, b
     transform = Affine(10.0, 0, 500_000.0, 0, -10.0, 5_300_000.0)
     scene = scene_writer("scene.tif", scene_with([(100, 110, 140, 150)]), transform=transform)
     [summary] = infer(bright_detector, scene, tmp_path / "out", crs=crs, quiet=True)
-    assert summary["counts"]["detections"] == 1
+    assert summary.counts["detections"] == 1
     path = tmp_path / "out" / "scene.detections.geojson"
     doc = json.loads(path.read_text())
     assert doc["type"] == "FeatureCollection" and len(doc["features"]) == 1
@@ -100,10 +100,10 @@ def test_object_under_a_window_seam_gives_one_box_in_the_right_place(tmp_path, b
 def test_several_objects_and_an_empty_scene(tmp_path, bright_detector, scene_writer):
     scene = scene_writer("two.tif", scene_with([(10, 10, 30, 40)], shape=(128, 128)))
     [summary] = infer(bright_detector, scene, tmp_path / "out", quiet=True)
-    assert summary["counts"]["detections"] == 1
+    assert summary.counts["detections"] == 1
     empty = scene_writer("empty.tif", scene_with([], shape=(200, 150)))
     [summary] = infer(bright_detector, empty, tmp_path / "out", quiet=True)
-    assert summary["counts"]["detections"] == 0
+    assert summary.counts["detections"] == 0
     doc = json.loads((tmp_path / "out" / "empty.detections.geojson").read_text())
     assert doc == {"type": "FeatureCollection", "features": []}
     assert pyogrio.read_info(tmp_path / "out" / "empty.detections.geojson")["features"] == 0
@@ -119,7 +119,7 @@ def test_detections_on_nodata_are_dropped(tmp_path, bright_detector, scene_write
     with rasterio.open(scene, "r+") as ds:
         ds.nodata = BRIGHT  # the bright box is nodata now
     [summary] = infer(bright_detector, scene, tmp_path / "out", quiet=True)
-    assert summary["counts"]["detections"] == 0
+    assert summary.counts["detections"] == 0
 
 
 def test_tta_is_refused_for_detection(tmp_path, bright_detector, scene_writer):

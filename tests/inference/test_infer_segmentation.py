@@ -70,7 +70,7 @@ def test_outputs_share_the_scene_grid_and_are_valid_cogs(tmp_path, seg_bundle, c
     valid = ~np.isnan(da.values).any(axis=0)
     assert float(da.max()) <= 1.0
     np.testing.assert_allclose(total[valid], 1.0, atol=5 * 0.5 / PROB_SCALE)
-    assert summary["windows"] > 1 and summary["timings"]["model"] > 0
+    assert summary.windows > 1 and summary.timings["model"] > 0
     on_disk = json.loads((tmp_path / "out" / "scene.json").read_text())
     assert on_disk["parameters"]["window"] == 64 and on_disk["megapixels_per_s"] > 0
     assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
@@ -139,7 +139,7 @@ def test_no_probabilities_writes_classes_only(tmp_path, seg_bundle):
     sample = make_sample(tmp_path / "s", size=80, seed=6)
     [summary] = infer(seg_bundle, sample.rasters, tmp_path / "out", probabilities=False,
                       quiet=True)
-    assert summary["outputs"] == ["scene.class.tif"]
+    assert summary.outputs == ("scene.class.tif",)
     assert not (tmp_path / "out" / "scene.prob.tif").exists()
 
 
@@ -169,7 +169,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     assert not scratch.exists()
     # resuming a finished run does nothing
     again = infer(bundle, sample.rasters, out, block_windows=1, resume=True, quiet=True)
-    assert again[0]["geovision"]["created"] == summary["geovision"]["created"]
+    assert again[0].created == summary.created
 
 
 def test_tta_keeps_probabilities_normalized(tmp_path, seg_bundle):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from geovision.errors import InputFileError, ModelFileError
+from geovision.formats import BandInfo, bands_from_json, classes_from_json
 from geovision.models import build_model, format_bundle_summary, load_bundle, save_bundle
 
 CLASSES = [{"id": 0, "name": "background", "color": "#000000"},
@@ -35,7 +36,9 @@ def test_round_trip_gives_same_outputs(tmp_path, task, name, params):
     assert raw["architecture"] == {"name": name, "params": params}
     bundle = load_bundle(path)
     assert not bundle.model.training
-    assert bundle.task == task and bundle.classes == CLASSES and bundle.bands == BANDS
+    assert bundle.task == task and raw["classes"] == CLASSES and raw["bands"] == BANDS
+    assert bundle.classes == classes_from_json(CLASSES) and bundle.class_names[1] == "building"
+    assert bundle.bands == bands_from_json(BANDS) and bundle.bands[3] == BandInfo(4, "n", "uint16")
     assert bundle.normalization["std"] == [5.0, 6.0, 7.0, 8.0]
     assert bundle.tile_size == 64 and bundle.resolution == [10.0, 10.0]
     x = torch.randn(2, 4, 64, 64)

@@ -10,20 +10,35 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import torch
 from torch.utils.data import default_collate
 
+from geovision.data.info import TileInfo
 from geovision.tasks import get_task
 
 if TYPE_CHECKING:
-    from geovision.data.dataset import TileDataset
     from geovision.data.transforms import Sample
 
 #: A tile's flips and quarter turns, as :meth:`~geovision.data.transforms.Augment.draw` gives.
 Turn = tuple[bool, bool, int] | None
+
+
+class TileSource(Protocol):
+    """What a task reads of a :class:`geovision.data.dataset.TileDataset`."""
+
+    info: TileInfo
+    indices: np.ndarray
+    targets: Any
+    task: DataTask
+
+    def tile_array(self, name: str, tile: int) -> np.ndarray:
+        """Tile ``tile`` of the per-tile array ``name``, in its stored dtype."""
+
+    def read_batch(self, name: str, tiles: list[int], turns: list[Turn]) -> torch.Tensor:
+        """Tiles of array ``name`` stacked, each flipped and rotated as ``turns`` says."""
 
 
 class DataTask(ABC):
@@ -33,7 +48,7 @@ class DataTask(ABC):
         name: the task.
         tile_arrays: per-tile arrays read beside ``image`` (one chunk per tile).
         batched: a batch can be decoded whole, straight into its arrays
-            (:meth:`TileDataset.__getitems__`); else items are read and collated one by one.
+            (:meth:`TileSource.__getitems__`); else items are read and collated one by one.
     """
 
     name: str
@@ -45,14 +60,14 @@ class DataTask(ABC):
         return None
 
     @abstractmethod
-    def sample(self, ds: TileDataset, tile: int) -> dict[str, torch.Tensor]:
+    def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """The target fields of tile ``tile``'s :class:`~geovision.data.transforms.Sample`."""
 
     @abstractmethod
-    def item(self, ds: TileDataset, sample: Sample, tile: int) -> dict[str, Any]:
+    def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
         """The target fields of an item, from its (augmented) sample."""
 
-    def batch(self, ds: TileDataset, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
+    def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
         """The target fields of a batch read whole (tasks with ``batched``)."""
         raise NotImplementedError(f"{self.name}: batches are collated from items")
 
@@ -72,7 +87,7 @@ class DataTask(ABC):
                 "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
                 **self.collate_targets(items)}
 
-    def class_counts(self, ds: TileDataset) -> np.ndarray:
+    def class_counts(self, ds: TileSource) -> np.ndarray:
         """How often each class occurs in the dataset's split (for ``class_weights: auto``).
 
         Raises:

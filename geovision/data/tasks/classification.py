@@ -10,10 +10,9 @@ import torch
 import zarr
 from torch.utils.data import default_collate
 
-from geovision.data.tasks import DataTask, Turn
+from geovision.data.tasks import DataTask, TileSource, Turn
 
 if TYPE_CHECKING:
-    from geovision.data.dataset import TileDataset
     from geovision.data.transforms import Sample
 
 
@@ -27,15 +26,15 @@ class Classification(DataTask):
         group: Any = zarr.open_group(str(path), mode="r")
         return np.asarray(group["label"][...], dtype=np.int64)
 
-    def sample(self, ds: TileDataset, tile: int) -> dict[str, torch.Tensor]:
+    def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """Nothing beside the image: the label does not move with augmentations."""
         return {}
 
-    def item(self, ds: TileDataset, sample: Sample, tile: int) -> dict[str, Any]:
+    def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
         """The tile's class id."""
         return {"label": torch.tensor(int(ds.targets[tile]), dtype=torch.int64)}
 
-    def batch(self, ds: TileDataset, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
+    def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
         """The tiles' class ids."""
         return {"label": torch.tensor([int(ds.targets[t]) for t in tiles], dtype=torch.int64)}
 
@@ -43,7 +42,7 @@ class Classification(DataTask):
         """Class ids stacked."""
         return {"label": default_collate([it["label"] for it in items])}
 
-    def class_counts(self, ds: TileDataset) -> np.ndarray:
+    def class_counts(self, ds: TileSource) -> np.ndarray:
         """Tiles per class."""
         labels = np.asarray(ds.targets)[np.asarray(ds.indices, dtype=np.int64)]
         return np.bincount(labels, minlength=ds.info.num_classes).astype(np.float64)

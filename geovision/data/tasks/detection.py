@@ -9,10 +9,9 @@ import numpy as np
 import torch
 import zarr
 
-from geovision.data.tasks import DataTask
+from geovision.data.tasks import DataTask, TileSource
 
 if TYPE_CHECKING:
-    from geovision.data.dataset import TileDataset
     from geovision.data.transforms import Sample
 
 Boxes = dict[int, tuple[np.ndarray, np.ndarray]]
@@ -41,12 +40,12 @@ class Detection(DataTask):
         return {int(t): (boxes[order[a:b]], labels[order[a:b]])
                 for t, a, b in zip(unique.tolist(), starts.tolist(), ends, strict=True)}
 
-    def sample(self, ds: TileDataset, tile: int) -> dict[str, torch.Tensor]:
+    def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """The tile's boxes and class ids."""
         b, lab = ds.targets.get(tile, (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
         return {"boxes": torch.from_numpy(b.copy()), "box_labels": torch.from_numpy(lab.copy())}
 
-    def item(self, ds: TileDataset, sample: Sample, tile: int) -> dict[str, Any]:
+    def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
         """The (augmented, cleaned) boxes and their class ids."""
         assert sample.boxes is not None and sample.box_labels is not None
         return {"boxes": sample.boxes.reshape(-1, 4).float(),

@@ -8,10 +8,9 @@ import numpy as np
 import torch
 from torch.utils.data import default_collate
 
-from geovision.data.tasks import DataTask, Turn
+from geovision.data.tasks import DataTask, TileSource, Turn
 
 if TYPE_CHECKING:
-    from geovision.data.dataset import TileDataset
     from geovision.data.transforms import Sample
 
 
@@ -21,16 +20,16 @@ class Segmentation(DataTask):
     name = "segmentation"
     tile_arrays = ("mask",)
 
-    def sample(self, ds: TileDataset, tile: int) -> dict[str, torch.Tensor]:
+    def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """The tile's mask."""
         return {"mask": torch.from_numpy(ds.tile_array("mask", tile))}
 
-    def item(self, ds: TileDataset, sample: Sample, tile: int) -> dict[str, Any]:
+    def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
         """The (augmented) mask."""
         assert sample.mask is not None
         return {"mask": sample.mask.contiguous()}
 
-    def batch(self, ds: TileDataset, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
+    def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
         """The masks, decoded straight into the batch."""
         return {"mask": ds.read_batch("mask", tiles, turns)}
 
@@ -38,7 +37,7 @@ class Segmentation(DataTask):
         """Masks stacked."""
         return {"mask": default_collate([it["mask"] for it in items])}
 
-    def class_counts(self, ds: TileDataset) -> np.ndarray:
+    def class_counts(self, ds: TileSource) -> np.ndarray:
         """Labelled pixels per class."""
         info = ds.info
         counts = np.zeros(info.num_classes)

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     import numpy as np
     from torchmetrics import Metric
 
-    from geovision.data.dataset import TileDataset, TileInfo
+    from geovision.data.dataset import TileDataset
+    from geovision.data.info import TileInfo
     from geovision.engine.config import LossConfig
     from geovision.engine.losses import ClassLoss
 

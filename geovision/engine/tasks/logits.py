@@ -13,7 +13,8 @@ from geovision.engine.tasks import Batch, EngineTask
 from geovision.errors import ConfigError
 
 if TYPE_CHECKING:
-    from geovision.data.dataset import TileDataset, TileInfo
+    from geovision.data.dataset import TileDataset
+    from geovision.data.info import TileInfo
     from geovision.engine.config import LossConfig
     from geovision.engine.losses import ClassLoss
 

@@ -76,6 +76,14 @@ class InferenceTask(ABC):
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
         """File names of a scene's outputs in the output folder (the summary aside)."""
 
+    def preview_layers(self, out: Path, stem: str) -> dict[str, Path]:
+        """What a quicklook draws over the scene, from the scene's outputs.
+
+        Returns:
+            ``prediction`` (a class raster) and/or ``detections`` (a GeoJSON of boxes).
+        """
+        return {"prediction": out / f"{stem}.class.tif"}
+
     @abstractmethod
     def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
               out: Path, stem: str, timings: Timings) -> dict[str, Any]:

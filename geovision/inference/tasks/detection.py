@@ -81,6 +81,10 @@ class Detection(InferenceTask):
         """``<stem>.detections.geojson``."""
         return [f"{stem}.detections.geojson"]
 
+    def preview_layers(self, out: Path, stem: str) -> dict[str, Path]:
+        """The boxes, drawn over the scene."""
+        return {"detections": out / f"{stem}.detections.geojson"}
+
     def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
               out: Path, stem: str, timings: Timings) -> dict[str, Any]:
         """Merge every block's boxes and write them as GeoJSON; counts the detections."""
