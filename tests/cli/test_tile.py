@@ -142,6 +142,7 @@ def test_debug_shows_traceback(sample_utm, tmp_path):
     assert "Traceback" in proc.stderr
 
 
+@pytest.mark.slow  # kill -9 and resume
 def test_resume_after_kill_equals_uninterrupted(tmp_path):
     sample = make_sample(tmp_path / "big", size=768, seed=11)
     common = [*sample.rasters, sample.labels, "--class-field", "kind", "--tile-size", "32",

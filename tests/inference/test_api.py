@@ -1,18 +1,23 @@
-"""Bad inputs: clear one-line errors, nothing run, nothing written under final names."""
+"""`infer()`: every task on the scene's grid; bad inputs give one-line errors, write nothing."""
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
+import geopandas as gpd
 import pytest
+import rasterio
 import torch
-from infer_helpers import write_bundle
 
 from geovision.cli.main import main
 from geovision.errors import InputError, InputFileError, ModelFileError, OutputExistsError
-from geovision.inference import infer
+from geovision.geo.windows import RasterGrid
+from geovision.inference import InferOptions, infer
+from geovision.inference.tasks import for_task
 from geovision.synthetic import make_sample
+from tests.inference.infer_helpers import write_bundle
 
 
 @pytest.fixture
@@ -109,3 +114,42 @@ def test_cli_runs_and_reports_errors_in_one_line(tmp_path, seg_bundle, scene, ca
     assert err.count("\n") == 0 and "--overwrite" in err
     assert main(["infer", str(tmp_path / "nope.pt"), scene, "-o", str(out)]) == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+@pytest.fixture(params=["segmentation", "classification", "detection"])
+def task_bundle(request, tmp_path) -> tuple[str, Path]:
+    """A model bundle of each task (the detector boxes bright pixels: a known answer)."""
+    task = request.param
+    if task == "segmentation":
+        return task, request.getfixturevalue("seg_bundle")
+    if task == "classification":
+        return task, write_bundle(tmp_path / "cls.pt", task, "resnet18", tile_size=64)
+    return task, request.getfixturevalue("bright_detector")
+
+
+def test_every_task_writes_its_outputs_on_the_scene_grid(task_bundle, tmp_path):
+    task, bundle = task_bundle
+    scene = make_sample(tmp_path / "s", size=(150, 110), seed=4).rasters[0]
+    out = tmp_path / "out"
+    [summary] = infer(bundle, scene, out, quiet=True)
+    names = for_task(task).output_names("scene", InferOptions())
+    assert summary.outputs == tuple(names) and summary.model["task"] == task
+    with rasterio.open(scene) as src:
+        grid = RasterGrid(src.height, src.width, src.transform, src.crs)
+    stride = summary.parameters["stride"]
+    for name in names:
+        path = out / name
+        if path.suffix == ".tif":
+            with rasterio.open(path) as ds:
+                expected = grid.coarsened(stride) if for_task(task).cells else grid
+                assert (ds.height, ds.width, ds.transform, ds.crs) == (
+                    expected.height, expected.width, expected.transform, expected.crs)
+        else:
+            assert gpd.read_file(path, engine="pyogrio").crs.to_epsg() == 4326
+    on_disk = json.loads((out / "scene.json").read_text())
+    assert on_disk == summary.to_json()
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "scene.json"])
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        infer(bundle, scene, out, quiet=True)
+    [again] = infer(bundle, scene, out, resume=True, quiet=True)
+    assert again == summary  # complete already: nothing run, the same summary

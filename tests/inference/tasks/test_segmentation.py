@@ -15,15 +15,15 @@ import pytest
 import rasterio
 import rioxarray
 import torch
-from infer_helpers import TINY_UNET, write_bundle
 from rio_cogeo.cogeo import cog_validate
 
 from geovision.formats import PROB_SCALE
 from geovision.inference import infer
 from geovision.models.bundle import load_bundle
 from geovision.synthetic import make_sample
+from tests.inference.infer_helpers import TINY_UNET, write_bundle
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def read(path: Path) -> np.ndarray:
@@ -143,6 +143,7 @@ def test_no_probabilities_writes_classes_only(tmp_path, seg_bundle):
     assert not (tmp_path / "out" / "scene.prob.tif").exists()
 
 
+@pytest.mark.slow  # kill -9 and resume
 def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     bundle = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET,
                           tile_size=32)
@@ -181,6 +182,7 @@ def test_tta_keeps_probabilities_normalized(tmp_path, seg_bundle):
     np.testing.assert_allclose(probs[:, ok].sum(0), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # a Dask cluster
 def test_dask_cluster_gives_the_local_result(tmp_path, seg_bundle):
     distributed = pytest.importorskip("distributed")
     sample = make_sample(tmp_path / "s", size=(200, 130), seed=9)

@@ -8,11 +8,11 @@ import geopandas as gpd
 import numpy as np
 import rasterio
 from affine import Affine
-from infer_helpers import write_bundle
 from rio_cogeo.cogeo import cog_validate
 
 from geovision.inference import infer
 from geovision.synthetic import make_sample
+from tests.inference.infer_helpers import write_bundle
 
 
 def test_coarse_grid_is_aligned_to_the_scene(tmp_path):
