@@ -15,9 +15,12 @@ A job file is YAML::
       - name: segmenter         # optional step name (default: kind-N)
         train: {config: configs/segmentation.yaml, set: {data.dataset: tiles.zarr}}
 
-Every option of a step is an argument of the library function the step calls, so an option
-that does not exist, a missing required one, an input pattern that matches nothing (and is not
-made by an earlier step) or an unknown step kind is reported for the whole file at once.
+A step takes its command's arguments (:data:`KINDS`) and options: the fields of the command's
+options dataclass (:mod:`geovision.options`), converted and checked as the command line does,
+YAML lists accepted too. An option that does not exist, a value the command line would refuse,
+a missing required argument, a train step's config key that does not exist, an input pattern
+that matches nothing (and is not made by an earlier step) or an unknown step kind is reported
+for the whole file at once, before anything heavy is imported.
 """
 
 from __future__ import annotations
