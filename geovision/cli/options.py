@@ -20,6 +20,7 @@ from typing import Any
 
 import click
 
+from geovision.errors import InputError
 from geovision.options import OptionField, convert, fields_of
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -114,8 +115,6 @@ def _converter(opt: OptionField) -> Callable[[click.Context, click.Parameter, An
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         if value is None or (opt.spec.multiple and value == ()):
             return opt.default if value is None else value
-        from geovision.errors import InputError
-
         try:
             return convert(opt, list(value) if opt.spec.multiple else value)
         except InputError as exc:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from geovision.errors import InputError
+from geovision.inference.tasks import for_task
 from geovision.models.bundle import Bundle, load_bundle
 
 
@@ -70,8 +71,6 @@ def check_window(bundle: Bundle, window: int, bands: int, device: str) -> None:
     Raises:
         InputError: the model fails on ``window x window`` inputs or returns another size.
     """
-    from geovision.inference.tasks import for_task
-
     task = for_task(bundle.task)
     x = np.zeros((1, bands, window, window), dtype=np.float32)
     try:
