@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geovision.atomic import write_text
 from geovision.errors import OutputExistsError
 
 #: Steps of the demo, each timed.
@@ -140,6 +141,7 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
         OutputExistsError: ``out_dir`` is not empty and ``overwrite`` is not set.
     """
     from geovision.engine import train
+    from geovision.formats import classes_from_json
     from geovision.inference import infer
     from geovision.inference.preview import write_preview
     from geovision.inference.score import score_detections, score_segmentation, summary_line
@@ -189,8 +191,9 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
         det_scores = score_detections(boxes, unseen.objects, scene, classes=det_classes)
     preview = out / "preview.png"
     with clock.step("preview", "drawing the quicklook"):
-        write_preview(preview, scene, classes=classes, prediction=class_tif, detections=boxes,
-                      labels=unseen.labels, class_field="kind", truth_boxes=unseen.objects,
+        write_preview(preview, scene, classes=classes_from_json(classes), prediction=class_tif,
+                      detections=boxes, labels=unseen.labels, class_field="kind",
+                      truth_boxes=unseen.objects,
                       title="unseen scene: labels, segmentation, detections (yellow) and "
                             "objects (cyan)")
     total = round(time.perf_counter() - start, 2)
@@ -204,7 +207,7 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
     report = {"outputs": {**outputs, "summary": str(out / SUMMARY)},
               "metrics": {"segmentation": seg_scores, "detection": det_scores},
               "seconds": {**clock.times, "total": total}}
-    (out / SUMMARY).write_text(json.dumps(report, indent=2))
+    write_text(out / SUMMARY, json.dumps(report, indent=2))
     echo("")
     for line in _report_lines(report, summary_line):
         echo(line)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from geovision.cli import main
+from geovision.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"<!-- test -->\n```(bash|python)\n(.*?)```", re.S)
@@ -41,6 +41,7 @@ def test_the_readme_marks_its_walkthrough_runnable():
     assert any(lang == "python" for lang, _ in blocks)
 
 
+@pytest.mark.slow  # the whole README walkthrough
 @pytest.mark.filterwarnings("ignore")
 def test_readme_commands_run_as_written(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")

@@ -20,6 +20,7 @@ from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geovision.errors import InputError, InputFileError
+from geovision.geo.windows import RasterGrid
 
 #: File name endings that a directory scan takes as rasters.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".png", ".jpg")
@@ -63,6 +64,11 @@ class RasterInfo:
     def shape(self) -> tuple[int, int]:
         """(height, width)."""
         return (self.height, self.width)
+
+    @property
+    def grid(self) -> RasterGrid:
+        """The raster's pixel grid (size, affine, CRS) as one value."""
+        return RasterGrid(self.height, self.width, self.transform, self.crs)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

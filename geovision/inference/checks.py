@@ -20,7 +20,7 @@ RESOLUTION_TOLERANCE = 0.05
 
 def scene_bands(bundle: Bundle) -> list[int]:
     """1-based scene bands the model reads, in its order (the bundle's band indices)."""
-    return [int(b.get("index", i + 1)) for i, b in enumerate(bundle.bands)]
+    return [b.index for b in bundle.bands]
 
 
 def metric_resolution(info: RasterInfo) -> tuple[float, float]:
@@ -57,11 +57,11 @@ def check_scene(info: RasterInfo, bundle: Bundle) -> None:
     bands = scene_bands(bundle)
     missing = [b for b in bands if b > info.count]
     if missing:
-        names = ", ".join(f"{b.get('index')}:{b.get('name', '?')}" for b in bundle.bands)
+        names = ", ".join(f"{b.index}:{b.name or '?'}" for b in bundle.bands)
         raise InputError(f"{info.path}: has {info.count} band(s) but the model reads "
                          f"{len(bands)} ({names}); give a scene with the bands it was "
                          "trained on")
-    trained = {str(b.get("dtype")) for b in bundle.bands if b.get("dtype")}
+    trained = {b.dtype for b in bundle.bands if b.dtype}
     if trained and info.dtype not in trained:
         kind = np.dtype(info.dtype).kind
         same_kind = all(np.dtype(t).kind == kind for t in trained)

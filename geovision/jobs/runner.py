@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from geovision.atomic import write_text
 from geovision.errors import GeovisionError
-from geovision.jobs.spec import Step, load_job, train_session
+from geovision.jobs.spec import Step, load_job, step_options, train_session
+from geovision.options.infer import OUTPUT
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,7 @@ class JobReport:
 
     def write(self, path: Path) -> None:
         """Write atomically."""
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(asdict(self), indent=2))
 
 
 def _now() -> str:
@@ -126,6 +126,8 @@ def run_job(
 
 
 # ---------------------------------------------------------------------------- outputs
+# Each stage owns the layout of what it writes and says when it is complete; the runner only
+# asks (this is also where checks of who owns an output belong).
 
 def outputs_of(step: Step) -> list[str]:
     """The paths a step writes."""
@@ -133,51 +135,38 @@ def outputs_of(step: Step) -> list[str]:
     if step.kind == "train":
         return [str(train_session(step))]
     if step.kind == "infer":
-        return [str(o.get("output") or Path.cwd() / "predictions")]
+        return [str(_infer_output(step))]
     return [str(o["output"])]
+
+
+def _infer_output(step: Step) -> Path:
+    return Path(step.options.get("output") or Path.cwd() / OUTPUT)
 
 
 def is_complete(step: Step) -> bool:
     """True when a step's outputs are complete (so re-running it would change nothing)."""
     o = step.options
     if step.kind == "generate":
-        folder = Path(o["output"])
-        return (folder / "labels.gpkg").exists() and (folder / "objects.gpkg").exists()
+        from geovision.synthetic import is_complete as sample_complete
+
+        return sample_complete(o["output"])
     if step.kind == "tile":
         from geovision.tiling.store import is_complete as store_complete
 
         return store_complete(o["output"])
     if step.kind == "train":
-        return _training_complete(train_session(step))
+        from geovision.engine.session import Session
+
+        return Session(train_session(step)).is_complete()
     if step.kind == "infer":
-        from geovision.geo.raster import find_rasters
+        from geovision.inference.outputs import PredictionFolder
 
-        out = Path(outputs_of(step)[0])
-        try:
-            stems = [Path(p).stem for p in find_rasters(o["scenes"])]
-        except GeovisionError:
-            return False
-        return all((out / f"{s}.json").exists() and not (out / f".{s}.partial").exists()
-                   for s in stems)
+        return PredictionFolder(_infer_output(step)).is_complete(o["scenes"])
     if step.kind == "evaluate":
-        return (Path(o["output"]) / "metrics.json").exists()
+        from geovision.engine.session import Evaluation
+
+        return Evaluation(Path(o["output"])).is_complete()
     return False
-
-
-def _training_complete(session: Path) -> bool:
-    """A session is complete when its last checkpoint reached the epochs or stopped early."""
-    import torch
-    import yaml
-
-    last, config = session / "checkpoints" / "last.pt", session / "config.yaml"
-    if not (last.exists() and config.exists() and (session / "model.pt").exists()):
-        return False
-    cfg: dict[str, Any] = yaml.safe_load(config.read_text()) or {}
-    train: dict[str, Any] = cfg.get("train") or {}
-    state: dict[str, Any] = torch.load(last, map_location="cpu", weights_only=True)
-    patience = int((train.get("early_stopping") or {}).get("patience") or 0)
-    stopped = patience > 0 and int(state.get("bad_epochs") or 0) >= patience
-    return int(state.get("epoch") or 0) >= int(train.get("epochs") or 0) or stopped
 
 
 # ---------------------------------------------------------------------------- runners
@@ -186,55 +175,46 @@ def run_generate(step: Step, **_: Any) -> None:
     """``generate``: a synthetic sample (rasters and labels)."""
     from geovision.synthetic import make_sample
 
-    o = dict(step.options)
-    out = o.pop("output")
-    if "crss" in o:
-        o["crss"] = tuple(o["crss"])
-    make_sample(out, **o)
+    make_sample(step.options["output"], **asdict(step_options(step)))
 
 
 def run_tile(step: Step, *, scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """``tile``: resumes an interrupted store of the same inputs and options."""
-    from geovision.tiling import TileOptions, tile
+    from geovision.tiling.api import tile
 
-    o = dict(step.options)
-    rasters, labels, output = o.pop("rasters"), o.pop("labels"), o.pop("output")
-    for key in ("bands", "fractions"):
-        if key in o and o[key] is not None:
-            o[key] = tuple(o[key])
-    tile(rasters, labels, output, TileOptions(**o), scheduler=scheduler, workers=workers,
-         resume=True, quiet=quiet)
+    o = step.options
+    tile(o["rasters"], o["labels"], o["output"], step_options(step), scheduler=scheduler,
+         workers=workers, resume=True, quiet=quiet)
 
 
 def run_train(step: Step, *, quiet: bool, **_: Any) -> None:
     """``train``: continues the session from its last checkpoint when one exists."""
-    from geovision.engine import train
+    from geovision.engine.session import Session
+    from geovision.engine.trainer import train
 
-    session = train_session(step)
+    session = Session(train_session(step))
     overrides = step.options["set"]
-    if (session / "checkpoints" / "last.pt").exists():
-        train(resume=session, overrides=overrides)
+    if session.last.exists():
+        train(resume=session.root, overrides=overrides)
     else:
         train(step.options["config"], overrides=overrides, overwrite=True)
 
 
 def run_infer(step: Step, *, scheduler: str | None, workers: int | None, quiet: bool) -> None:
     """``infer``: finishes interrupted scenes, skips complete ones."""
-    from geovision.inference import InferOptions, infer
+    from geovision.inference.api import infer
 
-    o = dict(step.options)
-    model, scenes = o.pop("model"), o.pop("scenes")
-    output = o.pop("output", None) or str(Path.cwd() / "predictions")
-    infer(model, scenes, output, InferOptions(**o), scheduler=scheduler, workers=workers,
-          resume=True, quiet=quiet)
+    o = step.options
+    infer(o["model"], o["scenes"], _infer_output(step), step_options(step), scheduler=scheduler,
+          workers=workers, resume=True, quiet=quiet)
 
 
 def run_evaluate(step: Step, **_: Any) -> None:
     """``evaluate``: metrics of a model on a split of a tile dataset."""
-    from geovision.engine import evaluate
+    from geovision.engine.evaluator import evaluate
 
-    o = dict(step.options)
-    evaluate(o.pop("model"), o.pop("dataset"), out_dir=o.pop("output"), **o)
+    o = step.options
+    evaluate(o["model"], o["dataset"], out_dir=o["output"], options=step_options(step))
 
 
 RUNNERS: dict[str, Callable[..., None]] = {
