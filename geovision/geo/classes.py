@@ -246,7 +246,7 @@ class ClassTable:
             offset = -int(info.min)
             values = np.arange(int(info.min), int(info.max) + 1, dtype=np.int64)
             self._cache[key] = (self._codes(values), offset)
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def with_seen(self, ids: Iterable[int]) -> ClassTable:
         """A by-value table with a class for each id seen in the labels and not yet listed.

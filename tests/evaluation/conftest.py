@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from score_helpers import Scene, burn_districts, write_class_raster
 
 from geovision.inference.writers import NODATA
+from tests.evaluation.score_helpers import Scene, burn_districts, write_class_raster
 
 
 @pytest.fixture(scope="session")

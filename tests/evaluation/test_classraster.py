@@ -12,16 +12,16 @@ import rasterio
 import shapely
 from pyproj import Geod, Transformer
 from rasterio.features import rasterize
-from score_helpers import (
+
+from geovision.errors import InputError, OutputExistsError
+from geovision.evaluation import ScoreOptions, is_complete, score
+from geovision.inference.writers import NODATA
+from tests.evaluation.score_helpers import (
     Scene,
     burn_districts,
     confusion_by_name,
     write_class_raster,
 )
-
-from geovision.errors import InputError, OutputExistsError
-from geovision.evaluation import ScoreOptions, is_complete, score
-from geovision.inference.writers import NODATA
 
 FAST = {"replicates": 50}
 
