@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from geovision.errors import (
     GeovisionError,
+    InputError,
     InputFileError,
     ModelFileError,
     OutputError,
@@ -206,6 +207,51 @@ def reading(path: PathLike, window: Any = None) -> Iterator[None]:
         if _is_raster_error(exc):
             raise raster_error(exc, path, window) from exc
         raise
+
+
+# --------------------------------------------------------------------------- anything
+
+def _written(path: Path) -> bool:
+    """Whether an ``OSError`` on ``path`` more likely came from writing it than reading it."""
+    if path.is_dir():
+        return True
+    if not path.exists():
+        return path.parent.is_dir()  # a file being created
+    return os.access(path, os.R_OK)
+
+
+def translate(exc: BaseException) -> GeovisionError | None:
+    """The one-line error for a low-level failure that reached the top of a command.
+
+    The safety net under every command: an ``OSError`` naming a file (permission denied,
+    read-only, full disk, a file where a folder is needed, ...), a rasterio/GDAL error, or a
+    torch load error becomes a :class:`GeovisionError` naming the file. Anything else is a
+    bug and keeps its traceback (None).
+    """
+    if isinstance(exc, GeovisionError):
+        return exc
+    if isinstance(exc, pickle.UnpicklingError):
+        return ModelFileError(f"refused: {str(exc).strip().splitlines()[0][:160]}; a "
+                              "geovision model bundle holds tensors and plain values only")
+    if _is_raster_error(exc):
+        name = type(exc).__name__
+        detail = _gdal_detail(exc, "")
+        if "CRS" in name:
+            return InputError(f"CRS: {detail}")
+        return InputFileError(f"{detail} ({name}); check the file is complete and in a "
+                              "format GDAL reads")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        raw = exc.filename2 or exc.filename
+        if raw is None:
+            return None
+        path = Path(os.fsdecode(raw))
+        code = exc.errno
+        if code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EEXIST):
+            return os_error(exc, path=path)
+        if code in (errno.ENOENT, errno.EIO):
+            return os_error(exc, path=path, role="input")
+        return os_error(exc, path=path, role="output" if _written(path) else "input")
+    return None
 
 
 # --------------------------------------------------------------------------- model files

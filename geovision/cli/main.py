@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import traceback
 
 import click
 
 from geovision import __version__
 from geovision.cli import demo, export, generate, infer, job, tile, train
 from geovision.cli.options import CliState, common_options
-from geovision.errors import GeovisionError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"],
@@ -41,25 +42,56 @@ for _command in (tile.tile_cmd, tile.info_cmd, generate.generate_cmd, train.trai
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; user errors print one line and return 2."""
+    """Run the command line; mistakes print one line ``geovision: error: ...`` and return 2.
+
+    User errors (:class:`GeovisionError`), usage errors of the command line and low-level
+    failures that name a file (an ``OSError``, a GDAL error, a refused torch file: see
+    :func:`geovision.failures.translate`) all answer with one line and exit code 2;
+    ``--debug`` shows their traceback too, with the same exit code. Anything else is a bug
+    and keeps its traceback (exit 1).
+    """
     cli_state = CliState()
     try:
         cli.main(args=argv, prog_name="geovision", standalone_mode=False, obj=cli_state)
-    except GeovisionError as exc:
-        if cli_state.debug:
-            raise
-        click.echo(f"geovision: error: {exc}", err=True)
-        return 2
-    except click.exceptions.Abort:
-        click.echo("geovision: aborted", err=True)
-        return 130
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:
         exc.show()
         return exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("geovision: interrupted", err=True)
+    except click.ClickException as exc:
+        return _usage_error(exc, cli_state)
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:
+        _quiet_after_interrupt()
+        click.echo("geovision: interrupted" if isinstance(exc, KeyboardInterrupt)
+                   else "geovision: aborted", err=True)
         return 130
+    except Exception as exc:
+        from geovision.failures import translate
+
+        error = translate(exc)
+        if error is None:
+            raise
+        if cli_state.debug:
+            traceback.print_exc()
+        click.echo(f"geovision: error: {error}", err=True)
+        return 2
     return 0
+
+
+def _usage_error(exc: click.ClickException, cli_state: CliState) -> int:
+    """A usage error of the command line as one line, naming the command's --help."""
+    if cli_state.debug:
+        traceback.print_exc()
+    text = " ".join(exc.format_message().split())
+    ctx = getattr(exc, "ctx", None)
+    hint = ""
+    if isinstance(exc, click.UsageError) and ctx is not None:
+        hint = f" (see {ctx.command_path} --help)"
+    click.echo(f"geovision: error: {text}{hint}", err=True)
+    return exc.exit_code
+
+
+def _quiet_after_interrupt() -> None:
+    """After Ctrl-C, tasks of a stopped event loop (zarr's) are not worth an error line each."""
+    logging.getLogger("asyncio").setLevel(logging.CRITICAL)
 
 
 def run() -> None:

@@ -15,6 +15,10 @@ import shapely
 from pyproj import CRS as ProjCRS
 
 from geovision.errors import InputError, InputFileError
+from geovision.formats import IGNORE_INDEX
+
+#: Most classes a tile store holds: ids 1..254 (uint8 masks; 0 background, 255 ignore).
+MAX_CLASSES = 254
 
 log = logging.getLogger(__name__)
 
@@ -133,21 +137,27 @@ def read_labels(
     frame = frame[~empty & ~nulls]
 
     arr = np.asarray(frame.geometry.values)
+    _check_collections(arr, spath)
     invalid = ~shapely.is_valid(arr)
     repaired = int(invalid.sum())
     if repaired:
         arr = arr.copy()
         arr[invalid] = shapely.make_valid(arr[invalid])
         log.info("%s: repaired %d invalid geometries", spath, repaired)
+    arr = _polygonal_parts(arr)
     kinds = shapely.get_type_id(arr)
     # Points and lines carry no area; keep polygons (boxes work from any geometry's bounds).
-    areal = np.isin(kinds, [3, 6, 7])
+    areal = np.isin(kinds, [3, 6])
     if not areal.all():
         dropped["not_polygon"] += int((~areal).sum())
+        if areal.any():
+            log.warning("%s: %d point or line features cover no area and are not used",
+                        spath, int((~areal).sum()))
 
     if class_field is not None:
         values = frame[class_field].to_numpy()
         names = sorted({_class_name(v) for v in values[areal]})
+        _check_class_names(names, spath, class_field)
         ids = {name: i for i, name in enumerate(names, start=1)}
         class_ids = np.array([ids.get(_class_name(v), 0) for v in values], dtype=np.int16)
     else:
@@ -169,6 +179,70 @@ def read_labels(
         repaired=repaired,
         dropped={k: v for k, v in dropped.items() if v},
     )
+
+
+def _check_collections(geoms: np.ndarray, path: str) -> None:
+    """Refuse geometry collections that hold points or lines (they cover no area).
+
+    Their polygon parts are labels like any polygon; a line or point part would be burned as
+    a thin trace, while the same line on its own is refused, so such parts are refused here
+    too rather than burned or dropped silently.
+
+    Raises:
+        InputError: naming the first such feature and what its collection holds.
+    """
+    from geovision.geo.shapes import LINE, POINT, explode_collections, kinds
+
+    coll = shapely.get_type_id(geoms) == 7
+    if not coll.any():
+        return
+    parts, owner = explode_collections(geoms[coll])
+    if not len(parts):
+        return
+    k = kinds(parts)
+    thin = (k == POINT) | (k == LINE)
+    if not thin.any():
+        return
+    first = int(np.flatnonzero(coll)[owner[np.flatnonzero(thin)[0]]])
+    n_points, n_lines = int((k == POINT).sum()), int((k == LINE).sum())
+    found = " and ".join(f"{n} {name}{'s' if n != 1 else ''}" for n, name in
+                         ((n_lines, "line"), (n_points, "point")) if n)
+    raise InputError(
+        f"{path}: geometry collections hold {found} (the first in feature {first}), which "
+        "cover no area; tiles are labelled by polygons only: remove those parts, or buffer "
+        "them into polygons first")
+
+
+def _polygonal_parts(geoms: np.ndarray) -> np.ndarray:
+    """Geometry collections (from the file or from repairs) reduced to their polygons."""
+    coll = np.flatnonzero(shapely.get_type_id(geoms) == 7)
+    if not len(coll):
+        return geoms
+    out = geoms.copy()
+    for i in coll:
+        parts = shapely.get_parts(shapely.get_parts(geoms[i]))  # nested collections too
+        polys = [p for p in parts if shapely.get_type_id(p) in (3, 6) and not p.is_empty]
+        out[i] = (shapely.union_all(polys) if polys else shapely.GeometryCollection())
+    return out
+
+
+def _check_class_names(names: list[str], path: str, class_field: str) -> None:
+    """Refuse class values that cannot be class ids 1..254 or clash with class 0's name.
+
+    Raises:
+        InputError: more than 254 distinct values (ids are stored in 8 bits, 0 is background
+            and 255 ignore_index), or a value named ``background``.
+    """
+    if len(names) > MAX_CLASSES:
+        raise InputError(
+            f"{path}: field '{class_field}' has {len(names)} distinct values; at most "
+            f"{MAX_CLASSES} classes fit (class ids are stored in 8 bits: 0 is background, "
+            f"{IGNORE_INDEX} is ignore_index); merge values into fewer classes in the file")
+    if "background" in names:
+        raise InputError(
+            f"{path}: field '{class_field}' has the value 'background', the name of class 0 "
+            "(pixels no label covers); rename that value in the file (e.g. to "
+            "'background_class'), or leave those features out to make them background")
 
 
 def _class_name(value: Any) -> str:

@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -30,7 +29,9 @@ from geovision.geo.raster import (
 )
 from geovision.geo.vector import Labels, read_labels, to_crs
 from geovision.geo.windows import PixelWindow, window_bounds
+from geovision.locks import output_lock
 from geovision.options.tile import TileOptions
+from geovision.ownership import check_removable, check_writable, remove_owned
 from geovision.tiling.plan import (
     DROPPED_SPLIT,
     TileRef,
@@ -43,9 +44,11 @@ from geovision.tiling.plan import (
 from geovision.tiling.stats import BandStats
 from geovision.tiling.store import (
     check_pending,
+    claim_store,
     commit_store,
     create_store,
     is_complete,
+    is_store,
     open_group,
     partial_path,
 )
@@ -92,6 +95,37 @@ def tile(
     opts = options or TileOptions()
     opts.check()
     out = Path(out)
+    raster_paths = find_rasters(rasters)
+    _check_output(out, [*raster_paths, labels], overwrite=overwrite)
+    with output_lock(out, option="--output"):
+        return _tile(raster_paths, labels, out, opts, scheduler=scheduler, workers=workers,
+                     overwrite=overwrite, resume=resume, quiet=quiet)
+
+
+def _check_output(out: Path, inputs: list[Any], *, overwrite: bool) -> None:
+    """Refuse, before any work, an output that cannot be written or must not be replaced.
+
+    Raises:
+        OutputError: ``out`` (or its ``.partial``) is a file, not writable, a link, the
+            current folder or a parent of it, holds an input, or holds files geovision did
+            not write (``--overwrite`` deletes only a tile store geovision wrote).
+    """
+    if not out.name or out.name in (".", ".."):
+        check_removable(out, inputs=inputs, kind="dir", option="--output")
+    check_writable(out, kind="dir", option="--output")
+    partial = partial_path(out)
+    for path in (out, partial):
+        if path.is_symlink() or (path.exists() and not is_store(path)):
+            check_removable(path, inputs=inputs, kind="dir", option="--output")
+        elif path.exists() and overwrite:
+            claim_store(path)  # a store of an older geovision, without a mark, is taken up
+            check_removable(path, inputs=inputs, kind="dir", option="--output")
+
+
+def _tile(raster_paths: list[str], labels: str | os.PathLike[str], out: Path,
+          opts: TileOptions, *, scheduler: str | None, workers: int | None, overwrite: bool,
+          resume: bool, quiet: bool) -> Path:
+    """:func:`tile` once its output is checked and locked."""
     partial = partial_path(out)
     if out.exists() and not overwrite:
         if resume and is_complete(out):
@@ -104,7 +138,7 @@ def tile(
         raise OutputExistsError(f"{partial}: an interrupted run left this; use --resume to "
                                 "finish it or --overwrite to start again")
 
-    sources = [open_raster(p) for p in find_rasters(rasters)]
+    sources = [open_raster(p) for p in raster_paths]
     bands = _check_sources(sources, opts)
     lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
     per_source, outside = _place_labels(lab, sources)
@@ -130,6 +164,7 @@ def tile(
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         if resume and partial.exists():
             check_pending(partial, fingerprint)
+            claim_store(partial)
             group = open_group(partial)
             rows, cols = group["row"][:], group["col"][:]
             refs = _refs_from_plan(group["source"][:], rows, cols, opts.tile_size)
@@ -140,8 +175,9 @@ def tile(
         else:
             refs, splits, valid, border_dropped = _plan(
                 refs, sources, bands, opts, client=client, workers=workers, quiet=quiet)
-            if overwrite and partial.exists():
-                shutil.rmtree(partial)
+            if partial.exists():
+                claim_store(partial)  # an older geovision's unfinished store is taken up
+                remove_owned(partial, kind="dir", option="--output")
             create_store(
                 partial, n_tiles=len(refs), bands=len(bands), tile_size=opts.tile_size,
                 dtype=dtype, task=opts.task, shard=opts.shard,
@@ -161,6 +197,8 @@ def tile(
 
     close_cached()
     attrs, boxes = _summarize(partial, shards, sources, bands, lab, opts, splits, border_dropped)
+    if out.exists():
+        claim_store(out)  # an older geovision's store is taken up, then replaced
     commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, len(refs))
     return out
@@ -227,7 +265,31 @@ def _plan(
     kept = splits != DROPPED_SPLIT
     if dropped:
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
+    _warn_empty_splits(splits, opts)
     return [r for r, k in zip(refs, kept, strict=True) if k], splits[kept], valid[kept], dropped
+
+
+def _warn_empty_splits(splits: np.ndarray, opts: TileOptions) -> None:
+    """Warn when a split that was given a share holds no tile (a block larger than the data)."""
+    counts = [int((splits == code).sum()) for code in range(len(SPLITS))]
+    empty = [name for name, n, share in zip(SPLITS, counts, opts.fractions, strict=True)
+             if share > 0 and n == 0]
+    if not empty:
+        return
+    listing = ", ".join(f"{name} {n}" for name, n in zip(SPLITS, counts, strict=True))
+    block = opts.split_block_size
+    if opts.split != "block":
+        fix = "tile more data or change --fractions"
+    elif block < opts.tile_size:
+        fix = (f"--block-size {block} is smaller than a tile ({opts.tile_size} px), so most "
+               "tiles reach into blocks of other splits and are left out; give a --block-size "
+               "of a few tiles")
+    else:
+        fix = (f"give a smaller --block-size (now {block} px) so that every split gets "
+               "blocks, or --split random")
+    names = " and ".join(f"'{e}'" for e in empty)
+    log.warning("split%s %s hold%s no tile (%s); %s", "s" if len(empty) > 1 else "", names,
+                "" if len(empty) > 1 else "s", listing, fix)
 
 
 def _plan_arrays(

@@ -20,6 +20,12 @@ from geovision.tiling.tasks import for_task
 
 FORMAT = {"format": "tiles", "version": 1}
 PENDING_ATTR = "geovision_pending"
+#: Kind of output a tile store is, in its ownership mark (``geovision.ownership``).
+OWNER_KIND = "tiles"
+#: Top-level entries a tile store may hold: its arrays (every task's), the root metadata and
+#: the progress markers of an unfinished store.
+STORE_NAMES = ("zarr.json", "image", "mask", "label", "boxes", "box_label", "box_tile",
+               "source", "row", "col", "transform", "valid", "split", ".geovision-progress")
 
 
 def open_group(path: str | os.PathLike[str], mode: str = "r") -> Any:
@@ -45,17 +51,48 @@ def partial_path(out: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name + ".partial")
 
 
-def is_complete(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a finished geovision tile store."""
+def _root_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The root attributes of a Zarr store, or None when there is no readable zarr.json."""
     meta = Path(path) / "zarr.json"
-    if not meta.exists():
-        return False
     try:
         attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):
+        return None
+    return attrs if isinstance(attrs, dict) else None
+
+
+def is_complete(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a finished geovision tile store."""
+    attrs = _root_attrs(path)
+    if attrs is None:
         return False
     gv = attrs.get("geovision", {})
-    return gv.get("format") == "tiles" and PENDING_ATTR not in attrs
+    return isinstance(gv, dict) and gv.get("format") == "tiles" and PENDING_ATTR not in attrs
+
+
+def is_store(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a tile store that geovision wrote, finished or in progress.
+
+    The signature by which ``--overwrite`` takes up a store written before ownership marks
+    existed (:func:`geovision.ownership.claim_folder` with ``adopt``).
+    """
+    attrs = _root_attrs(path)
+    return attrs is not None and (is_complete(path) or PENDING_ATTR in attrs)
+
+
+def claim_store(path: str | os.PathLike[str]) -> Path:
+    """Take ``path`` as a tile store folder geovision owns (created when missing).
+
+    A store without an ownership mark, written by an older geovision, is taken up when its
+    metadata says it is a geovision tile store.
+
+    Raises:
+        OutputError: the folder holds anything else (the message names it).
+    """
+    from geovision.ownership import claim_folder
+
+    return claim_folder(path, OWNER_KIND, names=STORE_NAMES, adopt=is_store(path),
+                        option="--output")
 
 
 def create_store(
@@ -76,7 +113,8 @@ def create_store(
     ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each task
     of the graph writes whole shards and no two tasks touch one stored object.
     """
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    claim_store(path)  # before anything is written: the store is geovision's
+    group = zarr.open_group(str(path), mode="a", zarr_format=3)  # "w" would drop the mark
     group.attrs[PENDING_ATTR] = pending
     n = max(n_tiles, 1)
     group.create_array(
@@ -150,6 +188,7 @@ def commit_store(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is a v3 extension
         zarr.consolidate_metadata(str(partial))
-    if out.exists():
-        shutil.rmtree(out)
+    from geovision.ownership import remove_owned
+
+    remove_owned(out, kind="dir")  # only a store geovision wrote (checked before the work)
     os.replace(partial, out)
