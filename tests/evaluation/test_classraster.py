@@ -15,7 +15,7 @@ from rasterio.features import rasterize
 
 from geovision.errors import InputError, OutputExistsError
 from geovision.evaluation import ScoreOptions, is_complete, score
-from geovision.inference.writers import NODATA
+from geovision.formats import CLASS_NODATA as NODATA
 from tests.evaluation.score_helpers import (
     Scene,
     burn_districts,
