@@ -111,6 +111,10 @@ def _encoder(codec: dict[str, Any], typesize: int) -> Any:
 class _Crc32c:
     """crc32c as an encoder: append the 4-byte little-endian checksum."""
 
+    def get_config(self) -> dict[str, str]:
+        """The codec's configuration, as numcodecs codecs give theirs."""
+        return {"id": "crc32c"}
+
     def encode(self, buf: Any) -> bytes:
         data = bytes(memoryview(buf).cast("B"))
         return data + google_crc32c.value(data).to_bytes(4, "little")
