@@ -20,7 +20,8 @@ Both are written under temporary names and renamed, the marker last: a block wit
 done, and a resumed run skips it.
 
 **Shard task** (:func:`run_shards`, one per range of final shards): once the final tile list
-is known, each shard's chunk bytes are copied from the spill files (no decoding, no encoding),
+is known, each shard's chunk bytes are copied from the spill files (in the kernel with
+``copy_file_range``: no decoding, no encoding, no copy through Python),
 assembled into one shard object and written; then the shard's marker, in the format of the
 classic shard pass (:func:`geovision.tiling.work.marker_path`): statistics of its train tiles
 merged tile by tile in order, class counts, boxes with their final tile index. The statistics
@@ -42,7 +43,13 @@ from geovision.geo.raster import cached_open, valid_mask
 from geovision.geo.windows import PixelWindow
 from geovision.tiling.blocks import Block, valid_counts
 from geovision.tiling.burn import BlockLabels, burn
-from geovision.tiling.shards import ShardLayout, assemble_shard, encode_chunk, write_shard
+from geovision.tiling.shards import (
+    FileRange,
+    ShardLayout,
+    encode_chunk,
+    write_all,
+    write_shard,
+)
 from geovision.tiling.stats import BandStats
 from geovision.tiling.work import SourceFeatures, _tile_boxes, marker_path
 
@@ -92,11 +99,7 @@ def _write_atomic(path: Path, parts: list[bytes]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        for k in range(0, len(parts), 512):  # IOV_MAX is 1024 on Linux
-            batch = parts[k:k + 512]
-            done, total = os.writev(fd, batch), sum(len(b) for b in batch)
-            if done != total:  # short write: finish it plainly
-                os.write(fd, b"".join(batch)[done:])
+        write_all(fd, parts)
     finally:
         os.close(fd)
     os.replace(tmp, path)
@@ -138,7 +141,7 @@ def run_block(job: BlockJob) -> int:
     pos = 0
     for j, t in enumerate(kept):
         r, c = int(b.rows[t]), int(b.cols[t])
-        tile = data[:, r:r + s, c:c + s].astype(job.dtype, copy=False)
+        tile = np.ascontiguousarray(data[:, r:r + s, c:c + s], dtype=job.dtype)
         st = BandStats.of(tile, valid[r:r + s, c:c + s])
         for name in STATS:
             stats[name][j] = getattr(st, name)
@@ -168,16 +171,22 @@ def run_block(job: BlockJob) -> int:
     spill, marker = block_paths(job.progress, job.index)
     spill.parent.mkdir(parents=True, exist_ok=True)
     _write_atomic(spill, parts)
-    tmp = marker.with_suffix(".tmp.npz")
-    arrays: dict[str, Any] = {f"stats_{k}": v for k, v in stats.items()}
-    np.savez(
-        tmp, tiles=b.tiles, valid=fractions, kept=keep, spans=spans, **arrays,
-        class_counts=counts, label=labels, n_boxes=n_boxes,
-        boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
-        box_label=np.concatenate(box_labels) if box_labels else np.zeros(0, np.int16),
-    )
-    os.replace(tmp, marker)
+    _save_marker(marker, {
+        "tiles": b.tiles, "valid": fractions, "kept": keep, "spans": spans,
+        **{f"stats_{k}": v for k, v in stats.items()},
+        "class_counts": counts, "label": labels, "n_boxes": n_boxes,
+        "boxes": np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
+        "box_label": np.concatenate(box_labels) if box_labels else np.zeros(0, np.int16),
+    })
     return len(b.tiles)
+
+
+def _save_marker(path: Path, arrays: dict[str, Any]) -> None:
+    """Save arrays as ``.npz`` under a temporary name, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
 
 
 @dataclass(frozen=True)
@@ -225,17 +234,14 @@ def run_shards(job: ShardsJob) -> int:
     """
     fds: dict[int, int] = {}
 
-    def chunk(t: int, col: int) -> bytes | None:
+    def chunk(t: int, col: int) -> FileRange | None:
         offset, nbytes = int(job.spans[t, col]), int(job.spans[t, col + 1])
         if nbytes == 0:
             return None
         blk = int(job.block[t])
         if blk not in fds:
             fds[blk] = os.open(block_paths(job.progress, blk)[0], os.O_RDONLY)
-        data = os.pread(fds[blk], nbytes, offset)
-        if len(data) != nbytes:
-            raise OSError(f"{block_paths(job.progress, blk)[0]}: spill file is truncated")
-        return data
+        return FileRange(fds[blk], offset, nbytes)
 
     per = job.image.per_shard
     k1 = job.class_counts.shape[1]
@@ -245,10 +251,9 @@ def run_shards(job: ShardsJob) -> int:
             lo = shard * per - job.first
             hi = min(lo + per, len(job.block))
             tiles = range(lo, hi)
-            write_shard(job.image, shard, assemble_shard(job.image, [chunk(t, 0) for t in tiles]))
+            write_shard(job.image, shard, [chunk(t, 0) for t in tiles])
             if job.mask is not None:
-                write_shard(job.mask, shard,
-                            assemble_shard(job.mask, [chunk(t, 2) for t in tiles]))
+                write_shard(job.mask, shard, [chunk(t, 2) for t in tiles])
             _shard_marker(job, shard, lo, hi, k1)
             written += hi - lo
     finally:
@@ -273,13 +278,11 @@ def _shard_marker(job: ShardsJob, shard: int, lo: int, hi: int, k1: int) -> None
     tiles = range(lo, hi) if job.boxes else range(0)
     boxes = [job.boxes[t] for t in tiles]
     tile_of = [np.full(len(job.boxes[t][0]), job.first + t, dtype=np.int32) for t in tiles]
-    marker = marker_path(job.store, shard)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp.npz")
-    np.savez(
-        tmp, **arrays, class_pixels=class_pixels, class_tiles=class_tiles,
-        boxes=np.concatenate([bx for bx, _ in boxes]) if boxes else np.zeros((0, 4), np.float32),
-        box_label=np.concatenate([lb for _, lb in boxes]) if boxes else np.zeros(0, np.int16),
-        box_tile=np.concatenate(tile_of) if tile_of else np.zeros(0, np.int32),
-    )
-    os.replace(tmp, marker)
+    _save_marker(marker_path(job.store, shard), {
+        **arrays, "class_pixels": class_pixels, "class_tiles": class_tiles,
+        "boxes": np.concatenate([bx for bx, _ in boxes]) if boxes else
+        np.zeros((0, 4), np.float32),
+        "box_label": np.concatenate([lb for _, lb in boxes]) if boxes else
+        np.zeros(0, np.int16),
+        "box_tile": np.concatenate(tile_of) if tile_of else np.zeros(0, np.int32),
+    })

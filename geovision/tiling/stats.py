@@ -6,6 +6,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Pixels per band below which sums of squares of 16-bit integers stay under 2**53, so that
+#: float64 holds every partial sum exactly (65535**2 * n < 2**53).
+_EXACT_PIXELS = 2**53 // 65535**2
+
+
+def _exact_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row sum and sum of squares of integers of up to 16 bits, exactly, as float64.
+
+    Every partial sum is an integer below 2**53, so the result does not depend on the order
+    of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. 8-bit
+    values are summed in float32 over runs of 256 (a run's sum of squares stays below
+    256 * 255**2 < 2**24, float32's exact range), halving the memory traffic; wider ones in
+    float64.
+    """
+    bands, n = flat.shape
+    if flat.dtype.itemsize == 1:
+        k = n - n % 256
+
+        def runs(f: np.ndarray) -> np.ndarray:
+            head = f[:, :k].reshape(bands, -1, 256).sum(axis=2)
+            return head.sum(axis=1, dtype=np.float64) + f[:, k:].sum(axis=1, dtype=np.float64)
+
+        f = flat.astype(np.float32)
+        total = runs(f)
+        f *= f
+        return total, runs(f)
+    values = flat.astype(np.float64)
+    total = values.sum(axis=1)
+    values *= values
+    return total, values.sum(axis=1)
+
 
 @dataclass
 class BandStats:
@@ -43,6 +74,14 @@ class BandStats:
                 return cls.empty(bands)
             flat = pixels[:, valid]
         n = flat.shape[1]
+        if flat.dtype.kind in "iub" and flat.dtype.itemsize <= 2 and n < _EXACT_PIXELS:
+            total, squares = _exact_sums(flat)
+            mean = total / n
+            m2 = np.maximum(squares - total * mean, 0.0)
+            return cls(
+                count=np.full(bands, n, dtype=np.int64), mean=mean, m2=m2,
+                min=flat.min(axis=1).astype(np.float64), max=flat.max(axis=1).astype(np.float64),
+            )
         values = flat.astype(np.float64)
         total = values.sum(axis=1)
         mean = total / n

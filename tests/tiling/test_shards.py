@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import xarray as xr
 import zarr
 
-from geovision.tiling.shards import assemble_shard, encode_chunk, shard_layout, write_shard
+from geovision.tiling.shards import (
+    FileRange,
+    assemble_shard,
+    encode_chunk,
+    shard_layout,
+    write_shard,
+)
 from geovision.tiling.store import create_store
 
 
@@ -31,7 +39,7 @@ def _write(layout, items):
     per = layout.per_shard
     for s in range(-(-len(items) // per)):
         chunks = [encode_chunk(layout, x) for x in items[s * per:(s + 1) * per]]
-        write_shard(layout, s, assemble_shard(layout, chunks))
+        write_shard(layout, s, chunks)
 
 
 @pytest.mark.parametrize(("dtype", "bands", "fill"), [
@@ -93,7 +101,7 @@ def test_rewriting_an_all_fill_shard_removes_the_old_object(tmp_path):
     layout = shard_layout(tmp_path / "z.zarr" / "image")
     _write(layout, _images(4, 1, "uint8"))
     assert layout.path(0).exists()
-    write_shard(layout, 0, assemble_shard(layout, [None] * 4))
+    assert not write_shard(layout, 0, [None] * 4)
     assert not layout.path(0).exists()
     assert not g["image"][...].any()
 
@@ -124,3 +132,27 @@ def test_unsupported_layouts_are_refused(tmp_path):
                       chunks=(2, 8), shards=(4, 8), zarr_format=3)
     with pytest.raises(ValueError, match="one item"):
         shard_layout(tmp_path / "two.zarr")
+
+
+def test_chunks_copied_from_other_files_and_assembled_bytes_agree(tmp_path):
+    n, bands = 8, 3
+    data = _images(n, bands, "uint16", seed=4)
+    data[5] = 0
+    g = _store(tmp_path / "z.zarr", n, bands, "uint16", 0)
+    layout = shard_layout(tmp_path / "z.zarr" / "image")
+    encoded = [encode_chunk(layout, x) for x in data]
+    spill = tmp_path / "spill.bin"
+    spill.write_bytes(b"junk" + b"".join(c for c in encoded if c))
+    fd = os.open(spill, os.O_RDONLY)
+    try:
+        ranges, pos = [], 4
+        for c in encoded:
+            ranges.append(FileRange(fd, pos, len(c)) if c else None)
+            pos += len(c) if c else 0
+        mixed = [ranges[k] if k % 2 else encoded[k] for k in range(4)]
+        write_shard(layout, 0, mixed)  # bytes and file ranges together
+        write_shard(layout, 1, ranges[4:])
+    finally:
+        os.close(fd)
+    np.testing.assert_array_equal(g["image"][...], data)
+    assert layout.path(0).read_bytes() == assemble_shard(layout, encoded[:4])
