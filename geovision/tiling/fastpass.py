@@ -1,29 +1,33 @@
 """``tile_fast()``: the one-pass tiling path (prototype for issue 14, same output as ``tile()``).
 
 ``tile()`` decodes every source pixel twice (a nodata scan, then the shard pass) and writes
-through zarr-python. Here every pixel is decoded once and chunks are written as bytes:
+through zarr-python. Here every pixel is decoded once and shards are written as bytes:
 
 1. **blocks** (:mod:`~geovision.tiling.blocks`): candidate tiles grouped into windows that
    follow the sources' storage blocks, each read once;
-2. **pass** (Dask, :func:`~geovision.tiling.onepass.run_block` per block): valid fractions,
-   labels burned per block (:mod:`~geovision.tiling.burn`), chunks encoded with the store's
-   codecs (:mod:`~geovision.tiling.shards`) into spill files, statistics per tile;
+2. **pass**: each block is read, its tiles' valid fractions measured, labels burned once per
+   block (:mod:`~geovision.tiling.burn`), the kept tiles' chunks encoded with the store's
+   codecs (:mod:`~geovision.tiling.shards`) and their figures computed
+   (:mod:`~geovision.tiling.encode`). Locally, blocks are committed in order straight into
+   their final shards (:mod:`~geovision.tiling.ordered`); on a Dask cluster, or when tiles on
+   split-block borders may be left out, through spill files (:mod:`~geovision.tiling.spill`);
 3. **selection**: the rules of ``tile()`` on the measured fractions (``--min-valid``, splits,
-   tiles on split-block borders left out) give the same tiles in the same order;
+   border tiles left out) give the same tiles in the same order;
 4. **arrays**: the tile arrays and the tile plan are created (``store.create_tile_arrays``);
-5. **shards** (Dask, :func:`~geovision.tiling.onepass.run_shards`): each shard's chunk bytes
-   copied from the spill files into one object per shard, and the classic shard markers;
-6. **finish**: attributes summarized from the markers and the store completed as ``tile()``
-   does.
+   the last shard (ordered pass) or every shard (spill pass) is written;
+5. **finish**: attributes from the tiles' figures in memory
+   (:mod:`~geovision.tiling.summary`), and the store completed as ``tile()`` does.
 
-A killed run resumes (``resume=True``): finished blocks and shards keep their markers, the
-selection is recomputed from the block markers (it is deterministic), the arrays are created
-again unless ``arrays.done`` says they were. Memory per task is bounded by
-:data:`~geovision.tiling.blocks.BLOCK_BUDGET` and GDAL's block cache by :data:`CACHE_BYTES`.
+A killed run resumes (``resume=True``) from the markers of the pass; the selection is
+recomputed (it is deterministic); the arrays are created again unless ``arrays.done`` says
+they were. Memory per task is bounded by :data:`BLOCK_BUDGET` and GDAL's block cache by
+:data:`CACHE_BYTES`; the ordered pass also holds one row of blocks' encoded tiles, so rows of
+more than :data:`ORDERED_ROW_BUDGET` bytes go through spill files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -31,17 +35,16 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import rasterio
 import zarr
 
-from geovision.cluster import dask_client, run_graph, task
+from geovision.cluster import dask_client, default_workers, run_graph, task
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.raster import RasterInfo, absolute, close_cached, find_rasters, open_raster
-from geovision.geo.vector import read_labels
+from geovision.geo.vector import Labels, read_labels
 from geovision.tiling.api import (
     IGNORE_INDEX,
     TileOptions,
@@ -50,20 +53,21 @@ from geovision.tiling.api import (
     _fingerprint,
     _place_labels,
     _plan_arrays,
-    _summarize,
 )
-from geovision.tiling.blocks import BLOCK_BUDGET, plan_blocks
+from geovision.tiling.blocks import BLOCK_BUDGET, Block, plan_blocks
 from geovision.tiling.burn import SourceLabels
-from geovision.tiling.onepass import (
-    STATS,
-    BlockJob,
+from geovision.tiling.encode import BlockJob, TileFigures
+from geovision.tiling.ordered import borders_possible, ordered_pass
+from geovision.tiling.plan import TileRef, assign_splits, candidate_tiles
+from geovision.tiling.shards import ShardLayout, shard_layout
+from geovision.tiling.spill import (
     ShardsJob,
     block_paths,
+    done_path,
+    load_block,
     run_block,
     run_shards,
 )
-from geovision.tiling.plan import TileRef, assign_splits, candidate_tiles
-from geovision.tiling.shards import ShardLayout, shard_layout
 from geovision.tiling.store import (
     PENDING_ATTR,
     check_pending,
@@ -73,7 +77,8 @@ from geovision.tiling.store import (
     open_group,
     partial_path,
 )
-from geovision.tiling.work import PROGRESS_DIR, marker_path
+from geovision.tiling.summary import summarize
+from geovision.tiling.work import PROGRESS_DIR
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +86,10 @@ log = logging.getLogger(__name__)
 #: read once, so the cache only needs to hold what one read decodes; GDAL's rasterize also
 #: works in strips of this many bytes, so it must hold a block's mask.
 CACHE_BYTES = 64 * 2**20
-#: Shards per shard task.
+#: Raw bytes of one row of blocks above which the ordered pass is not used (it holds one
+#: row's encoded tiles while the row is committed).
+ORDERED_ROW_BUDGET = 128 * 2**20
+#: Shards per shard task (spill pass).
 SHARDS_PER_TASK = 8
 _TILE_ARRAYS = ("image", "mask", "label", "source", "row", "col", "transform", "valid", "split")
 
@@ -97,10 +105,28 @@ def tile_fast(
     overwrite: bool = False,
     resume: bool = False,
     quiet: bool = False,
+    ordered: bool | None = None,
 ) -> Path:
     """Cut rasters and their labels into a Zarr tile dataset, equal to :func:`tile`'s.
 
-    Arguments, result and errors are those of :func:`geovision.tiling.tile`.
+    Args:
+        rasters: raster files, globs or directories.
+        labels: a vector file OGR reads.
+        out: the Zarr store to write (a directory).
+        options: how to cut; see :class:`TileOptions`.
+        scheduler: Dask scheduler address; None runs on local threads.
+        workers: local threads (None: every core).
+        overwrite: replace an existing store.
+        resume: finish an interrupted run of the same command, or do nothing if complete.
+        quiet: no progress bar.
+        ordered: force the ordered pass (True) or the spill pass (False); None chooses (the
+            ordered pass for local runs where no tile can be left out on a split border).
+
+    Returns:
+        The path of the finished store.
+
+    Raises:
+        GeovisionError: bad input, with a message naming the file or option.
     """
     opts = options or TileOptions()
     opts.check()
@@ -131,12 +157,16 @@ def tile_fast(
     for s in sources:
         if s.width < opts.tile_size or s.height < opts.tile_size:
             log.warning("%s: %dx%d is smaller than one tile; skipped", s.path, s.width, s.height)
-    fingerprint = hashlib.sha256(
-        (_fingerprint(sources, lab, opts, bands) + "/one-pass-1").encode()).hexdigest()
     dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
     fill = _fill(sources[0], dtype)
+    blocks = _plan(refs, sources, bands, opts)
+    if ordered is None:
+        ordered = scheduler is None and not borders_possible(
+            refs, opts.split, opts.blocks) and _widest_row(blocks, sources, bands) <= \
+            ORDERED_ROW_BUDGET
+    fingerprint = hashlib.sha256((_fingerprint(sources, lab, opts, bands) + "/one-pass-1/"
+                                  + ("ordered" if ordered else "spill")).encode()).hexdigest()
     progress = partial / PROGRESS_DIR
-
     if resume and partial.exists():
         check_pending(partial, fingerprint)
     else:
@@ -146,42 +176,90 @@ def tile_fast(
         group.attrs[PENDING_ATTR] = {"fingerprint": fingerprint,
                                      "started": dt.datetime.now(dt.timezone.utc).isoformat()}
     image, mask = _layouts(progress, len(bands), opts, dtype, fill)
+    image = dataclasses.replace(image, root=partial / "image")
+    mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
+    jobs = _block_jobs(blocks, sources, bands, opts, dtype, lab, placed, image, mask)
 
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": CACHE_BYTES}
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
-        jobs = _block_jobs(progress, refs, sources, bands, opts, dtype, lab, placed, image,
-                           mask)
-        todo = [j for j in jobs if not block_paths(progress, j.index)[1].exists()]
-        run_graph([task(f"block-{j.index}", run_block, j) for j in todo], client=client,
-                  workers=workers, desc="tiles (read)", unit="tile",
-                  weights=[len(j.block.tiles) for j in todo], quiet=quiet)
+        if ordered:
+            result = ordered_pass(_groups(jobs), progress=progress, image=image, mask=mask,
+                                  workers=workers or default_workers(), quiet=quiet)
+            per_group = list(zip(result.tiles, result.valid, result.kept, result.figures,
+                                 strict=True))
+        else:
+            todo = [j for j in jobs if not block_paths(progress, j.index)[1].exists()]
+            run_graph([task(f"block-{j.index}", run_block, j, str(progress)) for j in todo],
+                      client=client, workers=workers, desc="tiles (read)", unit="tile",
+                      weights=[len(j.block.tiles) for j in todo], quiet=quiet)
+            loaded = [load_block(progress, j.index) for j in jobs]
+            per_group = [(t, v, k, f) for t, v, k, _, f in loaded]
         close_cached()
         try:
-            final = _select(progress, len(jobs), refs, opts)
+            final = _select(per_group, refs, opts, len(bands), len(lab.classes))
         except InputError:
             shutil.rmtree(partial, ignore_errors=True)  # as tile(): nothing left on bad input
             raise
+        if ordered and final["border_dropped"]:
+            raise RuntimeError("the ordered pass left tiles on split borders")  # a bug
         _make_arrays(partial, progress, final, sources, bands, opts, dtype, fill)
-        image, mask = _same_codecs((image, mask), (
+        image_f, mask_f = _same_codecs((image, mask), (
             shard_layout(partial / "image"),
             shard_layout(partial / "mask") if opts.task == "segmentation" else None))
-        shard_jobs = _shard_jobs(partial, progress, final, opts, image, mask)
-        todo_s = [j for j in shard_jobs
-                  if not all(marker_path(partial, s).exists() for s in range(*j.shards))]
-        run_graph([task(f"shards-{j.shards[0]}", run_shards, j) for j in todo_s],
-                  client=client, workers=workers, desc="tiles (write)", unit="tile",
-                  weights=[len(j.block) for j in todo_s], quiet=quiet)
+        if ordered:
+            result.shards.finish(image_f, mask_f)
+        else:
+            spans = np.concatenate([loaded[b][3][p:p + 1] for b, p in final["where"]]) \
+                if final["n"] else np.zeros((0, 4), np.uint64)
+            shard_jobs = _shard_jobs(progress, final, spans, image_f, mask_f)
+            todo_s = [j for j in shard_jobs
+                      if not all(done_path(progress, s).exists() for s in range(*j.shards))]
+            run_graph([task(f"shards-{j.shards[0]}", run_shards, j) for j in todo_s],
+                      client=client, workers=workers, desc="tiles (write)", unit="tile",
+                      weights=[len(j.block) for j in todo_s], quiet=quiet)
 
     group = open_group(partial, "r+")
     if opts.task == "classification" and final["n"]:
-        group["label"][...] = final["labels"]
-    n_shards = -(-final["n"] // opts.shard)
-    jobs_like = cast(Any, [SimpleNamespace(index=i) for i in range(n_shards)])
-    attrs, boxes = _summarize(partial, jobs_like, sources, bands, lab, opts, final["splits"],
-                              final["border_dropped"])
+        group["label"][...] = final["figures"].label
+    attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
+                             sources=sources, bands=bands, lab=lab, opts=opts,
+                             border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
     finish_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, final["n"])
     return out
+
+
+def _plan(refs: list[TileRef], sources: list[RasterInfo], bands: list[int],
+          opts: TileOptions) -> list[Block]:
+    storage, pixel_bytes = [], []
+    for s in sources:
+        with rasterio.open(s.path) as ds:
+            storage.append(tuple(ds.block_shapes[0]))
+        pixel_bytes.append(len(bands) * np.dtype(s.dtype).itemsize)
+    return plan_blocks(refs, storage, pixel_bytes, opts.tile_size, budget=BLOCK_BUDGET)
+
+
+def _widest_row(blocks: list[Block], sources: list[RasterInfo], bands: list[int]) -> int:
+    """Raw bytes of the largest row of blocks (what the ordered pass may hold encoded)."""
+    rows: dict[tuple[int, int], int] = {}
+    for b in blocks:
+        px = len(bands) * np.dtype(sources[b.source].dtype).itemsize
+        key = (b.source, b.window.row)
+        rows[key] = rows.get(key, 0) + b.window.height * b.window.width * px
+    return max(rows.values(), default=0)
+
+
+def _groups(jobs: list[BlockJob]) -> list[list[BlockJob]]:
+    """Consecutive blocks of one row of blocks (same source and rows) form a group."""
+    groups: list[list[BlockJob]] = []
+    for job in jobs:
+        key = (job.block.source, job.block.window.row)
+        last = groups[-1][-1].block if groups else None
+        if last is not None and (last.source, last.window.row) == key:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
 
 
 def _same_codecs(
@@ -190,7 +268,7 @@ def _same_codecs(
     """The final layouts, checked to encode as the scratch ones the pass used did."""
     for a, b in zip(scratch, final, strict=True):
         if (a is None) != (b is None) or (a is not None and b is not None and (
-                a.dtype != b.dtype or a.item != b.item or
+                a.dtype != b.dtype or a.item != b.item or a.root != b.root or
                 [c.get_config() for c in a.encoders] != [c.get_config() for c in b.encoders])):
             raise RuntimeError("tile arrays were created with other codecs than the pass used")
     return final
@@ -212,22 +290,16 @@ def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
 
 
 def _block_jobs(
-    progress: Path, refs: list[TileRef], sources: list[RasterInfo], bands: list[int],
-    opts: TileOptions, dtype: str, lab: Any, placed: list[tuple[np.ndarray, np.ndarray, Any]],
+    blocks: list[Block], sources: list[RasterInfo], bands: list[int], opts: TileOptions,
+    dtype: str, lab: Labels, placed: list[tuple[np.ndarray, np.ndarray, Any]],
     image: ShardLayout, mask: ShardLayout | None,
 ) -> list[BlockJob]:
-    storage, pixel_bytes = [], []
-    for s in sources:
-        with rasterio.open(s.path) as ds:
-            storage.append(tuple(ds.block_shapes[0]))
-        pixel_bytes.append(len(bands) * np.dtype(s.dtype).itemsize)
-    blocks = plan_blocks(refs, storage, pixel_bytes, opts.tile_size, budget=BLOCK_BUDGET)
     per_source = [SourceLabels(geoms, ids, s.transform)
                   for (geoms, ids, _), s in zip(placed, sources, strict=True)]
     burn_shapes = opts.task != "detection"
     return [
         BlockJob(
-            progress=str(progress.resolve()), index=i, path=absolute(sources[b.source].path),
+            index=i, path=absolute(sources[b.source].path),
             transform=sources[b.source].transform, block=b, bands=tuple(bands),
             size=opts.tile_size, task=opts.task, dtype=dtype, min_valid=opts.min_valid,
             ignore_index=IGNORE_INDEX, num_classes=len(lab.classes),
@@ -239,24 +311,25 @@ def _block_jobs(
     ]
 
 
-def _select(progress: Path, n_blocks: int, refs: list[TileRef], opts: TileOptions
+def _select(per_group: list[tuple[np.ndarray, np.ndarray, np.ndarray, TileFigures]],
+            refs: list[TileRef], opts: TileOptions, bands: int, classes: int
             ) -> dict[str, Any]:
-    """The final tiles, in order, with where their chunks and figures lie (``tile()``'s rules).
+    """The final tiles, in order, with their figures (``tile()``'s rules on the fractions).
+
+    Returns:
+        ``n``, ``refs``, ``splits``, ``valid``, ``border_dropped``, ``figures`` of the final
+        tiles and ``where``: (group, position among its kept tiles) of each.
 
     Raises:
         InputError: no tile reaches ``--min-valid``.
     """
     valid = np.ones(len(refs), dtype=np.float32)
-    where = np.full((len(refs), 2), -1, dtype=np.int64)  # (block, kept position) per candidate
-    per_block: list[dict[str, np.ndarray]] = []
-    for i in range(n_blocks):
-        with np.load(block_paths(progress, i)[1]) as m:
-            arrays = {k: m[k] for k in m.files}
-        per_block.append(arrays)
-        valid[arrays["tiles"]] = arrays["valid"]
-        kept = arrays["tiles"][arrays["kept"]]
-        where[kept, 0] = i
-        where[kept, 1] = np.arange(len(kept))
+    where = np.full((len(refs), 2), -1, dtype=np.int64)
+    for i, (tiles, v, kept, _) in enumerate(per_group):
+        valid[tiles] = v
+        kt = tiles[kept]
+        where[kt, 0] = i
+        where[kt, 1] = np.arange(len(kt))
     keep = (valid >= opts.min_valid) & (valid > 0)
     if not keep.any():
         raise InputError(f"no tile has a valid fraction of at least --min-valid "
@@ -269,38 +342,32 @@ def _select(progress: Path, n_blocks: int, refs: list[TileRef], opts: TileOption
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
     cand = cand[splits != 255]
     splits = splits[splits != 255]
-    blk, pos = where[cand, 0], where[cand, 1]
-    box_start = [np.concatenate([[0], np.cumsum(a["n_boxes"])]) for a in per_block]
-
-    def gather(name: str) -> np.ndarray:
-        if not len(cand):
-            return np.zeros((0,), dtype=np.float64)
-        return np.stack([per_block[b][name][p] for b, p in zip(blk, pos, strict=True)])
-
-    boxes: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
-    if opts.task == "detection":
-        boxes = tuple(
-            (per_block[b]["boxes"][box_start[b][p]:box_start[b][p + 1]],
-             per_block[b]["box_label"][box_start[b][p]:box_start[b][p + 1]])
-            for b, p in zip(blk, pos, strict=True))
+    loc = where[cand]
+    figs = [fig for _, _, _, fig in per_group]
+    offsets = np.cumsum([0] + [len(f) for f in figs])
+    figures = TileFigures.concat(figs, bands, classes).take(offsets[loc[:, 0]] + loc[:, 1])
     return {
         "n": len(cand), "refs": [refs[c] for c in cand], "splits": splits,
-        "valid": valid[cand], "border_dropped": dropped, "block": blk,
-        "spans": gather("spans"), "stats": {k: gather(f"stats_{k}") for k in STATS},
-        "class_counts": gather("class_counts"), "labels": gather("label").astype(np.int16),
-        "boxes": boxes,
+        "valid": valid[cand], "border_dropped": dropped, "figures": figures,
+        "where": [tuple(x) for x in loc.tolist()],
     }
 
 
 def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
                  sources: list[RasterInfo], bands: list[int], opts: TileOptions, dtype: str,
                  fill: float | int) -> None:
-    """Create the tile arrays and write the tile plan, unless a previous run finished that."""
+    """Create the tile arrays and write the tile plan, unless a previous run finished that.
+
+    Shard objects already written under ``image/`` and ``mask/`` are kept.
+    """
     done = progress / "arrays.done"
     if done.exists():
         return
     for name in _TILE_ARRAYS:
-        shutil.rmtree(partial / name, ignore_errors=True)
+        meta = partial / name / "zarr.json"
+        meta.unlink(missing_ok=True)
+        if name not in ("image", "mask"):
+            shutil.rmtree(partial / name, ignore_errors=True)
     group = open_group(partial, "r+")
     create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), size=opts.tile_size,
                        dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
@@ -311,20 +378,16 @@ def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
     done.write_text("ok\n")
 
 
-def _shard_jobs(partial: Path, progress: Path, final: dict[str, Any], opts: TileOptions,
+def _shard_jobs(progress: Path, final: dict[str, Any], spans: np.ndarray,
                 image: ShardLayout, mask: ShardLayout | None) -> list[ShardsJob]:
     per, n = image.per_shard, final["n"]
     n_shards = -(-n // per)
+    block = np.array([b for b, _ in final["where"]], dtype=np.int64)
     jobs = []
     for first_shard in range(0, n_shards, SHARDS_PER_TASK):
         last = min(first_shard + SHARDS_PER_TASK, n_shards)
         lo, hi = first_shard * per, min(last * per, n)
-        jobs.append(ShardsJob(
-            store=str(partial.resolve()), progress=str(progress.resolve()),
-            shards=(first_shard, last), first=lo, block=final["block"][lo:hi],
-            spans=final["spans"][lo:hi], splits=final["splits"][lo:hi],
-            stats={k: v[lo:hi] for k, v in final["stats"].items()},
-            class_counts=final["class_counts"][lo:hi], labels=final["labels"][lo:hi],
-            boxes=final["boxes"][lo:hi], task=opts.task, image=image, mask=mask,
-        ))
+        jobs.append(ShardsJob(progress=str(progress.resolve()), shards=(first_shard, last),
+                              first=lo, block=block[lo:hi], spans=spans[lo:hi], image=image,
+                              mask=mask))
     return jobs

@@ -36,11 +36,17 @@ def assert_same_store(a, b):
     assert not Path(str(b) + ".partial").exists()
 
 
-def _both(tmp_path, rasters, labels, opts):
+def _both(tmp_path, rasters, labels, opts, passes=(None,)):
+    """Build with tile() and with tile_fast() (each pass asked for); compare."""
     ref = tile(rasters, labels, tmp_path / "ref.zarr", opts, quiet=True)
-    new = tile_fast(rasters, labels, tmp_path / "new.zarr", opts, quiet=True)
-    assert_same_store(ref, new)
+    for ordered in passes:
+        new = tile_fast(rasters, labels, tmp_path / f"new-{ordered}.zarr", opts, quiet=True,
+                        ordered=ordered)
+        assert_same_store(ref, new)
     return new
+
+
+BOTH = (True, False)
 
 
 @pytest.mark.parametrize("opts", [
@@ -49,7 +55,8 @@ def _both(tmp_path, rasters, labels, opts):
     TileOptions(task="classification", class_field="kind", tile_size=48, shard=7),
 ], ids=["segmentation", "overlap-border-drops", "classification"])
 def test_two_crs_scene_equals_tile(sample_two_crs, tmp_path, opts):
-    _both(tmp_path, list(sample_two_crs.rasters), sample_two_crs.labels, opts)
+    passes = (False,) if opts.stride else BOTH  # border drops possible: spill pass only
+    _both(tmp_path, list(sample_two_crs.rasters), sample_two_crs.labels, opts, passes)
 
 
 @pytest.mark.parametrize("opts", [
@@ -58,12 +65,13 @@ def test_two_crs_scene_equals_tile(sample_two_crs, tmp_path, opts):
     TileOptions(task="classification", class_field="kind", tile_size=64, bands=(3, 1)),
 ], ids=["min-valid", "shard-larger-than-dataset", "band-subset"])
 def test_nodata_uint16_scene_equals_tile(sample_utm, tmp_path, opts):
-    _both(tmp_path, sample_utm.rasters, sample_utm.labels, opts)
+    _both(tmp_path, sample_utm.rasters, sample_utm.labels, opts, BOTH)
 
 
 def test_detection_equals_tile(sample_utm, tmp_path):
     new = _both(tmp_path, sample_utm.rasters, sample_utm.objects,
-                TileOptions(task="detection", tile_size=64, min_valid=0.0, split="random"))
+                TileOptions(task="detection", tile_size=64, min_valid=0.0, split="random"),
+                BOTH)
     assert zarr.open_group(str(new), mode="r")["boxes"].shape[0] > 5
 
 
@@ -71,7 +79,7 @@ def test_detection_equals_tile(sample_utm, tmp_path):
 def test_other_dtypes_equal_tile(tmp_path, dtype):
     sample = make_sample(tmp_path / "s", size=(200, 136), dtype=dtype, seed=9)
     new = _both(tmp_path, sample.rasters, sample.labels,
-                TileOptions(class_field="kind", tile_size=32, min_valid=0.3, shard=6))
+                TileOptions(class_field="kind", tile_size=32, min_valid=0.3, shard=6), BOTH)
     assert xr.open_zarr(new)["image"].dtype == np.dtype(dtype)
 
 
@@ -79,7 +87,8 @@ def test_small_blocks_split_columns_and_still_equal(sample_utm, tmp_path, monkey
     # a budget of a few tiles forces blocks of several columns per row group
     monkeypatch.setattr(fastpass, "BLOCK_BUDGET", 64 * 160 * 2 * 4)
     _both(tmp_path, sample_utm.rasters, sample_utm.labels,
-          TileOptions(class_field="kind", tile_size=64, stride=32, min_valid=0.0, shard=4))
+          TileOptions(class_field="kind", tile_size=64, stride=32, min_valid=0.0, shard=4,
+                      split="random"), BOTH)
 
 
 def test_no_tile_left_raises_and_leaves_nothing(sample_utm, tmp_path):
@@ -110,9 +119,11 @@ def test_resume_after_a_failed_shard_task(sample_utm, tmp_path, monkeypatch):
     monkeypatch.setattr(fastpass, "run_shards", flaky)
     out = tmp_path / "new.zarr"
     with pytest.raises(RuntimeError, match="worker lost"):
-        tile_fast(sample_utm.rasters, sample_utm.labels, out, opts, workers=1, quiet=True)
+        tile_fast(sample_utm.rasters, sample_utm.labels, out, opts, workers=1, quiet=True,
+                  ordered=False)
     monkeypatch.setattr(fastpass, "run_shards", real)
-    tile_fast(sample_utm.rasters, sample_utm.labels, out, opts, resume=True, quiet=True)
+    tile_fast(sample_utm.rasters, sample_utm.labels, out, opts, resume=True, quiet=True,
+              ordered=False)
     assert_same_store(ref, out)
 
 
@@ -123,7 +134,8 @@ fastpass.BLOCK_BUDGET = 32 * 96 * 4  # blocks of three tiles: many block tasks
 fastpass.SHARDS_PER_TASK = 1
 fastpass.tile_fast(sys.argv[1:3], sys.argv[3], sys.argv[4],
                    TileOptions(class_field="kind", tile_size=32, shard=2),
-                   workers=1, quiet=True, resume=sys.argv[5] == "1")
+                   workers=1, quiet=True, resume=sys.argv[5] == "1",
+                   ordered=sys.argv[6] == "ordered")
 """
 
 
@@ -136,14 +148,17 @@ def kill_scene(tmp_path_factory):
     return sample, ref
 
 
-@pytest.mark.parametrize("stage", ["pass", pytest.param("shards", marks=pytest.mark.slow)])
-def test_resume_after_kill_equals_uninterrupted(kill_scene, tmp_path, stage):
+@pytest.mark.parametrize(("kind", "pattern"), [
+    ("ordered", "pass/group-*.npz"),
+    pytest.param("spill", "pass/block-*.npz", marks=pytest.mark.slow),
+    pytest.param("spill", "shard-*.done", marks=pytest.mark.slow),
+])
+def test_resume_after_kill_equals_uninterrupted(kill_scene, tmp_path, kind, pattern):
     sample, ref = kill_scene
     out = tmp_path / "killed.zarr"
     progress = Path(str(out) + ".partial") / ".geovision-progress"
     args = [sys.executable, "-c", _CHILD, *sample.rasters, sample.labels, str(out)]
-    proc = subprocess.Popen([*args, "0"])
-    pattern = "pass/block-*.npz" if stage == "pass" else "shard-*.npz"
+    proc = subprocess.Popen([*args, "0", kind])
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
         if len(list(progress.glob(pattern))) >= 3:
@@ -153,5 +168,5 @@ def test_resume_after_kill_equals_uninterrupted(kill_scene, tmp_path, stage):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not out.exists()
-    subprocess.run([*args, "1"], check=True)
+    subprocess.run([*args, "1", kind], check=True)
     assert_same_store(ref, out)

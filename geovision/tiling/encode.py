@@ -1,0 +1,228 @@
+"""One block read, labelled and encoded in memory: the work of a one-pass tiling task.
+
+:func:`encode_block` reads a :class:`~geovision.tiling.blocks.Block` once and returns a
+:class:`BlockResult`: the valid fraction of each of its candidate tiles and, for the tiles
+that reach ``min_valid``, their ``image`` and ``mask`` chunks encoded with the store's codecs
+(:mod:`geovision.tiling.shards`) and their :class:`TileFigures` (statistics, class counts,
+label, boxes). Which tiles the dataset finally holds, and where, depends on every block
+(``--min-valid`` and the split draw), so writing is left to the caller.
+
+Everything is computed exactly as the classic shard pass does (``tiling/work.py``):
+
+* valid fraction ``= valid pixels / size**2`` (float64 division, stored as float32), kept when
+  ``fraction >= min_valid`` and ``fraction > 0``;
+* mask: labels burned on the block's grid (:func:`geovision.tiling.burn.burn`), ``255`` where
+  the source is not valid; label (classification) ``= argmax`` of the class counts;
+* statistics: :meth:`BandStats.of` of the tile over its valid pixels (for every kept tile: the
+  split is not known yet; the summary merges those of train tiles);
+* boxes (detection): :func:`geovision.tiling.work._tile_boxes` of the features meeting the
+  block.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from rasterio.windows import Window
+
+from geovision.geo.raster import cached_open, valid_mask
+from geovision.geo.windows import PixelWindow
+from geovision.tiling.blocks import Block, valid_counts
+from geovision.tiling.burn import BlockLabels, burn
+from geovision.tiling.shards import ShardLayout, encode_chunk
+from geovision.tiling.stats import BandStats
+from geovision.tiling.work import SourceFeatures, _tile_boxes
+
+STATS = ("count", "mean", "m2", "min", "max")
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """Everything a worker needs to read and encode one block (plain picklable values)."""
+
+    index: int
+    path: str
+    transform: Affine
+    block: Block
+    bands: tuple[int, ...]
+    size: int
+    task: str
+    dtype: str
+    min_valid: float
+    ignore_index: int
+    num_classes: int
+    min_box_visible: float
+    labels: BlockLabels | None
+    image: ShardLayout
+    mask: ShardLayout | None
+
+
+@dataclass(frozen=True)
+class TileFigures:
+    """What the summary needs of a run of tiles, one row per tile (boxes: one per box).
+
+    Attributes:
+        count, mean, m2, min, max: :class:`BandStats` of each tile, ``(tiles, bands)``.
+        class_counts: pixels of each class ``(tiles, classes)`` (detection: boxes).
+        label: the tile's class (classification).
+        n_boxes: boxes of each tile (detection).
+        boxes: the boxes of every tile, in tile order, ``(boxes, 4)`` float32.
+        box_label: their classes, int16.
+    """
+
+    count: np.ndarray
+    mean: np.ndarray
+    m2: np.ndarray
+    min: np.ndarray
+    max: np.ndarray
+    class_counts: np.ndarray
+    label: np.ndarray
+    n_boxes: np.ndarray
+    boxes: np.ndarray
+    box_label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def stats(self, i: int) -> BandStats:
+        """Statistics of tile ``i``."""
+        return BandStats(self.count[i], self.mean[i], self.m2[i], self.min[i], self.max[i])
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Plain arrays, for ``np.savez``."""
+        return {prefix + f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: Any, prefix: str = "") -> TileFigures:
+        """Inverse of :meth:`to_arrays` (``arrays`` may be an open ``.npz``)."""
+        return cls(**{f.name: np.asarray(arrays[prefix + f.name]) for f in fields(cls)})
+
+    @classmethod
+    def concat(cls, parts: list[TileFigures], bands: int, classes: int) -> TileFigures:
+        """The figures of several runs of tiles, in order."""
+        if not parts:
+            return cls.empty(bands, classes)
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                      for f in fields(cls)})
+
+    @classmethod
+    def empty(cls, bands: int, classes: int, n: int = 0) -> TileFigures:
+        """Figures of ``n`` tiles, zero-filled."""
+        return cls(
+            count=np.zeros((n, bands), np.int64), mean=np.zeros((n, bands)),
+            m2=np.zeros((n, bands)), min=np.zeros((n, bands)), max=np.zeros((n, bands)),
+            class_counts=np.zeros((n, classes), np.int64), label=np.zeros(n, np.int16),
+            n_boxes=np.zeros(n, np.int64), boxes=np.zeros((0, 4), np.float32),
+            box_label=np.zeros(0, np.int16),
+        )
+
+    def take(self, idx: np.ndarray) -> TileFigures:
+        """The figures of tiles ``idx`` (ascending), with their boxes."""
+        starts = np.concatenate([[0], np.cumsum(self.n_boxes)])
+        box_rows = (np.concatenate([np.arange(starts[i], starts[i + 1]) for i in idx])
+                    if len(idx) and len(self.boxes) else np.zeros(0, np.int64))
+        return TileFigures(
+            count=self.count[idx], mean=self.mean[idx], m2=self.m2[idx], min=self.min[idx],
+            max=self.max[idx], class_counts=self.class_counts[idx], label=self.label[idx],
+            n_boxes=self.n_boxes[idx], boxes=self.boxes[box_rows],
+            box_label=self.box_label[box_rows],
+        )
+
+
+@dataclass
+class BlockResult:
+    """A block read and encoded.
+
+    Attributes:
+        tiles: candidate indices of its tiles, ascending.
+        valid: valid fraction of each (float32).
+        kept: which reach ``min_valid`` (and hold a valid pixel).
+        chunks: per kept tile, its ``image`` and ``mask`` chunk bytes (None: not stored).
+        figures: per kept tile, its figures.
+    """
+
+    tiles: np.ndarray
+    valid: np.ndarray
+    kept: np.ndarray
+    chunks: list[tuple[bytes | None, bytes | None]]
+    figures: TileFigures
+
+
+def class_counts(mask: np.ndarray, k1: int) -> np.ndarray:
+    """Pixels of each class ``0..k1-1`` in a mask: ``np.bincount(mask, minlength=256)[:k1]``.
+
+    Up to 16 classes, a ``count_nonzero`` per class is faster than a bincount (which widens
+    every uint8 to 64 bits): 0.06 against 0.27 ms for a 256 x 256 tile of 5 classes.
+    """
+    if k1 <= 16:
+        return np.array([np.count_nonzero(mask == v) for v in range(k1)], dtype=np.int64)
+    return np.bincount(mask.ravel(), minlength=256)[:k1].astype(np.int64)
+
+
+def encode_block(job: BlockJob) -> BlockResult:
+    """Read, label and encode one block (see the module docstring)."""
+    b, s = job.block, job.size
+    w = b.window
+    ds = cached_open(job.path)
+    window = Window(w.col, w.row, w.width, w.height)
+    data = ds.read(list(job.bands), window=window)
+    valid = valid_mask(ds, job.bands, window, data)
+    all_valid = bool(valid.all())
+    fractions = (valid_counts(valid, b.rows, b.cols, s) / (s * s)).astype(np.float32)
+    keep = (fractions >= job.min_valid) & (fractions > 0)
+    kept = np.flatnonzero(keep)
+    burned = None
+    if job.task != "detection":
+        burned = burn(job.labels, w, job.transform)
+        if not all_valid:
+            np.copyto(burned, np.uint8(job.ignore_index), where=~valid)
+    nb, k1, n = len(job.bands), job.num_classes, len(kept)
+    fig = TileFigures.empty(nb, k1, n)
+    boxes: list[np.ndarray] = []
+    box_labels: list[np.ndarray] = []
+    feats = None
+    if job.task == "detection" and job.labels is not None:
+        feats = SourceFeatures(shapes=np.empty(0, dtype=object), class_ids=job.labels.values,
+                               pixel_boxes=job.labels.pixel_boxes)
+    chunks: list[tuple[bytes | None, bytes | None]] = []
+    for j, t in enumerate(kept):
+        r, c = int(b.rows[t]), int(b.cols[t])
+        tile = np.ascontiguousarray(data[:, r:r + s, c:c + s], dtype=job.dtype)
+        st = BandStats.of(tile, valid[r:r + s, c:c + s])
+        for name in STATS:
+            getattr(fig, name)[j] = getattr(st, name)
+        image = encode_chunk(job.image, tile)
+        mask = None
+        if burned is not None:
+            m = burned[r:r + s, c:c + s]
+            counts = class_counts(m, k1)
+            fig.class_counts[j] = counts
+            fig.label[j] = int(np.argmax(counts)) if counts.any() else 0
+            if job.mask is not None:
+                mask = encode_chunk(job.mask, m)
+        elif feats is not None:
+            bx, lab = _tile_boxes(feats, PixelWindow(w.row + r, w.col + c, s, s),
+                                  job.min_box_visible)
+            fig.n_boxes[j] = len(bx)
+            if len(bx):
+                boxes.append(bx)
+                box_labels.append(lab)
+                fig.class_counts[j] = np.bincount(lab, minlength=k1)[:k1]
+        chunks.append((image, mask))
+    if boxes:
+        fig = TileFigures(**{**fig.__dict__, "boxes": np.concatenate(boxes),
+                             "box_label": np.concatenate(box_labels)})
+    return BlockResult(tiles=b.tiles, valid=fractions, kept=keep, chunks=chunks, figures=fig)
+
+
+def save_npz(path: Path, arrays: dict[str, Any]) -> None:
+    """Save arrays as ``.npz`` under a temporary name, then rename (atomic)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
