@@ -137,7 +137,10 @@ def instrument(threads: int) -> None:
     ordered.write_shard = timed("write: shards", ordered.write_shard)
     spill.write_shard = timed("write: shards", spill.write_shard)
     ordered.merge_results = timed("pass: commit (merge, markers)", ordered.merge_results)
-    fp._block_jobs = timed("labels: geojson + select per task", fp._block_jobs)
+    import geovision.tiling.burn as burn_mod
+    burn_mod.SourceLabels.select = timed("labels: geojson + select per task",
+                                         burn_mod.SourceLabels.select)
+    fp._read_labels = timed("labels: other", fp._read_labels)
     fp._select = timed("plan: selection + splits", fp._select)
     fp._make_arrays = timed("store: create + finish", fp._make_arrays)
     fp._layouts = timed("store: create + finish", fp._layouts)

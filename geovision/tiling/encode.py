@@ -22,6 +22,7 @@ Everything is computed exactly as the classic shard pass does (``tiling/work.py`
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -41,9 +42,18 @@ from geovision.tiling.work import SourceFeatures, _tile_boxes
 STATS = ("count", "mean", "m2", "min", "max")
 
 
+#: Labels known later: called with the block once it is read, gives the features meeting it
+#: and the number of classes (lets a local run decode while the labels are still being read).
+LateLabels = Callable[[Block], tuple[BlockLabels | None, int]]
+
+
 @dataclass(frozen=True)
 class BlockJob:
-    """Everything a worker needs to read and encode one block (plain picklable values)."""
+    """Everything a worker needs to read and encode one block.
+
+    Plain picklable values, except ``labels`` given as :data:`LateLabels` (local runs only),
+    in which case ``num_classes`` is taken from it too.
+    """
 
     index: int
     path: str
@@ -57,7 +67,7 @@ class BlockJob:
     ignore_index: int
     num_classes: int
     min_box_visible: float
-    labels: BlockLabels | None
+    labels: BlockLabels | LateLabels | None
     image: ShardLayout
     mask: ShardLayout | None
 
@@ -176,19 +186,22 @@ def encode_block(job: BlockJob) -> BlockResult:
     fractions = (valid_counts(valid, b.rows, b.cols, s) / (s * s)).astype(np.float32)
     keep = (fractions >= job.min_valid) & (fractions > 0)
     kept = np.flatnonzero(keep)
+    labels, k1 = job.labels, job.num_classes
+    if callable(labels):
+        labels, k1 = labels(b)
     burned = None
     if job.task != "detection":
-        burned = burn(job.labels, w, job.transform)
+        burned = burn(labels, w, job.transform)
         if not all_valid:
             np.copyto(burned, np.uint8(job.ignore_index), where=~valid)
-    nb, k1, n = len(job.bands), job.num_classes, len(kept)
+    nb, n = len(job.bands), len(kept)
     fig = TileFigures.empty(nb, k1, n)
     boxes: list[np.ndarray] = []
     box_labels: list[np.ndarray] = []
     feats = None
-    if job.task == "detection" and job.labels is not None:
-        feats = SourceFeatures(shapes=np.empty(0, dtype=object), class_ids=job.labels.values,
-                               pixel_boxes=job.labels.pixel_boxes)
+    if job.task == "detection" and labels is not None:
+        feats = SourceFeatures(shapes=np.empty(0, dtype=object), class_ids=labels.values,
+                               pixel_boxes=labels.pixel_boxes)
     chunks: list[tuple[bytes | None, bytes | None]] = []
     for j, t in enumerate(kept):
         r, c = int(b.rows[t]), int(b.cols[t])

@@ -34,15 +34,18 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import numpy as np
 import rasterio
 import zarr
 
 from geovision.cluster import dask_client, default_workers, run_graph, task
-from geovision.errors import InputError, OutputExistsError
+from geovision.errors import GeovisionError, InputError, OutputExistsError
 from geovision.geo.raster import RasterInfo, absolute, close_cached, find_rasters, open_raster
 from geovision.geo.vector import Labels, read_labels
 from geovision.tiling.api import (
@@ -55,7 +58,7 @@ from geovision.tiling.api import (
     _plan_arrays,
 )
 from geovision.tiling.blocks import BLOCK_BUDGET, Block, plan_blocks
-from geovision.tiling.burn import SourceLabels
+from geovision.tiling.burn import BlockLabels, SourceLabels
 from geovision.tiling.encode import BlockJob, TileFigures
 from geovision.tiling.ordered import borders_possible, ordered_pass
 from geovision.tiling.plan import TileRef, assign_splits, candidate_tiles
@@ -143,12 +146,58 @@ def tile_fast(
                                 "finish it or --overwrite to start again")
     sources = [open_raster(p) for p in find_rasters(rasters)]
     bands = _check_sources(sources, opts)
-    lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
+    with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
+        # Labels are read and reprojected while the first blocks are decoded.
+        labels_read = reader.submit(_read_labels, labels, sources, opts)
+        try:
+            return _tile(sources, bands, labels, labels_read, out, opts, scheduler=scheduler,
+                         workers=workers, resume=resume, quiet=quiet, ordered=ordered)
+        finally:
+            labels_read.cancel()
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The labels read, reprojected to every source, ready for block queries."""
+
+    lab: Labels
+    per_source: list[SourceLabels]
+
+    def select(self, source: int, block: Block, task: str) -> BlockLabels:
+        return self.per_source[source].select(block.window, shapes=task != "detection")
+
+
+def _read_labels(path: str | os.PathLike[str], sources: list[RasterInfo],
+                 opts: TileOptions) -> _Labels:
+    lab = read_labels(path, layer=opts.layer, class_field=opts.class_field)
     placed, outside = _place_labels(lab, sources)
     lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
     if outside:
         log.warning("%s: %d of %d features lie outside every raster and are not used",
                     lab.path, outside, lab.features)
+    return _Labels(lab, [SourceLabels(geoms, ids, s.transform)
+                         for (geoms, ids, _), s in zip(placed, sources, strict=True)])
+
+
+@dataclass(frozen=True)
+class _LateLabels:
+    """Labels of a block, waited for when the block needs them (see encode.LateLabels)."""
+
+    labels: Future[_Labels]
+    source: int
+    task: str
+
+    def __call__(self, block: Block) -> tuple[BlockLabels | None, int]:
+        ready = self.labels.result()
+        return ready.select(self.source, block, self.task), len(ready.lab.classes)
+
+
+def _tile(
+    sources: list[RasterInfo], bands: list[int], labels: str | os.PathLike[str],
+    labels_read: Future[_Labels], out: Path, opts: TileOptions, *, scheduler: str | None,
+    workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
+) -> Path:
+    partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
     if not refs:
         sizes = ", ".join(f"{Path(s.path).name} {s.width}x{s.height}" for s in sources)
@@ -164,10 +213,12 @@ def tile_fast(
         ordered = scheduler is None and not borders_possible(
             refs, opts.split, opts.blocks) and _widest_row(blocks, sources, bands) <= \
             ORDERED_ROW_BUDGET
-    fingerprint = hashlib.sha256((_fingerprint(sources, lab, opts, bands) + "/one-pass-1/"
+    stand_in = cast(Labels, SimpleNamespace(path=str(labels)))  # the fingerprint reads .path
+    fingerprint = hashlib.sha256((_fingerprint(sources, stand_in, opts, bands) + "/one-pass-1/"
                                   + ("ordered" if ordered else "spill")).encode()).hexdigest()
     progress = partial / PROGRESS_DIR
-    if resume and partial.exists():
+    fresh = not (resume and partial.exists())
+    if not fresh:
         check_pending(partial, fingerprint)
     else:
         if partial.exists():
@@ -175,10 +226,32 @@ def tile_fast(
         group = zarr.open_group(str(partial), mode="w", zarr_format=3)
         group.attrs[PENDING_ATTR] = {"fingerprint": fingerprint,
                                      "started": dt.datetime.now(dt.timezone.utc).isoformat()}
+    try:
+        return _run(sources, bands, labels_read, out, partial, progress, blocks, refs, opts,
+                    dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
+                    ordered=ordered)
+    except GeovisionError:
+        if fresh:  # as tile(): nothing is left behind on bad input
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _run(
+    sources: list[RasterInfo], bands: list[int], labels_read: Future[_Labels], out: Path,
+    partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
+    opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
+    workers: int | None, quiet: bool, ordered: bool,
+) -> Path:
     image, mask = _layouts(progress, len(bands), opts, dtype, fill)
     image = dataclasses.replace(image, root=partial / "image")
     mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
-    jobs = _block_jobs(blocks, sources, bands, opts, dtype, lab, placed, image, mask)
+    if ordered:
+        late: Any = [_LateLabels(labels_read, s, opts.task) for s in range(len(sources))]
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, late, None, image, mask)
+    else:
+        ready = labels_read.result()
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, ready, len(ready.lab.classes),
+                           image, mask)
 
     cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": CACHE_BYTES}
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
@@ -195,11 +268,8 @@ def tile_fast(
             loaded = [load_block(progress, j.index) for j in jobs]
             per_group = [(t, v, k, f) for t, v, k, _, f in loaded]
         close_cached()
-        try:
-            final = _select(per_group, refs, opts, len(bands), len(lab.classes))
-        except InputError:
-            shutil.rmtree(partial, ignore_errors=True)  # as tile(): nothing left on bad input
-            raise
+        lab = labels_read.result().lab
+        final = _select(per_group, refs, opts, len(bands), len(lab.classes))
         if ordered and final["border_dropped"]:
             raise RuntimeError("the ordered pass left tiles on split borders")  # a bug
         _make_arrays(partial, progress, final, sources, bands, opts, dtype, fill)
@@ -291,20 +361,19 @@ def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
 
 def _block_jobs(
     blocks: list[Block], sources: list[RasterInfo], bands: list[int], opts: TileOptions,
-    dtype: str, lab: Labels, placed: list[tuple[np.ndarray, np.ndarray, Any]],
+    dtype: str, labels: _Labels | list[_LateLabels], classes: int | None,
     image: ShardLayout, mask: ShardLayout | None,
 ) -> list[BlockJob]:
-    per_source = [SourceLabels(geoms, ids, s.transform)
-                  for (geoms, ids, _), s in zip(placed, sources, strict=True)]
-    burn_shapes = opts.task != "detection"
+    """One job per block; labels selected now (``_Labels``) or when the block is read."""
     return [
         BlockJob(
             index=i, path=absolute(sources[b.source].path),
             transform=sources[b.source].transform, block=b, bands=tuple(bands),
             size=opts.tile_size, task=opts.task, dtype=dtype, min_valid=opts.min_valid,
-            ignore_index=IGNORE_INDEX, num_classes=len(lab.classes),
+            ignore_index=IGNORE_INDEX, num_classes=classes or 0,
             min_box_visible=opts.min_box_visible,
-            labels=per_source[b.source].select(b.window, shapes=burn_shapes),
+            labels=(labels.select(b.source, b, opts.task) if isinstance(labels, _Labels)
+                    else labels[b.source]),
             image=image, mask=mask,
         )
         for i, b in enumerate(blocks)

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 import xarray as xr
 import zarr
 
@@ -101,6 +103,21 @@ def test_no_tile_left_raises_and_leaves_nothing(sample_utm, tmp_path):
     with pytest.raises(InputError, match="--min-valid"):
         tile_fast([empty], sample_utm.labels, out,
                   TileOptions(class_field="kind", tile_size=64, min_valid=0.0), quiet=True)
+    assert not out.exists() and not Path(str(out) + ".partial").exists()
+
+
+def test_labels_outside_every_raster_fail_as_tile_does(sample_utm, tmp_path):
+    far = gpd.GeoDataFrame({"kind": ["crop"]}, geometry=[shapely.box(100, 40, 101, 41)],
+                           crs="EPSG:4326")
+    path = tmp_path / "far.gpkg"
+    far.to_file(path)
+    opts = TileOptions(class_field="kind", tile_size=64)
+    with pytest.raises(InputError) as classic:
+        tile(sample_utm.rasters, path, tmp_path / "a.zarr", opts, quiet=True)
+    out = tmp_path / "b.zarr"
+    with pytest.raises(InputError) as fast:
+        tile_fast(sample_utm.rasters, path, out, opts, quiet=True)
+    assert str(fast.value) == str(classic.value)
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
 
