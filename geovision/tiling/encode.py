@@ -212,7 +212,7 @@ def encode_block(job: BlockJob) -> BlockResult:
         image = encode_chunk(job.image, tile)
         mask = None
         if burned is not None:
-            m = burned[r:r + s, c:c + s]
+            m = np.ascontiguousarray(burned[r:r + s, c:c + s])
             counts = class_counts(m, k1)
             fig.class_counts[j] = counts
             fig.label[j] = int(np.argmax(counts)) if counts.any() else 0

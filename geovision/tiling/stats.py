@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Pixels per band below which sums of squares of 16-bit integers stay under 2**53, so that
-#: float64 holds every partial sum exactly (65535**2 * n < 2**53).
+#: float64 holds every partial sum exactly (65535**2 * n < 2**53); also keeps 8-bit sums
+#: within 32-bit integers.
 _EXACT_PIXELS = 2**53 // 65535**2
 
 
@@ -15,23 +16,21 @@ def _exact_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row sum and sum of squares of integers of up to 16 bits, exactly, as float64.
 
     Every partial sum is an integer below 2**53, so the result does not depend on the order
-    of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. 8-bit
-    values are summed in float32 over runs of 256 (a run's sum of squares stays below
-    256 * 255**2 < 2**24, float32's exact range), halving the memory traffic; wider ones in
-    float64.
+    of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. For 8-bit
+    values the sum is taken in 32-bit integers (``255 * n < 2**31``) and the squares in
+    float32 over runs of 256 values (a run's sum stays below ``256 * 255**2 < 2**24``, the
+    range float32 holds exactly), which keeps the temporaries small; wider values in float64.
     """
     bands, n = flat.shape
     if flat.dtype.itemsize == 1:
+        total = flat.sum(axis=1, dtype=np.int32 if flat.dtype.kind == "i" else np.uint32)
         k = n - n % 256
-
-        def runs(f: np.ndarray) -> np.ndarray:
-            head = f[:, :k].reshape(bands, -1, 256).sum(axis=2)
-            return head.sum(axis=1, dtype=np.float64) + f[:, k:].sum(axis=1, dtype=np.float64)
-
         f = flat.astype(np.float32)
-        total = runs(f)
-        f *= f
-        return total, runs(f)
+        head = f[:, :k].reshape(bands, -1, 256)
+        squares = np.einsum("ijk,ijk->ij", head, head).sum(axis=1, dtype=np.float64)
+        tail = f[:, k:]
+        squares += np.einsum("ij,ij->i", tail, tail).astype(np.float64)
+        return total.astype(np.float64), squares
     values = flat.astype(np.float64)
     total = values.sum(axis=1)
     values *= values
