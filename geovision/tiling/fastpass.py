@@ -55,7 +55,6 @@ from geovision.tiling.api import (
     _fill,
     _fingerprint,
     _place_labels,
-    _plan_arrays,
 )
 from geovision.tiling.blocks import BLOCK_BUDGET, Block, plan_blocks
 from geovision.tiling.burn import BlockLabels, SourceLabels
@@ -440,11 +439,33 @@ def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
     group = open_group(partial, "r+")
     create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), size=opts.tile_size,
                        dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
-                       plan=_plan_arrays(final["refs"], sources, final["splits"],
-                                         final["valid"]))
+                       plan=plan_arrays(final["refs"], sources, final["splits"],
+                                        final["valid"]))
     pending = dict(group.attrs[PENDING_ATTR])
     group.attrs[PENDING_ATTR] = {**pending, "border_dropped": final["border_dropped"]}
     done.write_text("ok\n")
+
+
+def plan_arrays(refs: list[TileRef], sources: list[RasterInfo], splits: np.ndarray,
+                valid: np.ndarray) -> dict[str, np.ndarray]:
+    """The tile plan arrays (``source``, ``row``, ``col``, ``transform``, ``valid``, ``split``).
+
+    A tile's affine is its source's composed with a translation by its origin, computed for
+    all tiles at once with the arithmetic of ``Affine.__matmul__`` (so the same float64 bits):
+    ``(a, b, a*col + b*row + c, d, e, d*col + e*row + f)``.
+    """
+    src = np.array([r.source for r in refs], dtype=np.int16)
+    row = np.array([r.window.row for r in refs], dtype=np.int32)
+    col = np.array([r.window.col for r in refs], dtype=np.int32)
+    t = np.array([list(s.transform)[:6] for s in sources], dtype=np.float64)[src]
+    a, b, c, d, e, f = t.T
+    x, y = col.astype(np.float64), row.astype(np.float64)
+    one, zero = 1.0, 0.0
+    transform = np.stack([a * one + b * zero, a * zero + b * one, a * x + b * y + c,
+                          d * one + e * zero, d * zero + e * one, d * x + e * y + f], axis=1)
+    return {"source": src, "row": row, "col": col,
+            "transform": transform.reshape(len(refs), 6),
+            "valid": valid.astype(np.float32), "split": splits.astype(np.uint8)}
 
 
 def _shard_jobs(progress: Path, final: dict[str, Any], spans: np.ndarray,
