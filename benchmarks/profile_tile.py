@@ -130,6 +130,7 @@ def instrument(threads: int) -> None:
     enc.burn = timed("labels: rasterize", enc.burn)
     enc.encode_chunk = timed("encode chunks (numcodecs)", enc.encode_chunk)
     enc.class_counts = timed("class counts", enc.class_counts)
+    enc.tile_stats = timed("stats", enc.tile_stats)
     enc.save_npz = timed("write: markers", enc.save_npz)
     ordered.save_npz = enc.save_npz
     spill.save_npz = enc.save_npz

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geovision.tiling.stats import BandStats
+from geovision.tiling.stats import BandStats, tile_stats
 
 
 def _reference(pixels, valid):
@@ -42,3 +42,18 @@ def test_of_is_bit_identical_to_float64_einsum(dtype, shape, masked):
 def test_no_valid_pixel_is_empty():
     got = BandStats.of(np.ones((2, 4, 4), np.uint8), np.zeros((4, 4), bool))
     assert (got.count == 0).all() and np.isinf(got.min).all()
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int16", "float32"])
+def test_tile_stats_equal_of_tile_by_tile(dtype):
+    rng = np.random.default_rng(7)
+    tiles = (rng.random((11, 3, 32, 32)) * 200).astype(dtype)
+    valid = [np.ones((32, 32), bool) for _ in range(11)]
+    valid[4] = rng.random((32, 32)) > 0.5
+    valid[7][:] = False
+    for masks in (valid, None):
+        got = tile_stats(tiles, masks, group=3)
+        for i in range(11):
+            ref = BandStats.of(tiles[i], np.ones((32, 32), bool) if masks is None else masks[i])
+            for name in ("count", "mean", "m2", "min", "max"):
+                assert got[name][i].tobytes() == getattr(ref, name).tobytes(), (i, name)
