@@ -27,7 +27,9 @@ import dataclasses
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -173,8 +175,11 @@ def ordered_pass(
         marker_path(progress, k).unlink(missing_ok=True)
 
     jobs = [(k, job) for k in range(start, len(groups)) for job in groups[k]]
-    with progress_bar(total=sum(len(j.block.tiles) for _, j in jobs), desc="tiles",
-                      unit="tile", disable=quiet) as bar, ThreadPoolExecutor(workers) as pool:
+    with ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(workers))
+        # The bar starts with the first commit: an error before it (say, in the labels the
+        # first block waits for) is then the only thing printed.
+        bar: Any = None
         inflight: deque[tuple[int, Future[BlockResult]]] = deque()
         submitted = 0
         try:
@@ -189,6 +194,10 @@ def ordered_pass(
                 while inflight and inflight[0][0] == k:
                     results.append(inflight.popleft()[1].result())
                 kept_before = _commit(out, merge_results(results), k, kept_before, progress)
+                if bar is None:
+                    bar = stack.enter_context(progress_bar(
+                        total=sum(len(j.block.tiles) for _, j in jobs), desc="tiles",
+                        unit="tile", disable=quiet))
                 bar.update(sum(len(j.block.tiles) for j in groups[k]))
         except BaseException:
             for _, f in inflight:
