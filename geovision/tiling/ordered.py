@@ -57,14 +57,19 @@ def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bo
 class OrderedShards:
     """Chunks of consecutive final tiles, written shard by shard as shards fill up.
 
+    Each shard written leaves ``shard-<k>.npz`` (its final tile range) in ``progress``, as the
+    classic shard pass leaves its markers: a mark of progress for whoever watches the run.
+
     Args:
         image: layout of ``image`` (its ``root`` is where shards go).
         mask: layout of ``mask``, or None.
+        progress: the run's progress directory, or None for no marks.
         written: tiles already in written shards (a multiple of the shard size).
     """
 
-    def __init__(self, image: ShardLayout, mask: ShardLayout | None, written: int = 0) -> None:
-        self.image, self.mask = image, mask
+    def __init__(self, image: ShardLayout, mask: ShardLayout | None,
+                 progress: Path | None = None, written: int = 0) -> None:
+        self.image, self.mask, self.progress = image, mask, progress
         self.written = written
         self.pending: list[tuple[bytes | None, bytes | None]] = []
 
@@ -93,12 +98,15 @@ class OrderedShards:
             self.written += len(self.pending)
             self.pending = []
 
-    @staticmethod
-    def _write(shard: int, chunks: list[tuple[bytes | None, bytes | None]],
+    def _write(self, shard: int, chunks: list[tuple[bytes | None, bytes | None]],
                image: ShardLayout, mask: ShardLayout | None) -> None:
         write_shard(image, shard, [c[0] for c in chunks])
         if mask is not None:
             write_shard(mask, shard, [c[1] for c in chunks])
+        if self.progress is not None:
+            first = shard * self.image.per_shard
+            save_npz(self.progress / f"shard-{shard:06d}.npz",
+                     {"tiles": np.array([first, first + len(chunks)], dtype=np.int64)})
 
 
 @dataclasses.dataclass
@@ -154,7 +162,7 @@ def ordered_pass(
         Valid fractions, kept flags and figures per group, and the writer holding the
         tiles of the last, partial shard (see :meth:`OrderedShards.finish`).
     """
-    out = PassResult([], [], [], [], OrderedShards(image, mask))
+    out = PassResult([], [], [], [], OrderedShards(image, mask, progress))
     written = 0
     for k in range(len(groups)):  # resume: the committed groups, from the first on
         path = marker_path(progress, k)
@@ -170,7 +178,7 @@ def ordered_pass(
     start = int(np.searchsorted(starts[1:], written, side="right"))  # first group past written
     del out.tiles[start:], out.valid[start:], out.kept[start:], out.figures[start:]
     kept_before = int(starts[start])
-    out.shards = OrderedShards(image, mask, written=written)
+    out.shards = OrderedShards(image, mask, progress, written=written)
     for k in range(start, len(groups)):
         marker_path(progress, k).unlink(missing_ok=True)
 
