@@ -220,14 +220,6 @@ def encode_block(job: BlockJob) -> BlockResult:
     fractions = (valid_counts(valid, b.rows, b.cols, s) / (s * s)).astype(np.float32)
     keep = (fractions >= job.min_valid) & (fractions > 0)
     kept = np.flatnonzero(keep)
-    labels, k1 = job.labels, job.num_classes
-    if callable(labels):
-        labels, k1 = labels(b)
-    burned = None
-    if job.task != "detection":
-        burned = burn(labels, w, job.transform)
-        if not all_valid:
-            np.copyto(burned, np.uint8(job.ignore_index), where=~valid)
     nb, n = len(job.bands), len(kept)
     rows, cols = b.rows[kept], b.cols[kept]
     tiles = scratch("tiles", (n, nb, s, s), job.dtype)  # the kept tiles, each contiguous
@@ -236,10 +228,19 @@ def encode_block(job: BlockJob) -> BlockResult:
     tile_valid = None if all_valid else [valid[r:r + s, c:c + s] for r, c in zip(rows, cols,
                                                                                  strict=True)]
     stats = tile_stats(tiles, tile_valid)
+    images = [encode_chunk(job.image, tiles[j]) for j in range(n)]
+    # Labels last: a local run may still be reading them while the first blocks decode.
+    labels, k1 = job.labels, job.num_classes
+    if callable(labels):
+        labels, k1 = labels(b)
     fig = TileFigures(**stats, **{k: v for k, v in TileFigures.empty(nb, k1, n).__dict__.items()
                                   if k not in stats})
-    chunks: list[tuple[bytes | None, bytes | None]] = [
-        (encode_chunk(job.image, tiles[j]), None) for j in range(n)]
+    burned = None
+    if job.task != "detection":
+        burned = burn(labels, w, job.transform)
+        if not all_valid:
+            np.copyto(burned, np.uint8(job.ignore_index), where=~valid)
+    chunks: list[tuple[bytes | None, bytes | None]] = [(image, None) for image in images]
     if burned is not None:
         masks = scratch("masks", (n, s, s), np.uint8)
         for j in range(n):

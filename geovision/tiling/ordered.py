@@ -6,13 +6,14 @@ the number of kept tiles before it in candidate order. Blocks are encoded on a p
 threads (:func:`geovision.tiling.encode.encode_block`: GDAL decoding, numcodecs and most of
 numpy release the GIL) and committed in block order by this thread: each block's kept tiles
 take the next indices, and every shard that fills up is written at once as one object
-(:func:`geovision.tiling.shards.write_shard`). At most ``workers + 1`` blocks are in flight,
-so memory stays bounded. The last, partial shard is written by :meth:`OrderedShards.finish`
-once the tile count is known (it decides the shard size of a dataset smaller than a shard).
+(:func:`geovision.tiling.shards.write_shard`). The blocks of the group being committed and
+``workers + 1`` more are in flight, so memory stays bounded. The last, partial shard is
+written by :meth:`OrderedShards.finish` once the tile count is known (it decides the shard
+size of a dataset smaller than a shard).
 
 Resume: after committing group ``k`` a marker ``pass/group-<k>.npz`` records its valid
 fractions, its kept tiles' figures, the kept tiles before it and the tiles now in written
-shards (``written``). A resumed run keeps the longest run of markers from block 0, and
+shards (``written``). A resumed run keeps the longest run of markers from group 0, and
 encodes again from the first group holding a tile at or past ``written`` (the tiles of the
 shard that was filling up when the run was killed); shards are rewritten identically.
 
