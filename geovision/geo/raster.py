@@ -308,8 +308,12 @@ def valid_mask(
         data is not None and ds.nodata is not None and not np.isnan(ds.nodata)
         and all(f == [MaskFlags.nodata] for f in flags)
     ):
-        # The mask GDAL would compute from the nodata value, without decoding the data again.
-        mask = np.all(data != np.asarray(ds.nodata).astype(data.dtype), axis=0)
+        # The mask GDAL would compute from the nodata value, without decoding the data again
+        # (band by band: no (bands, rows, cols) temporary).
+        nodata = np.asarray(ds.nodata).astype(data.dtype)
+        mask = data[0] != nodata
+        for band in data[1:]:
+            mask &= band != nodata
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NodataShadowWarning)

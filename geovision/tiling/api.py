@@ -126,7 +126,8 @@ def tile(
     # Tasks of one thread share its open datasets, so the scan's decoded blocks serve the
     # shard pass from GDAL's block cache; cap that cache so memory stays bounded for rasters
     # larger than it (they are then decoded twice). GDAL_CACHEMAX in the environment wins.
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    # rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         if resume and partial.exists():
             check_pending(partial, fingerprint)
