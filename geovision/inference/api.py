@@ -109,7 +109,8 @@ def infer(
     summaries: dict[int, SceneSummary] = {}
     # GDAL's block cache defaults to 5% of RAM and fills as a large scene streams through it:
     # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    cache = ({} if "GDAL_CACHEMAX" in os.environ
+             else {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20})  # rasterio passes bytes to GDAL
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         plans: dict[int, ScenePlan] = {}
         for n, info in enumerate(infos):

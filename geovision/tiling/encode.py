@@ -15,7 +15,7 @@ Everything is computed exactly as the classic shard pass does (``tiling/work.py`
   the source is not valid; label (classification) ``= argmax`` of the class counts;
 * statistics: :meth:`BandStats.of` of the tile over its valid pixels (for every kept tile: the
   split is not known yet; the summary merges those of train tiles);
-* boxes (detection): :func:`geovision.tiling.work._tile_boxes` of the features meeting the
+* boxes (detection): :func:`geovision.tiling.tasks.detection.tile_boxes` of the features meeting the
   block.
 """
 
@@ -38,7 +38,7 @@ from geovision.tiling.blocks import Block, valid_counts
 from geovision.tiling.burn import BlockLabels, burn
 from geovision.tiling.shards import ShardLayout, encode_chunk
 from geovision.tiling.stats import BandStats, tile_stats
-from geovision.tiling.work import SourceFeatures, _tile_boxes
+from geovision.tiling.tasks.detection import tile_boxes
 
 STATS = ("count", "mean", "m2", "min", "max")
 
@@ -252,12 +252,11 @@ def encode_block(job: BlockJob) -> BlockResult:
             chunks = [(image, encode_chunk(job.mask, masks[j]))
                       for j, (image, _) in enumerate(chunks)]
     elif job.task == "detection" and labels is not None:
-        feats = SourceFeatures(shapes=np.empty(0, dtype=object), class_ids=labels.values,
-                               pixel_boxes=labels.pixel_boxes)
         boxes, box_labels = [], []
         for j in range(n):
-            bx, lab = _tile_boxes(feats, PixelWindow(w.row + int(rows[j]), w.col + int(cols[j]),
-                                                     s, s), job.min_box_visible)
+            bx, lab = tile_boxes(labels.pixel_boxes, labels.values,
+                                 PixelWindow(w.row + int(rows[j]), w.col + int(cols[j]), s, s),
+                                 job.min_box_visible)
             fig.n_boxes[j] = len(bx)
             if len(bx):
                 boxes.append(bx)

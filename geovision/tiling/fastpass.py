@@ -73,8 +73,8 @@ from geovision.tiling.spill import (
 from geovision.tiling.store import (
     PENDING_ATTR,
     check_pending,
+    commit_store,
     create_tile_arrays,
-    finish_store,
     is_complete,
     open_group,
     partial_path,
@@ -210,7 +210,7 @@ def _tile(
     blocks = _plan(refs, sources, bands, opts)
     if ordered is None:
         ordered = scheduler is None and not borders_possible(
-            refs, opts.split, opts.blocks) and _widest_row(blocks, sources, bands) <= \
+            refs, opts.split, opts.split_block_size) and _widest_row(blocks, sources, bands) <= \
             ORDERED_ROW_BUDGET
     stand_in = cast(Labels, SimpleNamespace(path=str(labels)))  # the fingerprint reads .path
     fingerprint = hashlib.sha256((_fingerprint(sources, stand_in, opts, bands) + "/one-pass-1/"
@@ -293,7 +293,7 @@ def _run(
     attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
                              sources=sources, bands=bands, lab=lab, opts=opts,
                              border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
-    finish_store(partial, out, attrs, boxes)
+    commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, final["n"])
     return out
 
@@ -352,7 +352,7 @@ def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
     """
     scratch = progress / "layout.zarr"
     group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
-    create_tile_arrays(group, n_tiles=opts.shard, bands=bands, size=opts.tile_size,
+    create_tile_arrays(group, n_tiles=opts.shard, bands=bands, tile_size=opts.tile_size,
                        dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill, plan={})
     return (shard_layout(scratch / "image"),
             shard_layout(scratch / "mask") if opts.task == "segmentation" else None)
@@ -404,7 +404,7 @@ def _select(per_group: list[tuple[np.ndarray, np.ndarray, np.ndarray, TileFigure
                          f"{opts.min_valid}; lower it or check the rasters' nodata")
     cand = np.flatnonzero(keep)
     splits, dropped = assign_splits([refs[c] for c in cand], method=opts.split,
-                                    fractions=opts.fractions, block_size=opts.blocks,
+                                    fractions=opts.fractions, block_size=opts.split_block_size,
                                     seed=opts.seed)
     if dropped:
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
@@ -437,7 +437,7 @@ def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
         if name not in ("image", "mask"):
             shutil.rmtree(partial / name, ignore_errors=True)
     group = open_group(partial, "r+")
-    create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), size=opts.tile_size,
+    create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
                        dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
                        plan=plan_arrays(final["refs"], sources, final["splits"],
                                         final["valid"]))

@@ -78,7 +78,8 @@ def create_store(
     """
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.attrs[PENDING_ATTR] = pending
-    create_tile_arrays(group, n_tiles=n_tiles, bands=bands, size=size, dtype=dtype, task=task,
+    create_tile_arrays(group, n_tiles=n_tiles, bands=bands, tile_size=tile_size, dtype=dtype,
+                       task=task,
                        shard=shard, fill_value=fill_value, plan=plan)
     return group
 
@@ -88,7 +89,7 @@ def create_tile_arrays(
     *,
     n_tiles: int,
     bands: int,
-    size: int,
+    tile_size: int,
     dtype: str,
     task: str,
     shard: int,

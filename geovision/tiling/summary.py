@@ -79,7 +79,8 @@ def summarize(
         "labels": lab.describe(),
         "stats": stats.describe(),
         "split": {
-            "method": opts.split, "block_size": opts.blocks if opts.split == "block" else None,
+            "method": opts.split,
+            "block_size": opts.split_block_size if opts.split == "block" else None,
             "fractions": list(opts.fractions), "seed": opts.seed,
             "border_dropped": border_dropped,
         },

@@ -21,7 +21,7 @@ from geovision.tiling.store import create_store
 
 def _store(path, n, bands, dtype, fill, task="segmentation", shard=4, size=8):
     plan = {"row": np.arange(n, dtype=np.int32)}
-    create_store(path, n_tiles=n, bands=bands, size=size, dtype=dtype, task=task, shard=shard,
+    create_store(path, n_tiles=n, bands=bands, tile_size=size, dtype=dtype, task=task, shard=shard,
                  fill_value=fill, plan=plan, pending={})
     return zarr.open_group(str(path), mode="r+")
 
