@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from geovision.inference.writers import NODATA
+from geovision.formats import CLASS_NODATA as NODATA
 from tests.evaluation.score_helpers import Scene, burn_districts, write_class_raster
 
 

@@ -13,7 +13,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 
-from geovision.inference.writers import NODATA, describe_classes
+from geovision.formats import CLASS_NODATA as NODATA
+from geovision.formats import ClassInfo
+from geovision.inference.writers import describe_classes
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def write_class_raster(path: Path, data: np.ndarray, crs: Any, transform: Affine
                "dtype": "uint8", "crs": crs, "transform": transform, "nodata": nodata}
     with rasterio.open(path, "w", **profile) as dst:
         if names is not None:
-            describe_classes(dst, [{"id": k, "name": v} for k, v in sorted(names.items())])
+            describe_classes(dst, [ClassInfo(k, v) for k, v in sorted(names.items())])
         dst.write(data, 1)
     return path
 
