@@ -60,7 +60,7 @@ class ScoreResult:
                        if ci and ci[0] is not None else "")
             return (f"{name}: overall accuracy {_f(d['overall_accuracy'])}{ci_text}, "
                     f"kappa {_f(d['kappa'])}, mIoU {_f(d['miou'])} "
-                    f"(baseline {_f(d['baseline']['miou'])}, {d['baseline']['rule']}); "
+                    f"(baseline {_f(d['baseline']['miou'])}, {_rule(d['baseline']['rule'])}); "
                     f"{d['pixels']:,} pixels")
         return (f"{name}: precision {_f(d['precision'])}, recall {_f(d['recall'])} at IoU "
                 f"{d['match']['iou_threshold']}, mAP@0.5 {_f(d['map_50'])}, mAP@[.5:.95] "
@@ -146,6 +146,11 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
 def _plain(doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = plain(doc)
     return out
+
+
+def _rule(rule: str | None) -> str:
+    """A baseline's rule without its explanation: ``every pixel 'water'``."""
+    return (rule or "no pixel").split(" (")[0]
 
 
 def _f(value: Any) -> str:

@@ -382,9 +382,8 @@ def run_score(step: Step, context: StepContext) -> None:
     from geovision.evaluation import score
 
     o = step.options
-    result = score(o["predictions"], o["labels"], o["output"], step_options(step),
-                   overwrite=True, quiet=context.quiet)
-    log.info("%s", result.summary())
+    score(o["predictions"], o["labels"], o["output"], step_options(step), overwrite=True,
+          quiet=context.quiet)
 
 
 def command_argv(step: Step, job: Job) -> list[str]:
