@@ -139,7 +139,7 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
     write_json(out / SCORE_JSON, doc)
     result = ScoreResult(kind=kind, out_dir=out, outputs={n: out / n for n in names},
                          document=_plain(doc))
-    log.info("%s", result.summary())
+    log.debug("%s", result.summary())
     return result
 
 

@@ -64,7 +64,7 @@ def test_example_job_writes_every_output(finished_example):
 def test_rerunning_a_finished_job_does_nothing(finished_example):
     job, work = finished_example
     stamps = {p: p.stat().st_mtime_ns for p in work.rglob("*") if p.is_file()
-              and p.name != "example.report.json"}
+              and p.name not in ("example.report.json", "example.log")}
     proc = _run(job)
     assert proc.returncode == 0, proc.stderr
     report = json.loads((work / "example.report.json").read_text())
