@@ -10,7 +10,7 @@ import shapely
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from polygon_helpers import (
+from tests.geo.polygon_helpers import (
     NODATA,
     assert_same_regions,
     flood_fill,

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
-from polygon_helpers import NODATA, assert_same_regions, flood_fill, whole_raster
+from tests.geo.polygon_helpers import NODATA, assert_same_regions, flood_fill, whole_raster
 from pyproj import CRS, Transformer
 
 from geovision.errors import InputError, OutputExistsError
