@@ -20,7 +20,7 @@ from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geovision.errors import InputError, InputFileError
-from geovision.geo.windows import RasterGrid
+from geovision.geo.grid import Grid
 
 #: File name endings that a directory scan takes as rasters.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".png", ".jpg")
@@ -66,9 +66,10 @@ class RasterInfo:
         return (self.height, self.width)
 
     @property
-    def grid(self) -> RasterGrid:
-        """The raster's pixel grid (size, affine, CRS) as one value."""
-        return RasterGrid(self.height, self.width, self.transform, self.crs)
+    def grid(self) -> Grid:
+        """The raster's pixel grid (CRS, affine, size) as one value."""
+        return Grid(crs=self.crs, transform=self.transform, width=self.width,
+                    height=self.height)
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
