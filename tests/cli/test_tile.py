@@ -97,7 +97,7 @@ def _truncated(sample, tmp_path):
 BAD_INPUTS = {
     "missing raster": (lambda s, t: [t / "nope.tif", s.labels], "nope.tif: file not found"),
     "no rasters in dir": (lambda s, t: [_no_rasters_dir(t), s.labels],
-                          "nothing: no rasters in this directory"),
+                          "nothing: no rasters or STAC items in this folder"),
     "no crs": (lambda s, t: [_raster(t / "nocrs.tif", crs=None), s.labels],
                "nocrs.tif: raster has no CRS"),
     "rotated": (lambda s, t: [_raster(t / "rot.tif",
