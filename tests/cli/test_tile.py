@@ -102,7 +102,8 @@ BAD_INPUTS = {
                "nocrs.tif: raster has no CRS"),
     "rotated": (lambda s, t: [_raster(t / "rot.tif",
                                       transform=Affine(10, 2, 500000, 1, -10, 5300000)),
-                              s.labels], "rot.tif: rotated or sheared geotransform"),
+                              s.labels], "rot.tif: rotated, sheared, south-up or missing "
+                                         "geotransform"),
     "labels miss rasters": (lambda s, t: [s.rasters[0], _far_labels(t)],
                             "far.geojson: no label feature overlaps any raster"),
     "empty labels": (lambda s, t: [s.rasters[0], _empty_labels(t)],
