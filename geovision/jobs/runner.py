@@ -161,7 +161,8 @@ def is_complete(step: Step) -> bool:
     if step.kind == "infer":
         from geovision.inference.outputs import PredictionFolder
 
-        return PredictionFolder(_infer_output(step)).is_complete(o["scenes"])
+        return PredictionFolder(_infer_output(step)).is_complete(o["scenes"],
+                                                                 step_options(step))
     if step.kind == "evaluate":
         from geovision.engine.session import Evaluation
 
