@@ -143,7 +143,7 @@ def tally_class_raster(predictions: str, labels: str, opts: ScoreOptions, *,
         InputFileError: an input cannot be read.
     """
     info = open_raster(predictions)
-    grid = Grid(info.crs, info.transform, info.width, info.height)
+    grid = info.grid
     classes = ClassList()
     with rasterio.open(predictions) as ds:
         names, named_by = prediction_names(ds, predictions, opts)

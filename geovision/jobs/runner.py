@@ -313,7 +313,7 @@ def is_complete(step: Step) -> bool:
     if step.kind == "infer":
         from geovision.inference.outputs import PredictionFolder
 
-        return PredictionFolder(Path(o["output"])).is_complete(o["scenes"])
+        return PredictionFolder(Path(o["output"])).is_complete(o["scenes"], step_options(step))
     if step.kind == "evaluate":
         from geovision.engine.session import Evaluation
 
