@@ -43,11 +43,13 @@ class ScoreOptions:
     class_map: str | None = option(
         None, "Class-map file, as for tile --class-map (YAML or JSON): the values of a class "
               "raster of PREDICTIONS are the class ids it names; raster LABELS are mapped to "
-              "classes by it. Needed for a class raster without class names in its metadata.",
+              "classes by it. Needed for a class raster without class names in its metadata "
+              "[default: the class names in the rasters' metadata].",
         metavar="FILE")
     aoi: str | None = option(
         None, "Area of interest: polygons (any OGR format, any CRS); only pixels whose centre "
-              "is inside, and objects whose box centre is inside, are scored.", metavar="FILE")
+              "is inside, and objects whose box centre is inside, are scored [default: the "
+              "whole scene].", metavar="FILE")
     unlabeled: str = option(
         "background", "Pixels that no vector label covers: the 'background' class, or "
                       "'ignore' (not scored; for partly labelled scenes).",

@@ -146,12 +146,12 @@ def tile_fast(
                                 "finish it or --overwrite to start again")
     scenes = scenes_for(rasters, opts)
     sources = [open_raster(s.path) for s in scenes]
-    bands, _ = _check_scenes(scenes, opts)
+    bands, band_names = _check_scenes(scenes, opts)
     with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
         # Labels are read and reprojected while the first blocks are decoded.
         labels_read = reader.submit(_read_labels, labels, sources, scenes, opts)
         try:
-            return _tile(scenes, sources, bands, labels, labels_read, out, opts,
+            return _tile(scenes, sources, bands, band_names, labels, labels_read, out, opts,
                          scheduler=scheduler, workers=workers, resume=resume, quiet=quiet,
                          ordered=ordered)
         finally:
@@ -196,8 +196,9 @@ class _LateLabels:
 
 def _tile(
     scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
-    labels: str | os.PathLike[str], labels_read: Future[_Labels], out: Path, opts: TileOptions,
-    *, scheduler: str | None, workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
+    band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[_Labels],
+    out: Path, opts: TileOptions, *, scheduler: str | None, workers: int | None, resume: bool,
+    quiet: bool, ordered: bool | None,
 ) -> Path:
     partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
@@ -231,7 +232,7 @@ def _tile(
     try:
         return _run(sources, bands, labels_read, out, partial, progress, blocks, refs, opts,
                     dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
-                    ordered=ordered)
+                    ordered=ordered, scenes=scenes, band_names=band_names)
     except GeovisionError:
         if fresh:  # as tile(): nothing is left behind on bad input
             shutil.rmtree(partial, ignore_errors=True)
@@ -242,7 +243,8 @@ def _run(
     sources: list[RasterInfo], bands: list[int], labels_read: Future[_Labels], out: Path,
     partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
     opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
-    workers: int | None, quiet: bool, ordered: bool,
+    workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
+    band_names: list[str],
 ) -> Path:
     image, mask = _layouts(progress, len(bands), opts, dtype, fill)
     image = dataclasses.replace(image, root=partial / "image")
@@ -294,7 +296,8 @@ def _run(
     if opts.task == "classification" and final["n"]:
         group["label"][...] = final["figures"].label
     attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
-                             sources=sources, bands=bands, lab=lab, opts=opts,
+                             scenes=scenes, sources=sources, bands=bands,
+                             band_names=band_names, lab=lab, opts=opts,
                              border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
     commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, final["n"])
