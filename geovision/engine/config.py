@@ -366,7 +366,11 @@ def resolve_config(
         return load_config(session_config, overrides)
     if config is None:
         raise InputError("train: give a config (file, dict) or resume=RUN_DIR")
-    return load_config(config, overrides)
+    cfg = load_config(config, overrides)
+    from geovision.engine.session import session_dir
+
+    session_dir(cfg.output, cfg.name)  # a name that leaves output is refused at once
+    return cfg
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -89,9 +89,40 @@ class Session:
         return int(state.get("epoch") or 0) >= int(train.get("epochs") or 0) or stopped
 
 
+#: Kind of output a training session is, in its ownership mark (``geovision.ownership``).
+SESSION_KIND = "session"
+#: Top-level entries of a session folder: what training writes (and its temporary files),
+#: and evaluations written beside the model by default.
+SESSION_NAMES = ("config.yaml", "checkpoints", "model.pt", "metrics.jsonl", "tensorboard",
+                 "plots", "previews", "train.log", "evaluation-*", ".*.tmp-*")
+
+
 def session_dir(output: str | os.PathLike[str], name: str) -> Path:
-    """The session directory of a run: ``<output>/<name>``, the config's keys of those names."""
-    return Path(output) / name
+    """The session directory of a run: ``<output>/<name>``, the config's keys of those names.
+
+    Raises:
+        InputError: ``name`` is not a plain folder name inside ``output`` (empty, ``..``, a
+            path, ...): ``name: '..' must be a plain folder name inside runs/``.
+    """
+    from geovision.ownership import safe_name
+
+    return safe_name(name, output, option="name")
+
+
+def claim_session(root: Path) -> Path:
+    """Take ``root`` as a session folder geovision owns (created when missing).
+
+    A session of an older geovision, without an ownership mark, is taken up when it holds a
+    ``config.yaml`` and only what training writes.
+
+    Raises:
+        OutputError: the folder holds anything else (the message names it).
+    """
+    from geovision.ownership import claim_folder
+
+    return claim_folder(root, SESSION_KIND, names=SESSION_NAMES,
+                        adopt=(root / "config.yaml").is_file(),
+                        option="--set name=<other>")
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import logging
 import math
 import os
 import random
-import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,15 +34,18 @@ from geovision.engine.session import (
     Session,
     append_metrics,
     attach_log,
+    claim_session,
     detach_log,
     read_metrics,
     rewrite_metrics,
     session_dir,
 )
 from geovision.engine.tasks import for_task
-from geovision.errors import ConfigError, InputError, OutputExistsError
+from geovision.errors import ConfigError, InputError, OutputExistsError, OutputInUseError
+from geovision.locks import lock_holder, output_lock
 from geovision.models.bundle import save_bundle, unwrap, update_train_record
 from geovision.models.registry import build_model
+from geovision.ownership import check_removable, check_writable, remove_owned
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -101,33 +104,47 @@ def _is_better(value: float, best: float | None, mode: str, min_delta: float) ->
     return value > best + min_delta if mode == "max" else value < best - min_delta
 
 
-def _start(config: Any, overrides: tuple[str, ...], resume: Any,
-           overwrite: bool) -> tuple[TrainConfig, Session, dict[str, Any] | None]:
+def _start(config: Any, overrides: tuple[str, ...], resume: Any, overwrite: bool, *,
+           locked: bool = False) -> tuple[TrainConfig, Session, dict[str, Any] | None]:
+    """The config, the session and the checkpoint to resume; checks the output, writes nothing.
+
+    Raises:
+        InputError: the session ``name`` is not a plain folder name inside ``output``.
+        OutputError: ``output`` cannot be written, or ``--overwrite`` would delete files
+            geovision did not write.
+        OutputExistsError: the session exists and neither ``resume`` nor ``overwrite``.
+    """
     cfg = resolve_config(config, overrides, resume=resume)
     if resume is not None:
         session = Session(Path(resume))
+        if not locked:
+            _check_free(session.root)
+        check_writable(session.root, kind="dir", option="--resume")
         return cfg, session, load_checkpoint(session.last)
     session = Session(session_dir(cfg.output, cfg.name))
+    if not locked:
+        _check_free(session.root)
+    check_writable(session.root, kind="dir", option="output")
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:
             raise OutputExistsError(
                 f"{session.root}: a run of this name exists; continue it with --resume "
                 f"{session.root}, replace it with --overwrite, or set name=<other>")
-        _check_model(cfg)  # a run is only deleted for one that can start
-        shutil.rmtree(session.root)
+        claim_session(session.root)  # a session of an older geovision, without a mark
+        check_removable(session.root, inputs=[cfg.data.dataset], kind="dir", option="name")
     return cfg, session, None
 
 
-def _check_model(cfg: TrainConfig) -> None:
-    """Build the configured model for the dataset once, so a bad model config fails first.
+def _check_free(root: Path) -> None:
+    """Refuse a session that a running command writes, naming it.
 
     Raises:
-        InputError: the architecture does not exist for the dataset's task (listing the valid
-            names) or its parameters do not fit.
+        OutputInUseError: another process holds the session's lock.
     """
-    info = read_info(cfg.data.dataset)
-    build_model(info.task, cfg.model.name, in_channels=len(info.bands),
-                num_classes=info.num_classes, params=cfg.model.params)
+    holder = lock_holder(root)
+    if holder is not None:
+        raise OutputInUseError(f"{root}: in use by {holder.describe()}; wait for it or stop "
+                               "it")
 
 
 def train(
@@ -139,12 +156,17 @@ def train(
 ) -> TrainResult:
     """Train a classifier, segmenter or detector on a Zarr tile dataset.
 
+    Everything that can be checked (the session name and output, the dataset, the model, the
+    optimizer, the scheduler, the monitored metric) is checked before the session folder is
+    created; the folder is locked while the run writes it.
+
     Args:
         config: a YAML file, a dict of the same shape, or a :class:`TrainConfig`.
         overrides: ``a.b=value`` strings applied over the config (``--set``).
         resume: a session directory to continue from its ``checkpoints/last.pt``; its
             ``config.yaml`` is used (``overrides`` may extend it, e.g. ``train.epochs``).
-        overwrite: replace an existing session directory of the same name.
+        overwrite: replace an existing session directory of the same name (only one that
+            geovision wrote).
 
     Returns:
         The session directory, best metric and history.
@@ -152,17 +174,26 @@ def train(
     Raises:
         ConfigError: the config is invalid.
         OutputExistsError: the session exists and neither ``resume`` nor ``overwrite``.
+        OutputInUseError: another run writes the session now.
         InputError: the dataset or model does not fit.
     """
     cfg, session, state = _start(config, tuple(overrides), resume, overwrite)
     rt = setup(cfg.train.device, cfg.train.precision)
     handler = None
     try:
-        if rt.main:
-            session.create()
-            write_text(session.config, dump_config(cfg))
-            handler = attach_log(session.log)
-        return _Loop(cfg, session, rt, state).run()
+        with (output_lock(session.root, option="name") if rt.main else nullcontext()):
+            if rt.main and state is None:  # again under the lock: another run may have begun
+                _start(config, tuple(overrides), resume, overwrite, locked=True)
+            loop = _Loop(cfg, session, rt, state)  # every check; nothing written yet
+            if rt.main:
+                if state is None and overwrite:
+                    remove_owned(session.root, inputs=[cfg.data.dataset], kind="dir",
+                                 option="name")
+                claim_session(session.root)
+                session.create()
+                write_text(session.config, dump_config(cfg))
+                handler = attach_log(session.log)
+            return loop.open().run()
     finally:
         if handler is not None:
             detach_log(handler)
@@ -214,6 +245,11 @@ class _Loop:
         self.monitor = tc.monitor or (self.task.monitor if self.val_loader else "train/loss")
         mode = tc.monitor_mode
         self.mode = mode if mode != "auto" else ("min" if "loss" in self.monitor else "max")
+        if self.val_loader is None and self.monitor.startswith("val/"):
+            raise ConfigError(
+                f"train.monitor: '{self.monitor}' needs validation tiles, but split "
+                f"'{cfg.data.val_split}' of {info.path} holds none; tile again with a smaller "
+                "--block-size so that every split gets tiles, or set train.monitor=train/loss")
         self.metrics = TaskMetrics(info.task, info.class_names, info.ignore_index, rt.device)
         self.epoch, self.step = 0, 0
         self.best: float | None = None
@@ -222,11 +258,16 @@ class _Loop:
         if state is not None:
             self._restore(state)
         self.writer: Any = None
-        if rt.main:
+        self._resumed = state is not None
+
+    def open(self) -> _Loop:
+        """Open the TensorBoard writer, once the session folder exists."""
+        if self.rt.main:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(session.tensorboard),
-                                        purge_step=self.epoch + 1 if state else None)
+            self.writer = SummaryWriter(str(self.session.tensorboard),
+                                        purge_step=self.epoch + 1 if self._resumed else None)
+        return self
 
     def _restore(self, state: dict[str, Any]) -> None:
         unwrap(self.model).load_state_dict(state["model"])

@@ -93,8 +93,11 @@ def tile(
     opts.check()
     out = Path(out)
     scenes = scenes_for(rasters, opts)
-    _check_output(out, [*(f for sc in scenes for f in sc.files), labels], overwrite=overwrite)
-    with output_lock(out, option="--output"):
+    inputs = [*(f for sc in scenes for f in sc.files), labels]
+    if not out.name or out.name in (".", ".."):  # before the lock file is made beside it
+        check_removable(out, inputs=inputs, kind="dir", option="--output")
+    with output_lock(out, option="--output"):  # a second run is told who holds it
+        _check_output(out, inputs, overwrite=overwrite)
         return _tile(scenes, labels, out, opts, scheduler=scheduler, workers=workers,
                      overwrite=overwrite, resume=resume, quiet=quiet)
 
@@ -107,8 +110,6 @@ def _check_output(out: Path, inputs: list[Any], *, overwrite: bool) -> None:
             current folder or a parent of it, holds an input, or holds files geovision did
             not write (``--overwrite`` deletes only a tile store geovision wrote).
     """
-    if not out.name or out.name in (".", ".."):
-        check_removable(out, inputs=inputs, kind="dir", option="--output")
     check_writable(out, kind="dir", option="--output")
     partial = partial_path(out)
     for path in (out, partial):
