@@ -12,6 +12,7 @@ Rendering is block by block, so scenes far larger than memory can be written.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -27,6 +28,13 @@ from rasterio.crs import CRS
 from rasterio.features import rasterize
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
+
+from geovision.atomic import atomic_path
+from geovision.errors import OutputError
+from geovision.locks import output_lock
+from geovision.ownership import check_writable, is_owned, record_files
+
+log = logging.getLogger(__name__)
 
 #: Class names of the synthetic labels, in the order their ids are given (sorted).
 KINDS = ("building", "crop", "forest", "water")
@@ -258,8 +266,46 @@ def make_sample(
         The paths written.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     w, h = (size, size) if isinstance(size, int) else size
+    raster_names = ([f"{stem}.tif"] if len(crss) == 1
+                    else [f"{stem}_{i + 1}.tif" for i in range(len(crss))])
+    names = [*raster_names, "labels.gpkg", "objects.gpkg"]
+    _check_sample_output(out, names)
+    with output_lock(out, option="OUT_DIR"):
+        _check_sample_output(out, names, warn=True)  # again, now that no other run writes it
+        out.mkdir(parents=True, exist_ok=True)
+        sample = _write_sample(out, raster_names, w=w, h=h, crss=crss, res=res, bands=bands,
+                               dtype=dtype, nodata=nodata, labels_crs=labels_crs, seed=seed,
+                               n_regions=n_regions, n_objects=n_objects,
+                               nodata_corner=nodata_corner)
+        record_files(out, *names, kind="sample")
+    return sample
+
+
+def _check_sample_output(out: Path, names: list[str], *, warn: bool = False) -> None:
+    """Refuse, before any work, a folder that cannot take the sample's files.
+
+    Raises:
+        OutputError: ``out`` is a file or not writable, or holds a file of the sample's names
+            that geovision did not write (a user's ``scene.tif`` is never replaced).
+    """
+    check_writable(out, kind="dir", option="OUT_DIR")
+    for name in names:
+        path = out / name
+        if os.path.lexists(path) and (path.is_dir() or not is_owned(path)):
+            raise OutputError(f"{path}: exists and geovision did not write it; nothing was "
+                              "written; give an empty or new OUT_DIR, or move it away")
+    mine = [name for name in names if os.path.lexists(out / name)]
+    if mine and warn:
+        log.warning("%s: replacing %s, written by an earlier geovision generate", out,
+                    ", ".join(mine))
+
+
+def _write_sample(out: Path, raster_names: list[str], *, w: int, h: int, crss: Sequence[str],
+                  res: float, bands: int, dtype: str, nodata: float | str | None,
+                  labels_crs: str, seed: int, n_regions: int | None, n_objects: int | None,
+                  nodata_corner: float) -> Sample:
+    """Write the sample's files, each under a temporary name renamed when complete."""
     strip_w, strip_h = w * res, h * res
     labels = make_labels(strip_w * len(crss), strip_h, n_regions=n_regions,
                          n_objects=n_objects, seed=seed)
@@ -270,21 +316,22 @@ def make_sample(
     for i, crs in enumerate(crss):
         bounds = (x0 + i * strip_w, y1 - strip_h, x0 + (i + 1) * strip_w, y1)
         transform = grid_for(bounds, crs, w, h)
-        name = f"{stem}.tif" if len(crss) == 1 else f"{stem}_{i + 1}.tif"
-        rasters.append(render_scene(
-            out / name, labels, crs=crs, transform=transform, width=w, height=h, bands=bands,
-            dtype=dtype, nodata=nodata if isinstance(nodata, (int, float)) else None,
-            nodata_corner=nodata_corner, seed=seed + i,
-        ))
+        target = out / raster_names[i]
+        with atomic_path(target, keep_suffix=True) as tmp:
+            render_scene(
+                tmp, labels, crs=crs, transform=transform, width=w, height=h, bands=bands,
+                dtype=dtype, nodata=nodata if isinstance(nodata, (int, float)) else None,
+                nodata_corner=nodata_corner, seed=seed + i,
+            )
+        rasters.append(str(target))
     written = labels.to_crs(labels_crs)
     labels_path = out / "labels.gpkg"
     objects_path = out / "objects.gpkg"
-    for p in (labels_path, objects_path):
-        if p.exists():
-            p.unlink()
-    written.to_file(labels_path, layer="landcover", driver="GPKG", engine="pyogrio")
-    written[written["kind"] == "building"].reset_index(drop=True).to_file(
-        objects_path, layer="objects", driver="GPKG", engine="pyogrio")
+    with atomic_path(labels_path, keep_suffix=True) as tmp:
+        written.to_file(tmp, layer="landcover", driver="GPKG", engine="pyogrio")
+    with atomic_path(objects_path, keep_suffix=True) as tmp:
+        written[written["kind"] == "building"].reset_index(drop=True).to_file(
+            tmp, layer="objects", driver="GPKG", engine="pyogrio")
     return Sample(rasters=tuple(rasters), labels=str(labels_path), objects=str(objects_path))
 
 

@@ -43,3 +43,14 @@ class GenerateOptions:
     def check(self) -> None:
         """Raise :class:`~geovision.errors.InputError` naming the option that is wrong."""
         check_fields(self)
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        from geovision.errors import InputError
+
+        for crs in self.crss:
+            try:
+                CRS.from_user_input(crs)
+            except CRSError:
+                raise InputError(f"--crs {crs}: not a CRS that PROJ knows; give one such as "
+                                 "EPSG:32633 (UTM zone 33N) or EPSG:4326") from None
