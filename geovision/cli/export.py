@@ -34,6 +34,9 @@ def export_cmd(model: Path, out: Path | None, overwrite: bool, **kwargs: Any) ->
     """
     options = take_options(ExportOptions, kwargs)
     options.check()
+    from geovision.failures import check_model_file
+
+    check_model_file(model, usage="geovision export MODEL [-o FILE]")
     from geovision.models.export import export_model, read_export_metadata
 
     path = export_model(model, options.format, out, overwrite=overwrite)

@@ -44,6 +44,9 @@ def infer_cmd(model: Path, scenes: tuple[str, ...], out: Path, scheduler: str | 
     if not scenes and not options.stack:
         raise click.UsageError("give at least one scene (or --stack)")
     options.check()
+    from geovision.failures import check_model_file
+
+    check_model_file(model, usage="geovision infer MODEL SCENES... [-o DIR]")
     from geovision.inference.api import infer
 
     quiet = state().quiet

@@ -55,6 +55,9 @@ def evaluate_cmd(model: Path, dataset: Path, out_dir: Path | None, **kwargs: Any
     """Evaluate the model bundle MODEL (model.pt) on a split of the tile DATASET."""
     options = take_options(EvaluateOptions, kwargs)
     options.check()
+    from geovision.failures import check_model_file
+
+    check_model_file(model, usage="geovision evaluate MODEL DATASET [-o DIR]")
     from geovision.engine.evaluator import evaluate
 
     out = out_dir if out_dir is not None else model.parent / f"evaluation-{options.split}"

@@ -21,7 +21,7 @@ from torch import nn
 
 from geovision import __version__
 from geovision.atomic import atomic_path
-from geovision.errors import InputError, InputFileError, ModelFileError
+from geovision.errors import InputError, ModelFileError
 from geovision.formats import (
     IGNORE_INDEX,
     BandInfo,
@@ -170,24 +170,15 @@ def read_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         ModelFileError: it is not a geovision model bundle, is corrupt, or holds objects other
             than tensors and plain values (those are refused, never unpickled).
     """
+    from geovision.failures import check_model_file, model_load_error
+
     p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: model file not found")
+    check_model_file(p)  # what the file is, from its first bytes, before torch reads it
     try:
         raw = torch.load(p, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        lines = str(exc).strip().splitlines()
-        detail = next((line for line in lines if "global" in line.lower()), "")
-        if not detail:
-            first = (lines or [type(exc).__name__])[0][:160]
-            raise ModelFileError(f"{p}: not a readable model file ({first})") from None
-        raise ModelFileError(
-            f"{p}: refused, the file holds Python objects other than tensors and plain values"
-            f" ({detail.strip()[:160]}); a geovision model bundle never does, so it was not "
-            "loaded") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise ModelFileError(f"{p}: not a readable model file ({first})") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError,
+            ValueError, KeyError, IndexError) as exc:
+        raise model_load_error(p, exc) from None
     gv = raw.get("geovision") if isinstance(raw, dict) else None
     if not isinstance(gv, dict) or gv.get("format") != "model":
         raise ModelFileError(f"{p}: not a geovision model bundle (no geovision.format 'model'); "

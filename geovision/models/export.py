@@ -30,8 +30,10 @@ from torch import nn
 from geovision import __version__
 from geovision.atomic import atomic_path
 from geovision.errors import InputError, InputFileError, OutputExistsError
+from geovision.locks import output_lock
 from geovision.models.bundle import Bundle, load_bundle
 from geovision.options.export import FORMATS
+from geovision.ownership import check_removable, check_writable, record_files
 from geovision.tasks import get_task
 
 #: Name of the metadata entry inside an exported file.
@@ -135,9 +137,32 @@ def export_model(
     if not src.is_file():
         raise InputFileError(f"{src}: model file not found")
     dest = Path(out) if out is not None else src.with_name(src.stem + SUFFIXES[fmt])
-    if dest.exists() and not overwrite:
-        raise OutputExistsError(f"{dest}: exists; use --overwrite to replace it or -o for "
-                                "another path")
+    _check_dest(src, dest, overwrite=overwrite)
+    with output_lock(dest, option="--output"):
+        _check_dest(src, dest, overwrite=overwrite)
+        _export(src, dest, fmt)
+        record_files(dest.parent, dest.name, kind="export")
+    return dest
+
+
+def _check_dest(src: Path, dest: Path, *, overwrite: bool) -> None:
+    """Refuse, before any work, an output that cannot be written or must not be replaced.
+
+    Raises:
+        OutputExistsError: it exists and ``overwrite`` is not set.
+        OutputError: it is a folder, not writable, the model itself, or a file geovision did
+            not write (``--overwrite`` replaces only an export geovision wrote).
+    """
+    check_writable(dest, kind="file", option="--output")
+    if os.path.lexists(dest):
+        if not overwrite:
+            raise OutputExistsError(f"{dest}: exists; use --overwrite to replace it or -o for "
+                                    "another path")
+        check_removable(dest, inputs=[src], kind="file", option="--output")
+
+
+def _export(src: Path, dest: Path, fmt: str) -> None:
+    """Write the export of the bundle ``src`` to ``dest`` (under a temporary name)."""
     bundle = load_bundle(src)
     if fmt == "onnx" and not get_task(bundle.task).logits:
         raise InputError(f"{src}: --format onnx: torchvision detectors do not export to ONNX "
@@ -151,7 +176,6 @@ def export_model(
             _write_torchscript(module, bundle, meta, tmp)
         else:
             _write_onnx(module, bundle, meta, tmp)
-    return dest
 
 
 def _example(bundle: Bundle) -> torch.Tensor:
@@ -193,7 +217,9 @@ def _write_torchscript(module: nn.Module, bundle: Bundle, meta: dict[str, Any],
                        path: Path) -> None:
     scripted = _script_or_trace(module, bundle, meta)
     extra = {f"{METADATA_KEY}.json": json.dumps(meta)}
-    torch.jit.save(scripted, str(path), _extra_files=extra)
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream, still the format
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+        torch.jit.save(scripted, str(path), _extra_files=extra)
 
 
 def _write_onnx(module: nn.Module, bundle: Bundle, meta: dict[str, Any], path: Path) -> None:
@@ -237,7 +263,9 @@ def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise InputError(f"{p}: no geovision metadata (not written by geovision export)")
         return json.loads(found[METADATA_KEY])
     extra = {f"{METADATA_KEY}.json": ""}
-    torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
+    with warnings.catch_warnings():  # TorchScript is deprecated upstream, still the format
+        warnings.filterwarnings("ignore", category=FutureWarning, module="torch")
+        torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
     if not extra[f"{METADATA_KEY}.json"]:
         raise InputError(f"{p}: no geovision metadata (not written by geovision export)")
     return json.loads(extra[f"{METADATA_KEY}.json"])
