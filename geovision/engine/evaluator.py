@@ -20,6 +20,7 @@ from geovision.engine.plots import plot_confusion, plot_previews
 from geovision.engine.session import Evaluation
 from geovision.engine.tasks import for_task
 from geovision.errors import InputError
+from geovision.locks import output_lock
 from geovision.models.bundle import load_bundle
 from geovision.options import with_values
 from geovision.options.evaluate import EvaluateOptions
@@ -90,6 +91,17 @@ def evaluate(
     """
     opts = with_values(options or EvaluateOptions(), kwargs, what="evaluate()")
     opts.check()
+    if out_dir is None:
+        return _evaluate(model, dataset, None, opts)
+    Evaluation(Path(out_dir)).check()  # before any work: a user's folder is never written
+    with output_lock(out_dir, option="--output"):
+        Evaluation(Path(out_dir)).check()
+        return _evaluate(model, dataset, Path(out_dir), opts)
+
+
+def _evaluate(model: str | os.PathLike[str], dataset: str | os.PathLike[str],
+              target_dir: Path | None, opts: EvaluateOptions) -> EvalResult:
+    """:func:`evaluate` once its output is checked and locked."""
     split, previews = opts.split, opts.previews
     dev = resolve_device(opts.device)
     bundle = load_bundle(model, device=dev)
@@ -126,10 +138,9 @@ def evaluate(
     if count:
         out[f"{split}/loss"] = total / count
     confusion = matrix.to(torch.int64).tolist() if matrix is not None else None
-    target_dir = Path(out_dir) if out_dir is not None else None
     if target_dir is not None:
         folder = Evaluation(target_dir)
-        target_dir.mkdir(parents=True, exist_ok=True)
+        folder.claim()
         if matrix is not None:
             plot_confusion(matrix, info.class_names, folder.confusion,
                            title=f"{split} ({len(ds)} tiles)")

@@ -7,6 +7,7 @@ folder of ``geovision evaluate -o``. Each layout is defined here once, with the
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import math
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from geovision.atomic import write_text
+from geovision.errors import OutputError
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,50 @@ class Evaluation:
     def is_complete(self) -> bool:
         """The evaluation is written (``metrics.json`` comes last)."""
         return self.metrics.exists()
+
+    def _adoptable(self) -> bool:
+        """An evaluation of an older geovision, without an ownership mark."""
+        try:
+            record = json.loads(self.metrics.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(record, dict) and {"model", "split", "metrics"} <= record.keys()
+
+    def check(self, option: str = "--output") -> None:
+        """Refuse, before any work, a folder the evaluation must not write into.
+
+        Raises:
+            OutputError: the path is a file, not writable, or a folder holding files
+                geovision did not write (a user's ``metrics.json`` is never replaced).
+        """
+        from geovision.ownership import MARK_NAME, check_writable, read_mark
+
+        check_writable(self.root, kind="dir", option=option)
+        if not self.root.is_dir():
+            return
+        mark = read_mark(self.root)
+        if mark is not None and mark.folder and mark.kind == EVALUATION_KIND:
+            return
+        adopt = self._adoptable()
+        foreign = sorted(e.name for e in self.root.iterdir() if e.name != MARK_NAME and not (
+            adopt and any(fnmatch.fnmatchcase(e.name, n) for n in EVALUATION_NAMES)))
+        if foreign:
+            raise OutputError(f"{self.root}/: holds {foreign[0]}, which geovision did not "
+                              f"write; nothing was written; give an empty or new folder with "
+                              f"{option}")
+
+    def claim(self, option: str = "--output") -> None:
+        """Create the folder as an evaluation geovision owns (after :meth:`check`)."""
+        from geovision.ownership import claim_folder
+
+        claim_folder(self.root, EVALUATION_KIND, names=EVALUATION_NAMES,
+                     adopt=self._adoptable(), option=option)
+
+
+#: Kind of output an evaluation folder is, in its ownership mark.
+EVALUATION_KIND = "evaluation"
+#: What an evaluation writes in its folder (and its temporary files).
+EVALUATION_NAMES = ("metrics.json", "confusion_matrix.png", "previews.png", ".*.tmp-*")
 
 
 def _json_value(v: Any) -> Any:
