@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -23,7 +24,7 @@ from geovision import __version__
 from geovision.atomic import write_text
 from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.device import resolve_device
-from geovision.errors import InputError, OutputExistsError
+from geovision.errors import InputError, OutputError, OutputExistsError
 from geovision.geo.paths import remote_env
 from geovision.geo.raster import RasterInfo, open_raster
 from geovision.geo.scenes import SceneSource, scenes_for
@@ -36,9 +37,11 @@ from geovision.inference.pipeline import run_blocks
 from geovision.inference.predict import cached_bundle, check_window
 from geovision.inference.tasks import for_task
 from geovision.inference.work import SceneWork, Timings, marker
+from geovision.locks import output_lock
 from geovision.models.bundle import Bundle
 from geovision.options import fingerprint_fields, to_json, with_values
 from geovision.options.infer import OUTPUT, InferOptions
+from geovision.ownership import check_removable, check_writable, is_owned, record_files
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -111,7 +114,46 @@ def infer(
     if dupes:
         raise InputError(f"scenes share the name(s) {', '.join(dupes)}; outputs are named "
                          "after the scene, so give scenes distinct names")
-    out = Path(out_dir).resolve()
+    names = {stem: [*for_task(bundle.task).output_names(stem, opts),
+                    PredictionFolder(Path(out_dir)).summary(stem).name,
+                    *([f"{stem}.preview.png"] if opts.preview else [])] for stem in stems}
+    _check_outputs(Path(out_dir), names, overwrite=overwrite)
+    with contextlib.ExitStack() as locks:
+        for stem in stems:  # one lock per scene: a second run on it is told who holds it
+            locks.enter_context(output_lock(Path(out_dir) / stem, option="--output"))
+        _check_outputs(Path(out_dir), names, overwrite=overwrite)
+        return _infer(model_path, bundle, sources, resampled, infos, Path(out_dir), opts,
+                      window, device, scheduler=scheduler, workers=workers,
+                      overwrite=overwrite, resume=resume, quiet=quiet)
+
+
+def _check_outputs(out: Path, names: dict[str, list[str]], *, overwrite: bool) -> None:
+    """Refuse, before any work, an output folder that cannot be written or must not be.
+
+    Raises:
+        OutputError: ``out`` is a file or not writable, or ``--overwrite`` would replace a
+            file of an output's name that geovision did not write.
+    """
+    check_writable(out, kind="dir", option="--output")
+    for files in names.values():
+        for name in files:
+            path = out / name
+            if not os.path.lexists(path):
+                continue
+            if overwrite:
+                check_removable(path, kind="file", option="--output")
+            elif path.is_dir() or path.is_symlink() or not is_owned(path):
+                raise OutputError(f"{path}: exists and geovision did not write it; nothing "
+                                  "was written; choose another --output or move it away")
+
+
+def _infer(model_path: str | os.PathLike[str], bundle: Bundle, sources: list[SceneSource],
+           resampled: list[dict[str, Any] | None], infos: list[RasterInfo], out_dir: Path,
+           opts: InferOptions, window: int, device: str, *, scheduler: str | None,
+           workers: int | None, overwrite: bool, resume: bool, quiet: bool
+           ) -> list[SceneSummary]:
+    """:func:`infer` once its outputs are checked and locked."""
+    out = out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     model = Path(model_path).resolve()
     if workers and not scheduler:
@@ -154,10 +196,12 @@ def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
 
     stem = summary.stem
     layers = for_task(bundle.task).preview_layers(out, stem)
-    return write_preview(
+    path = write_preview(
         out / f"{stem}.preview.png", summary.scene_source, classes=bundle.classes,
         prediction=layers.get("prediction"), detections=layers.get("detections"),
         title=f"{stem}: {bundle.architecture['name']} ({bundle.task})")
+    record_files(out, Path(path).name, kind="predictions")
+    return Path(path)
 
 
 def _scenes(inputs: list[str | os.PathLike[str]], bundle: Bundle, opts: InferOptions
@@ -295,7 +339,10 @@ def complete_scene(plan: ScenePlan, timings: Timings) -> SceneSummary:
     timings.extra["outputs"] = time.perf_counter() - t1
     total = time.time() - plan.started
     summary = _summary(plan, bundle, timings, counts, total)
-    write_text(PredictionFolder(out).summary(stem), json.dumps(summary.to_json(), indent=2))
+    summary_path = PredictionFolder(out).summary(stem)
+    write_text(summary_path, json.dumps(summary.to_json(), indent=2))
+    record_files(out, *[n for n in plan.names if (out / n).exists()], summary_path.name,
+                 kind="predictions")  # what --overwrite may replace later
     shutil.rmtree(work.scratch, ignore_errors=True)
     log.info("%s: %d windows in %.1f s (%.2f MP/s)", stem, layout.n_windows, total,
              summary.megapixels_per_s)
