@@ -16,9 +16,7 @@ from pyproj import CRS as ProjCRS
 
 from geovision.errors import InputError, InputFileError
 from geovision.formats import IGNORE_INDEX
-
-#: Most classes a tile store holds: ids 1..254 (uint8 masks; 0 background, 255 ignore).
-MAX_CLASSES = 254
+from geovision.geo.classes import BACKGROUND_NAME, MAX_CLASS_ID
 
 log = logging.getLogger(__name__)
 
@@ -233,12 +231,12 @@ def _check_class_names(names: list[str], path: str, class_field: str) -> None:
         InputError: more than 254 distinct values (ids are stored in 8 bits, 0 is background
             and 255 ignore_index), or a value named ``background``.
     """
-    if len(names) > MAX_CLASSES:
+    if len(names) > MAX_CLASS_ID:
         raise InputError(
             f"{path}: field '{class_field}' has {len(names)} distinct values; at most "
-            f"{MAX_CLASSES} classes fit (class ids are stored in 8 bits: 0 is background, "
+            f"{MAX_CLASS_ID} classes fit (class ids are stored in 8 bits: 0 is background, "
             f"{IGNORE_INDEX} is ignore_index); merge values into fewer classes in the file")
-    if "background" in names:
+    if BACKGROUND_NAME in names:
         raise InputError(
             f"{path}: field '{class_field}' has the value 'background', the name of class 0 "
             "(pixels no label covers); rename that value in the file (e.g. to "

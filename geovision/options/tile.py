@@ -75,6 +75,15 @@ class TileOptions(SceneOptions):
     def check(self) -> None:
         """Raise :class:`~geovision.errors.InputError` naming the option that is wrong."""
         check_fields(self)
+        if self.split == "block" and self.block_size is not None and (
+                self.block_size < self.tile_size):
+            from geovision.errors import InputError
+
+            raise InputError(
+                f"--block-size {self.block_size} is smaller than --tile-size "
+                f"{self.tile_size}: tiles would reach into blocks of other splits, so splits "
+                f"would share pixels; give a --block-size of at least {self.tile_size} "
+                f"(default {4 * self.tile_size})")
 
     @property
     def step(self) -> int:

@@ -93,7 +93,7 @@ def tile(
     opts.check()
     out = Path(out)
     scenes = scenes_for(rasters, opts)
-    inputs = [*(f for sc in scenes for f in sc.files), labels]
+    inputs = [*rasters, labels, *(f for sc in scenes for f in sc.files)]  # as given first
     if not out.name or out.name in (".", ".."):  # before the lock file is made beside it
         check_removable(out, inputs=inputs, kind="dir", option="--output")
     with output_lock(out, option="--output"):  # a second run is told who holds it
