@@ -7,8 +7,10 @@ frozen :class:`ClassInfo` and :class:`BandInfo`.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 #: Split names, in the order of their codes in a tile store's ``split`` array (0, 1, 2).
@@ -97,3 +99,16 @@ def classes_from_json(records: Sequence[Mapping[str, Any]]) -> tuple[ClassInfo, 
 def bands_from_json(records: Sequence[Mapping[str, Any]]) -> tuple[BandInfo, ...]:
     """Bands from their records in a file."""
     return tuple(BandInfo.from_json(r, i) for i, r in enumerate(records))
+
+
+#: Arrays a finished tile store holds whatever its task, and those of each task.
+STORE_ARRAYS = ("image", "split", "row", "col", "valid")
+TASK_ARRAYS = {"segmentation": ("mask",), "classification": ("label",),
+               "detection": ("boxes",)}
+
+
+def missing_store_arrays(path: str | os.PathLike[str], task: str) -> list[str]:
+    """The arrays a finished tile store of ``task`` lacks (a damaged or hand-made store)."""
+    root = Path(path)
+    return [name for name in (*STORE_ARRAYS, *TASK_ARRAYS.get(task, ()))
+            if not (root / name / "zarr.json").is_file()]

@@ -19,6 +19,7 @@ from geovision.formats import (
     ClassInfo,
     bands_from_json,
     classes_from_json,
+    missing_store_arrays,
 )
 from geovision.geo.resolution import PixelSize
 
@@ -82,6 +83,10 @@ def read_info(path: str | os.PathLike[str]) -> TileInfo:
     if (attrs.get("geovision") or {}).get("format") != "tiles":
         raise InputError(f"{p}: not a geovision tile dataset (unfinished, or not written by "
                          "`geovision tile`)")
+    missing = missing_store_arrays(p, str(attrs.get("task")))
+    if missing:
+        raise InputError(f"{p}: damaged tile store: array '{missing[0]}' is missing; tile the "
+                         "data again (geovision tile ... --overwrite)")
     group: Any = zarr.open_group(str(p), mode="r")
     split = np.asarray(group["split"][...]) if "split" in group else np.zeros(0, np.uint8)
     stats = attrs.get("stats") or {}

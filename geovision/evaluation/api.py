@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from geovision.evaluation.report import (
     CONFUSION_PNG,
     REPORT_MD,
     SCORE_JSON,
+    check_outputs,
     claim_outputs,
     header,
     markdown_class_raster,
@@ -21,8 +23,10 @@ from geovision.evaluation.report import (
     write_json,
     write_text_atomic,
 )
+from geovision.locks import output_lock
 from geovision.options import to_json, with_values
 from geovision.options.score import ScoreOptions
+from geovision.ownership import record_files
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +123,16 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
     if "://" not in lab and not lab.startswith("/vsi") and not os.path.exists(lab):
         raise InputFileError(f"{lab}: file not found")
     names = OUTPUTS[kind]
+    check_outputs(out, names, overwrite)  # before the lock, which makes the folder's parent
+    with output_lock(out, option="-o"):
+        result = _score(pred, lab, out, kind, names, opts, overwrite=overwrite, quiet=quiet)
+        record_files(out, *[n for n in names if (out / n).exists()], kind="score")
+    return result
+
+
+def _score(pred: str, lab: str, out: Path, kind: str, names: Sequence[str],
+           opts: ScoreOptions, *, overwrite: bool, quiet: bool) -> ScoreResult:
+    """:func:`score` once its outputs are checked and locked."""
     claim_outputs(out, names, overwrite)
     if kind == "class_raster":
         from geovision.evaluation.classraster import score_class_raster

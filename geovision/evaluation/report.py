@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from geovision import __version__
-from geovision.errors import OutputExistsError
+from geovision.errors import OutputError, OutputExistsError
 
 #: File that marks a complete score (written last).
 SCORE_JSON = "score.json"
@@ -97,6 +97,28 @@ def write_text_atomic(path: Path, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def check_outputs(out_dir: Path, names: Iterable[str], overwrite: bool) -> None:
+    """Refuse, before any work, an output folder the score must not write into.
+
+    Raises:
+        OutputError: the path is a file or not writable, or a file of an output's name is
+            there that geovision did not write (a user's ``score.json`` is never replaced).
+        OutputExistsError: an earlier score is there and ``overwrite`` is False.
+    """
+    from geovision.ownership import check_writable, is_owned
+
+    check_writable(out_dir, kind="dir", option="-o")
+    for name in names:
+        path = out_dir / name
+        if os.path.lexists(path) and (path.is_dir() or not is_owned(path)):
+            raise OutputError(f"{path}: exists and geovision did not write it; nothing was "
+                              "written; choose another -o or move it away")
+    found = [n for n in names if (out_dir / n).exists()]
+    if found and not overwrite:
+        raise OutputExistsError(f"{out_dir}: holds {', '.join(found)} of an earlier score; "
+                                "use --overwrite to replace them or -o for another folder")
 
 
 def claim_outputs(out_dir: Path, names: Iterable[str], overwrite: bool) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from geovision.errors import InputError, InputFileError
+from geovision.formats import missing_store_arrays
 from geovision.tiling.store import FORMAT, PENDING_ATTR, open_group
 
 
@@ -20,7 +22,11 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
     p = Path(path)
     if not (p / "zarr.json").exists():
         raise InputFileError(f"{p}: not a Zarr store (no zarr.json)")
-    attrs: dict[str, Any] = dict(open_group(p).attrs)
+    try:
+        attrs: dict[str, Any] = json.loads((p / "zarr.json").read_text()).get("attributes", {})
+    except (OSError, ValueError, AttributeError) as exc:
+        raise InputError(f"{p}: cannot read zarr.json ({exc}); not a tile dataset written by "
+                         "`geovision tile`") from None
     if PENDING_ATTR in attrs:
         raise InputError(f"{p}: unfinished tile store; finish it with `geovision tile ... "
                          "--resume`")
@@ -30,6 +36,10 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
     if gv.get("version", 0) > FORMAT["version"]:
         raise InputError(f"{p}: tile format version {gv.get('version')} is newer than this "
                          f"geovision reads ({FORMAT['version']}); upgrade geovision")
+    missing = missing_store_arrays(p, str(attrs.get("task")))
+    if missing:
+        raise InputError(f"{p}: damaged tile store: array '{missing[0]}' is missing; tile the "
+                         "data again (geovision tile ... --overwrite)")
     return attrs
 
 

@@ -28,8 +28,8 @@ def test_score_writes_its_files_and_prints_the_headline(lux: Scene, tmp_path: Pa
     assert main(argv) == 0
     printed = capsys.readouterr().out.splitlines()
     doc = json.loads((out / "score.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["confusion_matrix.png", "report.md",
-                                                     "score.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".geovision-owned", "confusion_matrix.png",
+                                                     "report.md", "score.json"]
     scored = lux.predicted != CLASS_NODATA
     order = [c["name"] for c in doc["classes"]]
     expected = confusion_by_name(lux.truth, lux.names, lux.predicted, lux.names, scored, order)

@@ -55,7 +55,7 @@ def test_confusion_equals_whole_raster_computation(lux_scene: Scene, tmp_path: P
         assert doc["per_class"][name]["producers_accuracy"] == pytest.approx(
             tp[i] / expected[i].sum())
     assert {p.name for p in (tmp_path / "score").iterdir()} == {
-        "score.json", "report.md", "confusion_matrix.png"}
+        "score.json", "report.md", "confusion_matrix.png", ".geovision-owned"}
     assert json.loads((tmp_path / "score" / "score.json").read_text())["pixels"] == doc["pixels"]
     report = (tmp_path / "score" / "report.md").read_text()
     assert "| Diekirch |" in report and "Area-adjusted" in report

@@ -81,7 +81,8 @@ def test_detections_scored_in_map_coordinates(scene: dict[str, Path], tmp_path: 
     assert doc["only_in_predictions"] == ["tree"] and doc["only_in_labels"] == []
     assert doc["match"]["extent"] == {"from": "--scene", "path": str(scene["raster"])}
     files = {p.name for p in (tmp_path / "s").iterdir()}
-    assert files == {"score.json", "report.md", "pr_curve.png", "curves.json"}
+    assert files == {"score.json", "report.md", "pr_curve.png", "curves.json",
+                     ".geovision-owned"}
     curves = json.loads((tmp_path / "s" / "curves.json").read_text())
     assert curves["classes"]["building"]["pr"]["recall"][0] == pytest.approx(1 / 3)
     assert curves["classes"]["building"]["pr"]["thresholds"] == pytest.approx([0.7, 0.8, 0.9])
