@@ -110,7 +110,7 @@ def _v2_transform(spec: dict[str, Any]) -> Any:
                           f"'{name}'; e.g. {', '.join(valid[:12])}, ...")
     try:
         return getattr(v2, name)(**dict(spec.get("params") or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"data.augment.v2: {name}: {exc}") from exc
 
 

@@ -34,8 +34,39 @@ def build_optimizer(cfg: NamedConfig, model: nn.Module) -> torch.optim.Optimizer
         raise ConfigError(f"train.optimizer.params: {cfg.name}: {exc}") from exc
 
 
+class PlateauScheduler:
+    """``ReduceLROnPlateau``, stepped once per epoch with the monitored metric, after warmup.
+
+    ``SequentialLR`` cannot chain it (its ``step`` needs the metric), so the warmup ramp runs
+    here for its ``warmup`` epochs, then the plateau scheduler takes over.
+    """
+
+    def __init__(self, plateau: Any, ramp: Any, warmup: int) -> None:
+        self.plateau, self.ramp, self.warmup, self.done = plateau, ramp, warmup, 0
+
+    def step(self, metric: float) -> None:
+        """One epoch: the warmup ramp, or the plateau scheduler with the metric's value."""
+        if self.ramp is not None and self.done < self.warmup:
+            self.ramp.step()
+            self.done += 1
+            return
+        self.plateau.step(metric)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Both schedulers' states, for checkpoints."""
+        return {"plateau": self.plateau.state_dict(), "done": self.done,
+                "ramp": self.ramp.state_dict() if self.ramp is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.plateau.load_state_dict(state["plateau"])
+        self.done = int(state["done"])
+        if self.ramp is not None and state.get("ramp") is not None:
+            self.ramp.load_state_dict(state["ramp"])
+
+
 def build_scheduler(cfg: SchedulerConfig | None, warmup: int, optimizer: torch.optim.Optimizer,
-                    *, epochs: int, steps_per_epoch: int) -> Any:
+                    *, epochs: int, steps_per_epoch: int, mode: str = "min") -> Any:
     """An LR scheduler of ``torch.optim.lr_scheduler`` by name, after ``warmup`` intervals.
 
     Sensible defaults are filled in for the schedulers that need a length: ``T_max`` of
@@ -60,6 +91,8 @@ def build_scheduler(cfg: SchedulerConfig | None, warmup: int, optimizer: torch.o
             raise ConfigError(f"train.scheduler.name: unknown scheduler '{cfg.name}'; valid: "
                               f"{', '.join(valid)}")
         params = dict(cfg.params)
+        if cfg.name == "ReduceLROnPlateau":
+            return _plateau(cfg, params, warmup, optimizer, mode)
         remaining = max(1, length - warmup)
         if cfg.name == "CosineAnnealingLR":
             params.setdefault("T_max", remaining)
@@ -78,3 +111,24 @@ def build_scheduler(cfg: SchedulerConfig | None, warmup: int, optimizer: torch.o
     if main is None:
         return ramp
     return sched.SequentialLR(optimizer, [ramp, main], milestones=[warmup])
+
+
+def _plateau(cfg: SchedulerConfig, params: dict[str, Any], warmup: int,
+             optimizer: torch.optim.Optimizer, mode: str) -> PlateauScheduler:
+    """``ReduceLROnPlateau`` on ``train.monitor`` (its mode by default), after warmup epochs.
+
+    Raises:
+        ConfigError: ``interval: step`` (the metric is known once per epoch) or bad params.
+    """
+    sched = torch.optim.lr_scheduler
+    if cfg.interval != "epoch":
+        raise ConfigError("train.scheduler.interval: ReduceLROnPlateau steps once per epoch "
+                          "with train.monitor; set interval: epoch")
+    params.setdefault("mode", mode)
+    try:
+        plateau = sched.ReduceLROnPlateau(optimizer, **params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"train.scheduler.params: ReduceLROnPlateau: {exc}") from exc
+    ramp = (sched.LinearLR(optimizer, start_factor=1e-3, end_factor=1.0, total_iters=warmup)
+            if warmup > 0 else None)
+    return PlateauScheduler(plateau, ramp, warmup)

@@ -27,7 +27,7 @@ from geovision.engine.checkpoint import (
 )
 from geovision.engine.config import TrainConfig, dump_config, resolve_config
 from geovision.engine.metrics import TaskMetrics
-from geovision.engine.optim import build_optimizer, build_scheduler
+from geovision.engine.optim import PlateauScheduler, build_optimizer, build_scheduler
 from geovision.engine.plots import plot_confusion, plot_curves, plot_previews
 from geovision.engine.runtime import Runtime, all_mean, maybe_no_sync, setup, teardown
 from geovision.engine.session import (
@@ -235,9 +235,6 @@ class _Loop:
         self.batches = batches
         self.steps_per_epoch = max(1, math.ceil(batches / tc.grad_accumulation))
         self.optimizer = build_optimizer(tc.optimizer, self.model)
-        self.scheduler = build_scheduler(tc.scheduler, tc.warmup, self.optimizer,
-                                         epochs=tc.epochs, steps_per_epoch=self.steps_per_epoch)
-        self.step_interval = tc.scheduler.interval if tc.scheduler is not None else "epoch"
         self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.use_scaler)
         if rt.distributed:
             ids = [rt.device.index] if rt.device.type == "cuda" else None
@@ -245,6 +242,10 @@ class _Loop:
         self.monitor = tc.monitor or (self.task.monitor if self.val_loader else "train/loss")
         mode = tc.monitor_mode
         self.mode = mode if mode != "auto" else ("min" if "loss" in self.monitor else "max")
+        self.scheduler = build_scheduler(tc.scheduler, tc.warmup, self.optimizer,
+                                         epochs=tc.epochs, steps_per_epoch=self.steps_per_epoch,
+                                         mode=self.mode)
+        self.step_interval = tc.scheduler.interval if tc.scheduler is not None else "epoch"
         if self.val_loader is None and self.monitor.startswith("val/"):
             raise ConfigError(
                 f"train.monitor: '{self.monitor}' needs validation tiles, but split "
@@ -344,13 +345,15 @@ class _Loop:
         record["time/train_s"] = round(train_time, 3)
         record["time/epoch_s"] = round(time.perf_counter() - t0, 3)
         record["tiles_per_s"] = round(len(self.train_ds) / max(train_time, 1e-9), 2)
-        if self.scheduler is not None and self.step_interval == "epoch":
-            self.scheduler.step()
         self.epoch += 1
         if self.monitor not in record:
             raise ConfigError(f"train.monitor: '{self.monitor}' is not a metric of this run; "
                               f"metrics are: {', '.join(sorted(record))}")
         value = float(record[self.monitor])
+        if isinstance(self.scheduler, PlateauScheduler):
+            self.scheduler.step(value)
+        elif self.scheduler is not None and self.step_interval == "epoch":
+            self.scheduler.step()
         improved = _is_better(value, self.best, self.mode, tc.early_stopping.min_delta)
         if improved:
             self.best, self.best_epoch, self.bad_epochs = value, self.epoch, 0

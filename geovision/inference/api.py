@@ -24,7 +24,7 @@ from geovision import __version__
 from geovision.atomic import write_text
 from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.device import resolve_device
-from geovision.errors import InputError, OutputError, OutputExistsError
+from geovision.errors import InputError, InputFileError, OutputError, OutputExistsError
 from geovision.geo.paths import remote_env
 from geovision.geo.raster import RasterInfo, open_raster
 from geovision.geo.scenes import SceneSource, scenes_for
@@ -176,18 +176,36 @@ def _infer(model_path: str | os.PathLike[str], bundle: Bundle, sources: list[Sce
                 plans[n] = _plan_scene(model, bundle, source, info, out, opts, window, device,
                                        resampled=resampled[n], overwrite=overwrite,
                                        resume=resume)
-        if client is None:
-            for n, plan in plans.items():
-                timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
-                               stem=plan.stem)
-                summaries[n] = complete_scene(plan, timings)
-        else:
-            summaries.update(_run_on_cluster(plans, client, quiet=quiet))
+        try:
+            if client is None:
+                for n, plan in plans.items():
+                    timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
+                                   stem=plan.stem)
+                    summaries[n] = complete_scene(plan, timings)
+            else:
+                summaries.update(_run_on_cluster(plans, client, quiet=quiet))
+        except Exception as exc:
+            _drop_scratch_on_bad_input(exc, plans.values(), resume=resume)
+            raise
     ordered = [summaries[n] for n in range(len(sources))]
     if opts.preview:
         ordered = [dataclasses.replace(s, preview=str(_write_preview(out, bundle, s)))
                    for s in ordered]
     return ordered
+
+
+def _drop_scratch_on_bad_input(exc: Exception, plans: Any, *, resume: bool) -> None:
+    """Remove the scratch folders of this run when an input is bad (a damaged raster block).
+
+    Resuming cannot help then, so nothing is left that asks for ``--resume``; an interrupted
+    run (Ctrl-C, a killed worker) and a resumed one keep theirs.
+    """
+    from geovision.failures import translate
+
+    if resume or not isinstance(translate(exc), InputError | InputFileError):
+        return
+    for plan in plans:
+        shutil.rmtree(plan.work.scratch, ignore_errors=True)
 
 
 def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
