@@ -118,8 +118,7 @@ def assign_splits(
     ``block``: the sources are cut into square blocks of ``block_size`` pixels; the blocks are
     shuffled with ``seed`` and dealt to the splits in proportion to ``fractions``; a tile goes
     to the block holding its centre. A tile that reaches into a block of another split would
-    share pixels across splits, so it is left out (marked :data:`DROPPED_SPLIT`); a block that
-    holds no tile's centre belongs to the split of the first tile kept over it. ``random``:
+    share pixels across splits, so it is left out (marked :data:`DROPPED_SPLIT`). ``random``:
     each tile draws its split independently.
 
     Returns:
@@ -146,21 +145,19 @@ def assign_splits(
             block_split[blocks[j]] = split
         pos += n
     splits = np.array([block_split[b] for b in centre_blocks], dtype=np.uint8)
-    # A block that holds no tile's centre (blocks smaller than a tile, or on the edges) goes
-    # to the split of the first tile kept over it: a tile of another split that reaches into
-    # it is left out, so that every pixel lies in tiles of one split at most.
     dropped = 0
     for i, ref in enumerate(refs):
         w = ref.window
-        r0, c0 = w.row // block_size, w.col // block_size
-        r1, c1 = (w.row + w.height - 1) // block_size, (w.col + w.width - 1) // block_size
-        touched = [(ref.source, r, c) for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)]
-        if any(block_split.get(b, splits[i]) != splits[i] for b in touched):
+        corners = {block_of(ref, dr, dc) for dr in (0, w.height - 1) for dc in (0, w.width - 1)}
+        r0, c0 = min(b[1] for b in corners), min(b[2] for b in corners)
+        r1, c1 = max(b[1] for b in corners), max(b[2] for b in corners)
+        touched = {
+            block_split.get((ref.source, r, c), splits[i])
+            for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)
+        }
+        if len(touched) > 1:
             splits[i] = DROPPED_SPLIT
             dropped += 1
-            continue
-        for b in touched:
-            block_split.setdefault(b, int(splits[i]))
     return splits, dropped
 
 
