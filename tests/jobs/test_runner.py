@@ -294,7 +294,7 @@ def test_a_score_step_scores_and_reruns_when_an_option_changes(luxembourg, tmp_p
                    ScoreOptions(class_field="NAME_1", replicates=0)).document
     assert doc["confusion_matrix"] == direct["confusion_matrix"]
     assert {p.name for p in (tmp_path / "score").iterdir()} == {
-        "score.json", "report.md", "confusion_matrix.png"}
+        "score.json", "report.md", "confusion_matrix.png", ".geovision-owned"}
     report, _ = _quiet_run(job)
     assert report.steps[0].action == "skip"
     step["unlabeled"] = "ignore"
