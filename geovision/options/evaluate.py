@@ -19,6 +19,8 @@ class EvaluateOptions:
         workers: DataLoader worker processes.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         previews: tiles drawn in previews.png (0: none).
+        curve_samples: pixels (segmentation) or tiles (classification) sampled uniformly
+            for the PR, ROC and reliability curves (0: no curves).
     """
 
     split: str = option("test", "Tiles to evaluate on.", choices=SPLITS, noun="split")
@@ -26,6 +28,9 @@ class EvaluateOptions:
     workers: int = option(0, "DataLoader worker processes.", min=0)
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.", rule=device_problem)
     previews: int = option(8, "Tiles drawn in previews.png (0: none).", min=0)
+    curve_samples: int = option(
+        200_000, "Pixels (or tiles) sampled uniformly for the PR, ROC and reliability curves "
+        "(0: no curves; detection curves use every box).", min=0)
 
     def check(self) -> None:
         """Raise :class:`~geovision.errors.InputError` naming the option that is wrong."""
