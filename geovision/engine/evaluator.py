@@ -197,7 +197,8 @@ def evaluate(
                            title=f"{split} ({len(ds)} tiles)")
         if shown[0]:
             plot_previews(info.task, *shown, classes=info.classes, bands=info.bands,
-                          ignore_index=info.ignore_index, path=folder.previews)
+                          ignore_index=info.ignore_index, path=folder.previews,
+                          rgb_bands=opts.preview_bands)
         if curves is not None:
             drawn = curves.write(info.class_names, target_dir, f"{split} ({len(ds)} tiles)")
         summary = {"model": str(Path(model).resolve()), "dataset": str(info.path),
