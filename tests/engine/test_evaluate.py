@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +135,17 @@ def test_evaluate_writes_detection_pr_curves(det_store, tmp_path):
     for k, name in enumerate(info.class_names):
         if (labels == k).any():
             assert curves["classes"][name]["objects"] == int((labels == k).sum())
+
+
+def test_train_warns_when_val_lacks_a_class(seg_store, caplog):
+    from geovision.engine.trainer import warn_val_classes
+
+    info = read_info(seg_store)
+    train, val = split_labels(seg_store, "mask", 0), split_labels(seg_store, "mask", 1)
+    expected = [n for i, n in enumerate(info.class_names)
+                if (train == i).any() and not (val == i).any()]
+    with caplog.at_level(logging.WARNING, logger="geovision"):
+        assert warn_val_classes(info, "train", "val") == expected
+    if expected:
+        assert any(f"the val split has no {', '.join(expected)} (the train split has)"
+                   in r.getMessage() for r in caplog.records)
