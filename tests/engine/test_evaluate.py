@@ -15,6 +15,8 @@ from geovision.cli.main import main
 from geovision.data import TileDataset, read_info
 from geovision.engine import evaluate
 from geovision.engine.metrics import TaskMetrics
+from geovision.evaluation.estimators import class_metrics
+from geovision.evaluation.report import plain
 from geovision.models import load_bundle, registry
 from geovision.models.bundle import save_bundle
 from tests.engine.engine_helpers import split_labels
@@ -51,6 +53,10 @@ def test_a_class_absent_from_truth_and_prediction_is_null_not_zero() -> None:
     assert values["iou/water"] == pytest.approx(iou[1])
     assert np.isnan(values["iou/forest"])
     assert values["miou"] == pytest.approx(np.mean(iou))
+    # geovision score computes the same from the same confusion matrix: null, left out
+    scored = class_metrics(matrix.numpy())
+    assert plain(scored.iou.tolist()) == pytest.approx([iou[0], iou[1], None])
+    assert json.loads(json.dumps(plain(values)))["iou/forest"] is None
     cls = TaskMetrics("classification", NAMES, 255, torch.device("cpu"))
     cls.update(torch.tensor([0, 1, 1, 0]), torch.tensor([0, 1, 0, 0]))
     values, _ = cls.compute()
