@@ -32,8 +32,10 @@ def infer_cmd(model: Path, scenes: tuple[str, ...], out: Path, scheduler: str | 
 
     Windows slide over each whole scene, overlapping and blended; outputs are on the scene's
     exact grid: <stem>.class.tif and <stem>.prob.tif (Cloud Optimized GeoTIFFs) for
-    segmentation, <stem>.detections.geojson for detection, a coarse <stem>.class.tif and
-    <stem>.classes.geojson for classification, and a run summary <stem>.json.
+    segmentation, with --vectors also <stem>.polygons.gpkg (a polygon per connected region
+    of a class, seam-exact), <stem>.detections.geojson for detection, a coarse
+    <stem>.class.tif and <stem>.classes.geojson for classification, and a run summary
+    <stem>.json.
     """
     options = take_options(InferOptions, kwargs)
     options.check()

@@ -33,6 +33,7 @@ from geovision.inference.outputs import PredictionFolder, SceneSummary
 from geovision.inference.pipeline import run_blocks
 from geovision.inference.predict import cached_bundle, check_window
 from geovision.inference.tasks import for_task
+from geovision.inference.vectors import check_vectors, scene_plan
 from geovision.inference.work import SceneWork, Timings, marker
 from geovision.models.bundle import Bundle
 from geovision.options import fingerprint_fields, to_json, with_values
@@ -64,7 +65,8 @@ def infer(
         model_path: a ``model.pt`` bundle.
         scenes: raster files, globs or directories.
         out_dir: the folder of the outputs (``<stem>.class.tif``, ``<stem>.prob.tif``,
-            ``<stem>.detections.geojson``, ``<stem>.classes.geojson``, ``<stem>.json``).
+            ``<stem>.polygons.gpkg``, ``<stem>.detections.geojson``,
+            ``<stem>.classes.geojson``, ``<stem>.json``).
         options: see :class:`InferOptions`; its fields may also be given as keywords.
         scheduler: Dask scheduler address: blocks run as tasks on its workers, which must
             see the same files; None runs here with reading, model and writing overlapped.
@@ -90,6 +92,7 @@ def infer(
         raise InputError(f"--tta: test-time augmentation does not apply to {bundle.task} "
                          "models (flips and rotations are for segmentation and "
                          "classification)")
+    check_vectors(opts, bundle)  # --vectors
     window = opts.window or bundle.tile_size
     check_window(bundle, window, len(bundle.bands), device)
     paths = find_rasters([scenes] if isinstance(scenes, (str, os.PathLike)) else scenes)
@@ -232,7 +235,9 @@ def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: 
                      n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
                      num_classes=len(bundle.classes), mean=tuple(float(v) for v in mean),
                      std=tuple(float(v) for v in std), options=opts,
-                     scratch=str(scratch.resolve()))
+                     scratch=str(scratch.resolve()),
+                     polygons=scene_plan(opts, layout, info.grid, bundle) if opts.vectors
+                     else None)
     todo = tuple(b for b in layout.blocks if not marker(scratch, b).exists())
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),
