@@ -10,7 +10,6 @@ import click
 from geovision.cli.options import (
     command,
     dataclass_options,
-    overwrite_option,
     state,
     take_options,
 )
@@ -23,6 +22,7 @@ from geovision.options.vectorize import PolygonOptions
               help="GeoPackage (.gpkg) or GeoJSON file to write.")
 @dataclass_options(PolygonOptions)
 @click.option("--probabilities", type=click.Path(path_type=Path), default=None,
+              show_default="none: mean_prob is left empty",
               help="Probability raster on the same grid, one band per class (infer's "
                    "<stem>.prob.tif), for the mean_prob attribute.")
 @click.option("--workers", type=click.IntRange(min=1), default=None, show_default="all cores",
@@ -30,7 +30,9 @@ from geovision.options.vectorize import PolygonOptions
 @click.option("--block-size", type=click.IntRange(min=16), default=None,
               show_default="whole internal tiles, about 1024 pixels",
               help="Side of the blocks read and traced, in pixels.")
-@overwrite_option
+@click.option("--overwrite", is_flag=True,
+              help="Replace the output; in a GeoPackage, only the layer of this name (the "
+                   "other layers stay).")
 def vectorize_cmd(class_raster: Path, out: Path, probabilities: Path | None,
                   workers: int | None, block_size: int | None, overwrite: bool,
                   **kwargs: Any) -> None:
