@@ -37,7 +37,7 @@ from geovision.options import flag_of
 from geovision.options.infer import InferOptions
 
 if TYPE_CHECKING:
-    from geovision.geo.windows import RasterGrid
+    from geovision.geo.grid import Grid
     from geovision.inference.layout import Layout, Piece
     from geovision.inference.work import SceneWork
     from geovision.models.bundle import Bundle
@@ -80,7 +80,7 @@ def check_vectors(options: InferOptions, bundle: Bundle) -> None:
                     flag=flag_of(InferOptions, "vector_classes"))
 
 
-def scene_plan(options: InferOptions, layout: Layout, grid: RasterGrid,
+def scene_plan(options: InferOptions, layout: Layout, grid: Grid,
                bundle: Bundle) -> PolygonPlan:
     """The polygon plan of a scene: its blocks are the pieces of the scene's layout."""
     polygon_options = options.polygon_options()

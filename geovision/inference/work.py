@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from geovision.geo.grid import Grid
 from geovision.geo.polygons import PolygonPlan
-from geovision.geo.windows import RasterGrid
 from geovision.inference.layout import Block, Piece
 from geovision.options.infer import InferOptions
 
@@ -44,7 +44,7 @@ class SceneWork:
     """
 
     scene: str
-    grid: RasterGrid
+    grid: Grid
     bands: tuple[int, ...]
     model: str
     device: str

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from geovision.device import device_problem
 from geovision.errors import InputError
 from geovision.options import check_fields, flag_of, option, reuse
+from geovision.options.scenes import SceneOptions
 from geovision.options.vectorize import PolygonOptions
 
 #: Weights of overlapping windows (see geovision.inference.blend).
@@ -27,11 +28,18 @@ OUTPUT = "predictions"
 POLYGON_FIELDS = {"classes": "vector_classes", "min_area": "min_area",
                   "min_area_unit": "min_area_unit", "simplify": "simplify",
                   "format": "vector_format", "layer": "vector_layer"}
+#: ``infer`` resamples a scene to the model's pixel size by itself (unless ``resample`` is
+#: False) when the two differ by more than this factor, either way.
+AUTO_RESAMPLE_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
-class InferOptions:
+class InferOptions(SceneOptions):
     """How scenes are predicted (the options of ``geovision infer``).
+
+    The options that say how scenes are read (``assets``, ``bands``, ``resolution``,
+    ``resampling``, ``stack``, ``stack_folders``) are :class:`SceneOptions`', shared with
+    ``geovision tile``.
 
     Attributes:
         window: window side in pixels (None: the model's tile size).
@@ -49,6 +57,10 @@ class InferOptions:
         block_windows: windows per block side (memory grows with its square).
         preview: also write ``<stem>.preview.png``, a quicklook of the scene and the
             predictions side by side.
+        resample: read the scene through a warped view at the model's pixel size (aligned
+            to the scene's origin, covering its extent; outputs are on that grid). None: only
+            when the pixel sizes differ by more than :data:`AUTO_RESAMPLE_FACTOR`; False:
+            never.
         vectors: also write ``<stem>.polygons.gpkg``: a polygon per connected region of a
             class (segmentation).
         vector_classes: classes made polygons (``--vector-classes``; default: all but
@@ -83,6 +95,10 @@ class InferOptions:
                                    "and cluster tasks.", min=1)
     preview: bool = option(False, "Also write <stem>.preview.png: the scene and the "
                                   "predictions side by side.", fingerprint=False)
+    resample: bool | None = option(
+        None, "Read scenes at the model's pixel size (outputs on that grid, aligned to the "
+              "scene's origin).", show_default=f"when the pixel sizes differ by more than "
+                                               f"{AUTO_RESAMPLE_FACTOR:g}x")
     vectors: bool = option(False, "Also write <stem>.polygons.gpkg: one polygon per connected "
                                   "region of a class, seam-exact (segmentation).")
     vector_classes: tuple[str, ...] = reuse(PolygonOptions, "classes", flag="--vector-classes")

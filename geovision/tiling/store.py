@@ -78,6 +78,25 @@ def create_store(
     """
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.attrs[PENDING_ATTR] = pending
+    create_tile_arrays(group, n_tiles=n_tiles, bands=bands, tile_size=tile_size, dtype=dtype,
+                       task=task,
+                       shard=shard, fill_value=fill_value, plan=plan)
+    return group
+
+
+def create_tile_arrays(
+    group: Any,
+    *,
+    n_tiles: int,
+    bands: int,
+    tile_size: int,
+    dtype: str,
+    task: str,
+    shard: int,
+    fill_value: float | int,
+    plan: dict[str, np.ndarray],
+) -> None:
+    """Create the tile arrays in an open group and write the tile plan (see create_store)."""
     n = max(n_tiles, 1)
     group.create_array(
         "image", shape=(n_tiles, bands, tile_size, tile_size), dtype=dtype,
@@ -96,7 +115,6 @@ def create_store(
         )
         if values.size:
             arr[...] = values
-    return group
 
 
 def check_pending(path: Path, fingerprint: str) -> None:
