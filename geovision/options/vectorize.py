@@ -53,8 +53,9 @@ class PolygonOptions:
         0.0, "Drop regions smaller than this, in --min-area-unit (0: keep all).", min=0,
         metavar="AREA", hint="an area in --min-area-unit")
     min_area_unit: str = option(
-        "pixels", "Unit of --min-area: pixels, or m2 (square metres, the unit of the area "
-        "attribute).", choices=AREA_UNITS, noun="unit")
+        "pixels", "Unit of --min-area: pixels, or m2 (square metres, as the area attribute: "
+        "on the ellipsoid for geographic CRSs; square CRS units without a CRS).",
+        choices=AREA_UNITS, noun="unit")
     simplify: float = option(
         0.0, "Simplify edges with this tolerance in pixels; neighbouring polygons keep "
         "sharing their edges (0: exact pixel edges).", min=0, metavar="PIXELS",
