@@ -125,6 +125,7 @@ def test_evaluate_writes_pr_and_roc_curves_equal_to_counts(seg_store, tmp_path, 
     assert "val/miou" in printed
 
 
+@pytest.mark.slow  # a 384 px detection store and a detector's pass over its val split
 def test_evaluate_writes_detection_pr_curves(det_store, tmp_path):
     bundle = _random_bundle(det_store, tmp_path / "model.pt", "fcos_tiny",
                             {"width": 16, "fpn_channels": 32})
