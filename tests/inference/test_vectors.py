@@ -121,8 +121,8 @@ def test_polygons_equal_vectorize_on_the_written_rasters(tmp_path, small_window_
 def test_options_reach_the_polygons(tmp_path, small_window_bundle, scene):
     out = tmp_path / "out"
     [summary] = infer(small_window_bundle, scene, out, window=32, vectors=True,
-                      vector_format="geojson", min_area=4, vector_classes=("building", "crop"), probabilities=False,
-                      quiet=True)
+                      vector_format="geojson", min_area=4,
+                      vector_classes=("building", "crop"), probabilities=False, quiet=True)
     assert summary.outputs == ("scene.class.tif", "scene.polygons.geojson")
     path = out / "scene.polygons.geojson"
     info = pyogrio.read_info(path)
