@@ -194,7 +194,8 @@ class Evaluation:
 #: Kind of output an evaluation folder is, in its ownership mark.
 EVALUATION_KIND = "evaluation"
 #: What an evaluation writes in its folder (and its temporary files).
-EVALUATION_NAMES = ("metrics.json", "confusion_matrix.png", "previews.png", ".*.tmp-*")
+EVALUATION_NAMES = ("metrics.json", "confusion_matrix.png", "previews.png", "pr_curve.png",
+                    "roc_curve.png", "reliability.png", "curves.json", ".*.tmp-*")
 
 
 def _json_value(v: Any) -> Any:
