@@ -167,7 +167,7 @@ def _evaluate(model: str | os.PathLike[str], dataset: str | os.PathLike[str],
     task = for_task(info.task)
     criterion = task.criterion(None, info, None, dev)
     curves = (_CurveData(info.task, info.num_classes, info.ignore_index, opts.curve_samples)
-              if out_dir is not None and opts.curve_samples > 0 else None)
+              if target_dir is not None and opts.curve_samples > 0 else None)
     total, count = 0.0, 0
     shown: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
     bar = progress_bar(total=len(loader), desc=f"evaluate {split}", unit="batch")

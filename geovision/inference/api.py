@@ -132,7 +132,7 @@ def infer(
             locks.enter_context(output_lock(Path(out_dir) / stem, option="--output"))
         _check_outputs(Path(out_dir), names, overwrite=overwrite)
         return _infer(model_path, bundle, sources, resampled, infos, Path(out_dir), opts,
-                      window, device, scheduler=scheduler, workers=workers,
+                      device, scheduler=scheduler, workers=workers,
                       overwrite=overwrite, resume=resume, quiet=quiet)
 
 
@@ -158,7 +158,7 @@ def _check_outputs(out: Path, names: dict[str, list[str]], *, overwrite: bool) -
 
 def _infer(model_path: str | os.PathLike[str], bundle: Bundle, sources: list[SceneSource],
            resampled: list[dict[str, Any] | None], infos: list[RasterInfo], out_dir: Path,
-           opts: InferOptions, window: int, device: str, *, scheduler: str | None,
+           opts: InferOptions, device: str, *, scheduler: str | None,
            workers: int | None, overwrite: bool, resume: bool, quiet: bool
            ) -> list[SceneSummary]:
     """:func:`infer` once its outputs are checked and locked."""
