@@ -40,6 +40,8 @@ from geovision.geo.polygons import (
 from geovision.geo.raster import open_raster
 from geovision.geo.stitch import Stitcher
 from geovision.geo.windows import PixelWindow
+from geovision.locks import output_lock
+from geovision.ownership import check_removable, check_writable, record_files
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +184,23 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
                              "with the class raster")
         prob_path = prob.path
     out = Path(out_path)
+    inputs = [class_raster, *([probabilities] if probabilities is not None else [])]
+    check_writable(out, kind="file", option="--output")
     keep_layers = _check_output(out, options, overwrite=overwrite)
+    if overwrite and not keep_layers and os.path.lexists(out):
+        check_removable(out, inputs=inputs, kind="file", option="--output")
+    with output_lock(out, option="--output"):
+        summary = _vectorize(info, prob_path, out, options, workers=workers,
+                             block_size=block_size, keep_layers=keep_layers)
+        if not keep_layers:  # a file geovision made whole (not a layer in a user's file)
+            record_files(out.parent, out.name, kind="vectorize")
+    return replace(summary, seconds=time.perf_counter() - start)
+
+
+def _vectorize(info: Any, prob_path: str | None, out: Path, options: PolygonOptions, *,
+               workers: int | None, block_size: int | None,
+               keep_layers: bool) -> VectorSummary:
+    """:func:`vectorize` once its output is checked and locked."""
     out.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(info.path) as ds:
         names = raster_class_names(ds)
@@ -201,8 +219,7 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
 
     summary = write_polygons(plan, blocks(), out, with_prob=prob_path is not None,
                              keep_layers=keep_layers)
-    return replace(summary, workers=n_workers, seconds=time.perf_counter() - start,
-                   worker_peak_rss_mb=sum(peaks.values()))
+    return replace(summary, workers=n_workers, worker_peak_rss_mb=sum(peaks.values()))
 
 
 def _check_output(out: Path, options: PolygonOptions, *, overwrite: bool) -> bool:
