@@ -282,6 +282,7 @@ def _commands(base: Path, out: str) -> dict[str, list[str]]:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "message"), [
     ("tile", "ro/: not writable (permission denied); choose another --output"),
     ("infer", "ro/: not writable (permission denied); choose another --output"),
@@ -303,6 +304,7 @@ def test_a_read_only_output_folder_is_one_line(work: Path, base: Path, command: 
         ro.chmod(0o755)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("command", "extra", "message"), [
     ("tile", [], "afile: a file, where a folder is needed; choose another --output"),
     ("tile", ["--overwrite"], "afile: a file, where a folder is needed; choose another "
@@ -332,6 +334,7 @@ def test_export_to_a_folder_is_one_line(work: Path, base: Path) -> None:
 
 # ---------------------------------------------------------------- model files
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("argv", "message"), [
     (["info", "/etc/passwd"], "/etc/passwd: a text file, not a model bundle; give the "
                               "model.pt that `geovision train` writes"),
@@ -375,6 +378,7 @@ def test_bad_generate_options_leave_nothing(tmp_path: Path, extra: list[str],
 
 # ---------------------------------------------------------------- two runs at once
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["tile", "generate", "export", "evaluate", "train"])
 def test_a_second_run_on_a_locked_output_names_the_holder(work: Path, base: Path,
                                                           command: str) -> None:
@@ -395,6 +399,7 @@ def test_a_second_run_on_a_locked_output_names_the_holder(work: Path, base: Path
         holder.wait()
 
 
+@pytest.mark.slow
 def test_a_second_infer_on_a_locked_scene_names_the_holder(work: Path, base: Path) -> None:
     (work / "pred").mkdir()
     holder = hold_lock(work / "pred" / "scene", "geovision first run")
@@ -409,3 +414,29 @@ def test_a_second_infer_on_a_locked_scene_names_the_holder(work: Path, base: Pat
     finally:
         holder.kill()
         holder.wait()
+
+
+# ---------------------------------------------------------------- damaged stores
+
+def test_a_tile_store_without_its_arrays_is_named(work: Path, base: Path) -> None:
+    (work / "bare.zarr").mkdir()
+    shutil.copy(base / "seg.zarr" / "zarr.json", work / "bare.zarr" / "zarr.json")
+    (work / "empty.zarr").mkdir()
+    (work / "empty.zarr" / "zarr.json").write_text("")
+    before = tree(work)
+    refused(gv(work, "info", "bare.zarr"), "bare.zarr: damaged tile store: array 'image' is "
+            "missing; tile the data again (geovision tile ... --overwrite)")
+    refused(gv(work, "info", "empty.zarr"), "empty.zarr: cannot read zarr.json (Expecting "
+            "value: line 1 column 1 (char 0)); not a tile dataset written by `geovision tile`")
+    assert tree(work) == before
+
+
+def test_score_never_replaces_a_users_file(work: Path, base: Path) -> None:
+    (work / "score").mkdir()
+    (work / "score" / "score.json").write_text('{"mine": 1}\n')
+    before = tree(work)
+    proc = gv(work, "score", str(base / "sample" / "scene.tif"), "sample/labels.gpkg",
+              "--class-field", "kind", "-o", "score", "--overwrite")
+    refused(proc, "score/score.json: exists and geovision did not write it; nothing was "
+                  "written; choose another -o or move it away")
+    assert tree(work) == before
