@@ -314,6 +314,8 @@ def test_a_read_only_output_folder_is_one_line(work: Path, base: Path, command: 
                   "choose another output"),
     ("evaluate", [], "afile: a file, where a folder is needed; choose another --output"),
     ("generate", [], "afile: a file, where a folder is needed; choose another OUT_DIR"),
+    ("export", [], "afile: exists and geovision did not write it; nothing was written; "
+                   "choose another --output or move it away"),
 ])
 def test_an_output_path_that_is_a_file_is_one_line(work: Path, base: Path, command: str,
                                                    extra: list[str], message: str) -> None:

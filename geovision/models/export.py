@@ -29,11 +29,11 @@ from torch import nn
 
 from geovision import __version__
 from geovision.atomic import atomic_path
-from geovision.errors import InputError, InputFileError, OutputExistsError
+from geovision.errors import InputError, InputFileError, OutputError, OutputExistsError
 from geovision.locks import output_lock
 from geovision.models.bundle import Bundle, load_bundle
 from geovision.options.export import FORMATS
-from geovision.ownership import check_removable, check_writable, record_files
+from geovision.ownership import check_removable, check_writable, is_owned, record_files
 from geovision.tasks import get_task
 
 #: Name of the metadata entry inside an exported file.
@@ -155,10 +155,14 @@ def _check_dest(src: Path, dest: Path, *, overwrite: bool) -> None:
     """
     check_writable(dest, kind="file", option="--output")
     if os.path.lexists(dest):
-        if not overwrite:
+        if overwrite:
+            check_removable(dest, inputs=[src], kind="file", option="--output")
+        elif not is_owned(dest):  # --overwrite would not replace it either: say so at once
+            raise OutputError(f"{dest}: exists and geovision did not write it; nothing was "
+                              "written; choose another --output or move it away")
+        else:
             raise OutputExistsError(f"{dest}: exists; use --overwrite to replace it or -o for "
                                     "another path")
-        check_removable(dest, inputs=[src], kind="file", option="--output")
 
 
 def _export(src: Path, dest: Path, fmt: str) -> None:
