@@ -236,3 +236,22 @@ def output_lock(output: PathLike, *, command: str | None = None,
             pass
         os.close(fd)
         _remove_empty(created)
+
+
+def check_free(output: PathLike) -> None:
+    """Refuse at once an output that another process holds the lock of.
+
+    For the checks a command makes before it takes the lock itself: a run in progress is
+    named, rather than its half-written files being judged.
+
+    Raises:
+        OutputInUseError: another process holds the lock (the message says which).
+    """
+    path = lock_path(output)
+    with _HELD_GUARD:
+        if os.fspath(path) in _HELD:
+            return  # this process holds it (a job step)
+    holder = lock_holder(output)
+    if holder is not None:
+        raise OutputInUseError(f"{os.fspath(output)}: in use by {holder.describe()}; wait for "
+                               "it or stop it")

@@ -31,7 +31,7 @@ from rasterio.windows import Window
 
 from geovision.atomic import atomic_path
 from geovision.errors import OutputError
-from geovision.locks import output_lock
+from geovision.locks import check_free, output_lock
 from geovision.ownership import check_writable, is_owned, record_files
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,7 @@ def make_sample(
     raster_names = ([f"{stem}.tif"] if len(crss) == 1
                     else [f"{stem}_{i + 1}.tif" for i in range(len(crss))])
     names = [*raster_names, "labels.gpkg", "objects.gpkg"]
+    check_free(out)
     _check_sample_output(out, names)
     with output_lock(out, option="OUT_DIR"):
         _check_sample_output(out, names, warn=True)  # again, now that no other run writes it

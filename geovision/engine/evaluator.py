@@ -26,7 +26,7 @@ from geovision.evaluation.curves import (
     write_detection_curves,
 )
 from geovision.evaluation.matching import DetectionMatches
-from geovision.locks import output_lock
+from geovision.locks import check_free, output_lock
 from geovision.models.bundle import load_bundle
 from geovision.options import with_values
 from geovision.options.evaluate import EvaluateOptions
@@ -144,6 +144,7 @@ def evaluate(
     opts.check()
     if out_dir is None:
         return _evaluate(model, dataset, None, opts)
+    check_free(out_dir)
     Evaluation(Path(out_dir)).check()  # before any work: a user's folder is never written
     with output_lock(out_dir, option="--output"):
         Evaluation(Path(out_dir)).check()

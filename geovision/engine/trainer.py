@@ -41,8 +41,8 @@ from geovision.engine.session import (
     session_dir,
 )
 from geovision.engine.tasks import for_task
-from geovision.errors import ConfigError, InputError, OutputExistsError, OutputInUseError
-from geovision.locks import lock_holder, output_lock
+from geovision.errors import ConfigError, InputError, OutputExistsError
+from geovision.locks import check_free, output_lock
 from geovision.models.bundle import save_bundle, unwrap, update_train_record
 from geovision.models.registry import build_model
 from geovision.ownership import check_removable, check_writable, remove_owned
@@ -144,12 +144,12 @@ def _start(config: Any, overrides: tuple[str, ...], resume: Any, overwrite: bool
     if resume is not None:
         session = Session(Path(resume))
         if not locked:
-            _check_free(session.root)
+            check_free(session.root)
         check_writable(session.root, kind="dir", option="--resume")
         return cfg, session, load_checkpoint(session.last)
     session = Session(session_dir(cfg.output, cfg.name))
     if not locked:
-        _check_free(session.root)
+        check_free(session.root)
     check_writable(session.root, kind="dir", option="output")
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:
@@ -159,18 +159,6 @@ def _start(config: Any, overrides: tuple[str, ...], resume: Any, overwrite: bool
         claim_session(session.root)  # a session of an older geovision, without a mark
         check_removable(session.root, inputs=[cfg.data.dataset], kind="dir", option="name")
     return cfg, session, None
-
-
-def _check_free(root: Path) -> None:
-    """Refuse a session that a running command writes, naming it.
-
-    Raises:
-        OutputInUseError: another process holds the session's lock.
-    """
-    holder = lock_holder(root)
-    if holder is not None:
-        raise OutputInUseError(f"{root}: in use by {holder.describe()}; wait for it or stop "
-                               "it")
 
 
 def train(

@@ -23,7 +23,7 @@ from geovision.evaluation.report import (
     write_json,
     write_text_atomic,
 )
-from geovision.locks import output_lock
+from geovision.locks import check_free, output_lock
 from geovision.options import to_json, with_values
 from geovision.options.score import ScoreOptions
 from geovision.ownership import record_files
@@ -123,6 +123,7 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
     if "://" not in lab and not lab.startswith("/vsi") and not os.path.exists(lab):
         raise InputFileError(f"{lab}: file not found")
     names = OUTPUTS[kind]
+    check_free(out)
     check_outputs(out, names, overwrite)  # before the lock, which makes the folder's parent
     with output_lock(out, option="-o"):
         result = _score(pred, lab, out, kind, names, opts, overwrite=overwrite, quiet=quiet)

@@ -40,7 +40,7 @@ from geovision.geo.polygons import (
 from geovision.geo.raster import open_raster
 from geovision.geo.stitch import Stitcher
 from geovision.geo.windows import PixelWindow
-from geovision.locks import output_lock
+from geovision.locks import check_free, output_lock
 from geovision.ownership import check_removable, check_writable, record_files
 
 log = logging.getLogger(__name__)
@@ -185,6 +185,7 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
         prob_path = prob.path
     out = Path(out_path)
     inputs = [class_raster, *([probabilities] if probabilities is not None else [])]
+    check_free(out)
     check_writable(out, kind="file", option="--output")
     keep_layers = _check_output(out, options, overwrite=overwrite)
     if overwrite and not keep_layers and os.path.lexists(out):

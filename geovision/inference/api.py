@@ -44,7 +44,7 @@ from geovision.inference.window import (
     choose_window,
 )
 from geovision.inference.work import SceneWork, Timings, marker
-from geovision.locks import output_lock
+from geovision.locks import check_free, output_lock
 from geovision.models.bundle import Bundle
 from geovision.options import fingerprint_fields, to_json, with_values
 from geovision.options.infer import OUTPUT, InferOptions
@@ -126,6 +126,8 @@ def infer(
     names = {stem: [*for_task(bundle.task).output_names(stem, opts),
                     PredictionFolder(Path(out_dir)).summary(stem).name,
                     *([f"{stem}.preview.png"] if opts.preview else [])] for stem in stems}
+    for stem in stems:
+        check_free(Path(out_dir) / stem)
     _check_outputs(Path(out_dir), names, overwrite=overwrite)
     with contextlib.ExitStack() as locks:
         for stem in stems:  # one lock per scene: a second run on it is told who holds it

@@ -30,7 +30,7 @@ from torch import nn
 from geovision import __version__
 from geovision.atomic import atomic_path
 from geovision.errors import InputError, InputFileError, OutputError, OutputExistsError
-from geovision.locks import output_lock
+from geovision.locks import check_free, output_lock
 from geovision.models.bundle import Bundle, load_bundle
 from geovision.options.export import FORMATS
 from geovision.ownership import check_removable, check_writable, is_owned, record_files
@@ -137,6 +137,7 @@ def export_model(
     if not src.is_file():
         raise InputFileError(f"{src}: model file not found")
     dest = Path(out) if out is not None else src.with_name(src.stem + SUFFIXES[fmt])
+    check_free(dest)
     _check_dest(src, dest, overwrite=overwrite)
     with output_lock(dest, option="--output"):
         _check_dest(src, dest, overwrite=overwrite)
