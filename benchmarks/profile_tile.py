@@ -119,7 +119,7 @@ def instrument(threads: int) -> None:
     for mod in (api, fp):
         mod.read_labels = timed("labels: read", mod.read_labels)
         mod._place_labels = timed("labels: reproject + tree", mod._place_labels)
-        mod.finish_store = timed("store: create + finish", mod.finish_store)
+        mod.commit_store = timed("store: create + finish", mod.commit_store)
         mod.open_raster = timed("open rasters", mod.open_raster)
     # one-pass path
     enc.cached_open = lambda p: _Reader(opened(p), "one pass")
