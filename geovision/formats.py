@@ -13,7 +13,10 @@ from typing import Any
 
 #: Split names, in the order of their codes in a tile store's ``split`` array (0, 1, 2).
 SPLITS = ("train", "val", "test")
-#: Mask value of a tile store for pixels that count for nothing (nodata, unlabeled).
+#: Class id of pixels that no label covers (class 0, ``background``).
+BACKGROUND = 0
+#: Mask value of a tile store for pixels that count for nothing (nodata, unlabeled): no loss
+#: or metric sees them.
 IGNORE_INDEX = 255
 #: Class id of a prediction raster where the scene holds no data.
 CLASS_NODATA = 255

@@ -18,12 +18,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "geovision"
 
 # Stages, bottom to top: a stage may import the ones listed before it, never those after.
 LAYERS = [
-    {"errors", "formats", "lazy", "atomic", "progress", "yamlfile"},
+    {"errors", "formats", "lazy", "atomic", "progress", "yamlfile", "failures", "ownership",
+     "locks"},
     {"tasks", "device"},
     {"options"},
     {"geo", "cluster", "synthetic"},
     {"tiling", "data", "models"},
-    {"engine", "inference"},
+    {"engine", "inference", "evaluation"},
     {"demo", "jobs"},
     {"cli", "__main__"},
 ]

@@ -17,12 +17,16 @@ from geovision.cli.options import cluster_options, command, state
 @cluster_options
 def run_cmd(job: Path, report: Path | None, scheduler: str | None,
             workers: int | None) -> None:
-    """Run the steps of a batch JOB file (YAML) in order: generate, tile, train, infer, evaluate.
+    """Run the steps of a batch JOB file (YAML) in order.
 
-    Tile and infer steps run on the Dask cluster given by --scheduler (or the job's
-    `scheduler:`), else on local threads. A step whose outputs are complete is skipped, so
-    re-running a finished job does nothing and re-running a failed one finishes it. The whole
-    file is checked before any step starts. See pipelines/README.md.
+    Step kinds: generate, tile, train, infer, evaluate, score, and command (any program, an
+    argv list run in the workdir). Tile and infer steps run on the Dask cluster given by
+    --scheduler (or the job's `scheduler:`), else on local threads. A step is skipped only
+    when its outputs are complete and were made with the same options and inputs; when an
+    option or input changed it runs again, and so does every later step that reads its
+    outputs; the report says why each step ran or was skipped. Re-running a finished job does
+    nothing; re-running a failed one finishes it. The whole file is checked before any step
+    starts. See pipelines/README.md.
     """
     from geovision.jobs.runner import run_job
 

@@ -130,10 +130,10 @@ def _click_option(opt: OptionField) -> Decorator:
     if spec.metavar:
         kwargs["metavar"] = spec.metavar
     if kind.base is bool and not kind.items:
-        if opt.default:
+        if opt.default or kind.optional:
             name = opt.flag[2:]
-            return click.option(f"--{name}/--no-{name}", opt.name, default=True,
-                                show_default=True, **kwargs)
+            return click.option(f"--{name}/--no-{name}", opt.name, default=opt.default,
+                                show_default=spec.show_default or True, **kwargs)
         return click.option(opt.flag, opt.name, is_flag=True, **kwargs)
     kwargs["show_default"] = spec.show_default if spec.show_default is not None else (
         opt.default is not None)

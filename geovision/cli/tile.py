@@ -27,14 +27,17 @@ from geovision.options.tile import TileOptions
 @output_options
 def tile_cmd(inputs: tuple[str, ...], out: Path, scheduler: str | None, workers: int | None,
              overwrite: bool, resume: bool, **kwargs: Any) -> None:
-    """Cut RASTERS (files, globs or directories) and vector LABELS into a Zarr tile dataset.
+    """Cut RASTERS and vector LABELS into a Zarr tile dataset.
 
-    Labels are reprojected to each raster's CRS; masks are burned on each raster's own pixel
-    grid; the work runs as a Dask graph over windows and can be resumed after a crash.
+    RASTERS are files, globs, folders, STAC items or ItemCollections (paths or URLs), GDAL
+    paths and URLs (/vsizip/, /vsicurl/, https://, s3://, gs://); --stack gives a scene made
+    of band files. Labels are reprojected to each raster's CRS; masks are burned on each
+    raster's own pixel grid; the work runs as a Dask graph over windows and can be resumed
+    after a crash.
     """
-    if len(inputs) < 2:
-        raise click.UsageError("give at least one raster and one label file")
     options = take_options(TileOptions, kwargs)
+    if len(inputs) < 2 and not (inputs and options.stack):
+        raise click.UsageError("give at least one raster (or --stack) and one label file")
     options.check()
     from geovision.tiling import tile
     from geovision.tiling.info import format_summary

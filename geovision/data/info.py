@@ -20,6 +20,7 @@ from geovision.formats import (
     bands_from_json,
     classes_from_json,
 )
+from geovision.geo.resolution import PixelSize
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class TileInfo:
         std: per-band standard deviation (zeros replaced by 1).
         resolution: ``[x, y]`` pixel size of the first source, or None.
         splits: tile indices per split name.
+        pixel_size: the first source's pixel size with its CRS (None without one).
     """
 
     path: Path
@@ -49,6 +51,7 @@ class TileInfo:
     std: list[float]
     resolution: list[float] | None
     splits: dict[str, np.ndarray]
+    pixel_size: PixelSize | None = None
 
     @property
     def num_classes(self) -> int:
@@ -95,4 +98,6 @@ def read_info(path: str | os.PathLike[str]) -> TileInfo:
         tile_size=int(attrs["tile_size"]), mean=mean, std=std,
         resolution=[float(v) for v in res] if res else None,
         splits={name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)},
+        pixel_size=(PixelSize(float(res[0]), float(res[1]), str(sources[0]["crs"]))
+                    if res and sources[0].get("crs") else None),
     )

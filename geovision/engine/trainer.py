@@ -419,6 +419,7 @@ class _Loop:
                 architecture={"name": self.cfg.model.name, "params": self.cfg.model.params},
                 normalization={"mean": info.mean, "std": info.std},
                 tile_size=info.tile_size, resolution=info.resolution,
+                pixel_size=info.pixel_size,
                 train={"config": dump_config(self.cfg), "epochs": self.epoch,
                        "best": {self.monitor: self.best}, "best_epoch": self.best_epoch,
                        "dataset": str(info.path)},

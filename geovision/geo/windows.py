@@ -8,14 +8,13 @@ Two rules place windows along an axis, named for how they treat the axis's end:
   end; pixels beyond it are read by reflection (:func:`reflect_index`). :func:`cell_origins`
   centres one window on each cell of a coarser grid (classification).
 
-A :class:`RasterGrid` is a raster's pixel grid (shape, affine, CRS) as one value.
+A raster's pixel grid (CRS, affine, size) as one value is :class:`geovision.geo.grid.Grid`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -38,37 +37,6 @@ class PixelWindow:
     def transform(self, parent: Affine) -> Affine:
         """The affine of this window, given the affine of the raster it is cut from."""
         return parent @ Affine.translation(self.col, self.row)
-
-
-@dataclass(frozen=True)
-class RasterGrid:
-    """A raster's pixel grid: its size, the affine from pixel to map and its CRS.
-
-    Attributes:
-        height: rows.
-        width: columns.
-        transform: pixel (col, row) -> map (x, y).
-        crs: the coordinate reference system (a ``rasterio.crs.CRS``).
-    """
-
-    height: int
-    width: int
-    transform: Affine
-    crs: Any
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(height, width)."""
-        return (self.height, self.width)
-
-    def coarsened(self, factor: int) -> RasterGrid:
-        """The grid of ``factor x factor`` pixel cells, aligned with this one's origin.
-
-        It has ``ceil(height / factor)`` rows and ``ceil(width / factor)`` columns; a last
-        cell may reach past the raster.
-        """
-        return RasterGrid(-(-self.height // factor), -(-self.width // factor),
-                          self.transform * Affine.scale(factor, factor), self.crs)
 
 
 def intersect(a: PixelWindow, b: PixelWindow) -> PixelWindow | None:

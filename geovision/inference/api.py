@@ -24,10 +24,12 @@ from geovision.atomic import write_text
 from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.device import resolve_device
 from geovision.errors import InputError, OutputExistsError
-from geovision.geo.raster import RasterInfo, find_rasters, open_raster
+from geovision.geo.paths import remote_env
+from geovision.geo.raster import RasterInfo, open_raster
+from geovision.geo.scenes import SceneSource, scenes_for
 from geovision.geo.windows import window_stride
 from geovision.inference.blocks import block_pieces, process_block
-from geovision.inference.checks import check_scene, scene_bands
+from geovision.inference.checks import check_scene, fit_resolution, model_bands
 from geovision.inference.layout import Layout, make_layout
 from geovision.inference.outputs import PredictionFolder, SceneSummary
 from geovision.inference.pipeline import run_blocks
@@ -60,11 +62,18 @@ def infer(
 ) -> list[SceneSummary]:
     """Predict whole scenes with a model bundle, window by window, on each scene's own grid.
 
+    Scenes are resolved as ``tile`` resolves them (:func:`geovision.geo.scenes.scenes_for`);
+    the model's bands are found by name (:func:`geovision.inference.checks.model_bands`) and
+    a scene at another pixel size may be read at the model's
+    (:func:`geovision.inference.checks.fit_resolution`).
+
     Args:
         model_path: a ``model.pt`` bundle.
-        scenes: raster files, globs or directories.
-        out_dir: the folder of the outputs (``<stem>.class.tif``, ``<stem>.prob.tif``,
-            ``<stem>.detections.geojson``, ``<stem>.classes.geojson``, ``<stem>.json``).
+        scenes: raster files, globs, folders, STAC items (paths or URLs), GDAL paths and
+            URLs; ``options.stack`` adds scenes made of band files.
+        out_dir: the folder of the outputs, named after each scene (a file's stem, a STAC
+            item's id): ``<name>.class.tif``, ``<name>.prob.tif``,
+            ``<name>.detections.geojson``, ``<name>.classes.geojson``, ``<name>.json``.
         options: see :class:`InferOptions`; its fields may also be given as keywords.
         scheduler: Dask scheduler address: blocks run as tasks on its workers, which must
             see the same files; None runs here with reading, model and writing overlapped.
@@ -92,11 +101,12 @@ def infer(
                          "classification)")
     window = opts.window or bundle.tile_size
     check_window(bundle, window, len(bundle.bands), device)
-    paths = find_rasters([scenes] if isinstance(scenes, (str, os.PathLike)) else scenes)
-    infos = [open_raster(p) for p in paths]
-    for info in infos:
-        check_scene(info, bundle)
-    stems = [Path(i.path).stem for i in infos]
+    inputs = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
+    sources, resampled = _scenes(inputs, bundle, opts)
+    infos = [open_raster(s.path) for s in sources]
+    for info, source in zip(infos, sources, strict=True):
+        check_scene(info, source, bundle)
+    stems = [s.name for s in sources]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise InputError(f"scenes share the name(s) {', '.join(dupes)}; outputs are named "
@@ -109,17 +119,21 @@ def infer(
     summaries: dict[int, SceneSummary] = {}
     # GDAL's block cache defaults to 5% of RAM and fills as a large scene streams through it:
     # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
-    cache = ({} if "GDAL_CACHEMAX" in os.environ
-             else {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20})  # rasterio passes bytes to GDAL
+    # rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
+    cache: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
+        "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
+    # Remote scenes are opened without listing their folders (when nothing local is read).
+    cache.update(remote_env([f for s in sources for f in s.files]))
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         plans: dict[int, ScenePlan] = {}
-        for n, info in enumerate(infos):
-            done = _completed(out, Path(info.path).stem, overwrite=overwrite, resume=resume)
+        for n, (source, info) in enumerate(zip(sources, infos, strict=True)):
+            done = _completed(out, source.name, overwrite=overwrite, resume=resume)
             if done is not None:
                 summaries[n] = done
             else:
-                plans[n] = _plan_scene(model, bundle, info, out, opts, window, device,
-                                       overwrite=overwrite, resume=resume)
+                plans[n] = _plan_scene(model, bundle, source, info, out, opts, window, device,
+                                       resampled=resampled[n], overwrite=overwrite,
+                                       resume=resume)
         if client is None:
             for n, plan in plans.items():
                 timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
@@ -127,7 +141,7 @@ def infer(
                 summaries[n] = complete_scene(plan, timings)
         else:
             summaries.update(_run_on_cluster(plans, client, quiet=quiet))
-    ordered = [summaries[n] for n in range(len(infos))]
+    ordered = [summaries[n] for n in range(len(sources))]
     if opts.preview:
         ordered = [dataclasses.replace(s, preview=str(_write_preview(out, bundle, s)))
                    for s in ordered]
@@ -141,16 +155,35 @@ def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
     stem = summary.stem
     layers = for_task(bundle.task).preview_layers(out, stem)
     return write_preview(
-        out / f"{stem}.preview.png", summary.scene_path, classes=bundle.classes,
+        out / f"{stem}.preview.png", summary.scene_source, classes=bundle.classes,
         prediction=layers.get("prediction"), detections=layers.get("detections"),
         title=f"{stem}: {bundle.architecture['name']} ({bundle.task})")
 
 
-def _fingerprint(model: Path, info: RasterInfo, opts: InferOptions, window: int) -> str:
-    """What makes a scratch directory resumable: the same model, scene and options."""
-    st_m, st_s = model.stat(), os.stat(info.path)
+def _scenes(inputs: list[str | os.PathLike[str]], bundle: Bundle, opts: InferOptions
+            ) -> tuple[list[SceneSource], list[dict[str, Any] | None]]:
+    """The scenes to predict, each reading the model's bands at the pixel size to read.
+
+    Returns:
+        The scenes, and for each the record of its resampling (None: read as it is).
+    """
+    prefer = None if (opts.bands or opts.assets) else [b.name for b in bundle.bands]
+    given = [os.fspath(i) for i in inputs]
+    with rasterio.Env(**remote_env(given)):
+        found = scenes_for(given, opts, prefer=prefer)
+        fitted = [fit_resolution(model_bands(s, bundle, opts), bundle, opts) for s in found]
+    return [f[0] for f in fitted], [f[1] for f in fitted]
+
+
+def _fingerprint(model: Path, scene: SceneSource, opts: InferOptions, window: int) -> str:
+    """What makes a scratch directory resumable: the same model, scene and options.
+
+    The scene's is :meth:`SceneSource.fingerprint`: size and time of local files, what
+    GDAL reports of remote and virtual ones, a STAC item's content, the bands and the grid.
+    """
+    st_m = model.stat()
     key = {"model": [str(model.resolve()), st_m.st_size, st_m.st_mtime_ns],
-           "scene": [str(Path(info.path).resolve()), st_s.st_size, st_s.st_mtime_ns],
+           "scene": scene.fingerprint(),
            "options": fingerprint_fields(opts),
            "window": window}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -202,6 +235,7 @@ class ScenePlan:
 
     model: Path
     device: str
+    scene: SceneSource
     info: RasterInfo
     out: Path
     stem: str
@@ -211,24 +245,26 @@ class ScenePlan:
     layout: Layout
     todo: tuple[Any, ...]
     started: float  # wall-clock seconds since the epoch, comparable across machines
+    resampled: dict[str, Any] | None = None
 
 
-def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: InferOptions,
-                window: int, device: str, *, overwrite: bool, resume: bool) -> ScenePlan:
+def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInfo, out: Path,
+                opts: InferOptions, window: int, device: str, *,
+                resampled: dict[str, Any] | None, overwrite: bool, resume: bool) -> ScenePlan:
     """Prepare a scene's scratch directory and plan its blocks."""
     t_start = time.time()
-    stem = Path(info.path).stem
+    stem = scene.name
     task = for_task(bundle.task)
     names = task.output_names(stem, opts)
     scratch = _prepare(out, stem, [*names, PredictionFolder(out).summary(stem).name],
-                       _fingerprint(model, info, opts, window), overwrite=overwrite,
+                       _fingerprint(model, scene, opts, window), overwrite=overwrite,
                        resume=resume)
     stride = window_stride(window, opts.overlap)
-    layout = make_layout(info.height, info.width, window, stride,
+    layout = make_layout(scene.grid.height, scene.grid.width, window, stride,
                          per_block=opts.block_windows, cells=task.cells)
     mean, std = bundle.normalization["mean"], bundle.normalization["std"]
-    work = SceneWork(scene=str(Path(info.path).resolve()), grid=info.grid,
-                     bands=tuple(scene_bands(bundle)), model=str(model), device=device,
+    work = SceneWork(scene=scene.path, grid=scene.grid,
+                     bands=scene.bands, model=str(model), device=device,
                      task=bundle.task, window=window, stride=stride,
                      n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
                      num_classes=len(bundle.classes), mean=tuple(float(v) for v in mean),
@@ -238,8 +274,9 @@ def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: 
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),
                  len(layout.blocks))
-    return ScenePlan(model=model, device=device, info=info, out=out, stem=stem, opts=opts,
-                     names=tuple(names), work=work, layout=layout, todo=todo, started=t_start)
+    return ScenePlan(model=model, device=device, scene=scene, info=info, out=out, stem=stem,
+                     opts=opts, names=tuple(names), work=work, layout=layout, todo=todo,
+                     started=t_start, resampled=resampled)
 
 
 def complete_scene(plan: ScenePlan, timings: Timings) -> SceneSummary:
@@ -321,8 +358,11 @@ def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
 
 def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str, Any],
              total: float) -> SceneSummary:
-    info, layout = plan.info, plan.layout
-    megapixels = info.width * info.height / 1e6
+    info, layout, grid = plan.info, plan.layout, plan.scene.grid
+    megapixels = grid.width * grid.height / 1e6
+    scene = {**info.describe(), **plan.scene.describe()}
+    if plan.resampled is not None:
+        scene["resampled"] = plan.resampled
     return SceneSummary(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         geovision_version=__version__,
@@ -330,7 +370,7 @@ def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str
                "architecture": bundle.architecture,
                "classes": [c.to_json() for c in bundle.classes],
                "tile_size": bundle.tile_size, "bands": [b.to_json() for b in bundle.bands]},
-        scene=info.describe(),
+        scene=scene,
         parameters={**to_json(plan.opts), "window": layout.window, "stride": layout.stride,
                     "device": plan.device},
         windows=layout.n_windows, blocks=len(layout.blocks), outputs=plan.names,

@@ -1,6 +1,7 @@
 """The output folder of ``geovision infer``, and when a scene's outputs there are complete.
 
-Per scene ``<stem>`` (the scene file's stem): the task's outputs
+Per scene ``<stem>`` (the scene's name: a file's stem, a STAC item's id, a stack's folder;
+:attr:`geovision.geo.scenes.SceneSource.name`): the task's outputs
 (:meth:`~geovision.inference.tasks.InferenceTask.output_names`), the run summary
 ``<stem>.json``, written last, and while the scene is in progress its scratch directory
 ``.<stem>.partial/`` (laid out by :mod:`geovision.inference.work`).
@@ -12,9 +13,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from geovision.errors import GeovisionError
+
+if TYPE_CHECKING:
+    from geovision.options.scenes import SceneOptions
 
 #: Format of a run summary.
 FORMAT = {"format": "inference", "version": 1}
@@ -38,15 +42,23 @@ class PredictionFolder:
         """Scene ``stem``'s outputs are written and no run of it is in progress."""
         return self.summary(stem).exists() and not self.scratch(stem).exists()
 
-    def is_complete(self, scenes: Sequence[str | os.PathLike[str]]) -> bool:
-        """Every scene's outputs are complete (``scenes``: files, globs or directories)."""
-        from geovision.geo.raster import find_rasters
+    def is_complete(self, scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                    options: SceneOptions | None = None) -> bool:
+        """Every scene's outputs are complete.
 
+        Args:
+            scenes: what ``infer`` was given (files, globs, folders, STAC items, URLs).
+            options: its scene options (``--stack``, ``--stack-folders``, ...).
+        """
+        from geovision.geo.scenes import scenes_for
+        from geovision.options.scenes import SceneOptions
+
+        given = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
         try:
-            stems = [Path(p).stem for p in find_rasters(scenes)]
+            names = [s.name for s in scenes_for(given, options or SceneOptions())]
         except GeovisionError:
             return False
-        return all(self.scene_complete(s) for s in stems)
+        return all(self.scene_complete(s) for s in names)
 
 
 @dataclass(frozen=True)
@@ -85,13 +97,18 @@ class SceneSummary:
 
     @property
     def scene_path(self) -> str:
-        """The scene's path."""
+        """The scene as it was given (a file's GDAL path, a STAC item, a stack's files)."""
         return str(self.scene["path"])
 
     @property
+    def scene_source(self) -> str:
+        """What GDAL opens to read the scene as it was predicted (a path, or VRT XML)."""
+        return str(self.scene.get("vrt") or self.scene["path"])
+
+    @property
     def stem(self) -> str:
-        """The scene's stem, which names its outputs."""
-        return Path(self.scene_path).stem
+        """The scene's name, which names its outputs."""
+        return str(self.scene.get("name") or Path(self.scene_path).stem)
 
     def to_json(self) -> dict[str, Any]:
         """The summary as ``<stem>.json`` holds it (format ``inference`` version 1)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geovision.geo.windows import RasterGrid
+from geovision.geo.grid import Grid
 from geovision.inference.layout import Block, Piece
 from geovision.options.infer import InferOptions
 
@@ -41,7 +41,7 @@ class SceneWork:
     """
 
     scene: str
-    grid: RasterGrid
+    grid: Grid
     bands: tuple[int, ...]
     model: str
     device: str

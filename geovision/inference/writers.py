@@ -22,7 +22,8 @@ from rasterio.windows import Window
 
 from geovision.atomic import atomic_path
 from geovision.formats import CLASS_NODATA, PROB_SCALE, ClassInfo
-from geovision.geo.windows import PixelWindow, RasterGrid, intersect
+from geovision.geo.grid import Grid
+from geovision.geo.windows import PixelWindow, intersect
 from geovision.inference.layout import Piece
 
 #: Tile side of every raster written (GeoTIFF blocks and COG tiles).
@@ -49,7 +50,7 @@ def colormap(classes: Sequence[ClassInfo]) -> dict[int, tuple[int, int, int, int
     return table
 
 
-def tiled_profile(grid: RasterGrid, *, count: int, dtype: str,
+def tiled_profile(grid: Grid, *, count: int, dtype: str,
                   nodata: float | None) -> dict[str, Any]:
     """Creation options of the intermediate tiled GeoTIFF on ``grid`` (fast ZSTD, 512 tiles)."""
     return {

@@ -29,6 +29,7 @@ from geovision.formats import (
     bands_from_json,
     classes_from_json,
 )
+from geovision.geo.resolution import PixelSize
 from geovision.models.registry import build_model
 
 FORMAT = {"format": "model", "version": 1}
@@ -51,6 +52,8 @@ class Bundle:
         train: ``{config, epochs, best, dataset}``.
         raw: the whole file content, state dict included.
         path: where the bundle was read from.
+        pixel_size: the pixel size seen in training with its CRS (and so its unit); None in
+            bundles written before it was kept (their ``resolution`` has no unit).
     """
 
     model: nn.Module
@@ -65,6 +68,7 @@ class Bundle:
     train: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    pixel_size: PixelSize | None = None
 
     @property
     def class_names(self) -> list[str]:
@@ -109,6 +113,7 @@ def save_bundle(
     tile_size: int,
     resolution: list[float] | tuple[float, float] | None,
     train: dict[str, Any],
+    pixel_size: PixelSize | None = None,
 ) -> Path:
     """Write a model bundle atomically (temporary file, then rename).
 
@@ -124,6 +129,8 @@ def save_bundle(
         tile_size: tile side in pixels.
         resolution: ``[x, y]`` pixel size of the training data, or None if unknown.
         train: ``{config, epochs, best, dataset}``.
+        pixel_size: the training pixel size with its CRS, stored as ``pixel_size: {x, y,
+            unit, crs}`` (``resolution`` stays, for readers of older bundles).
 
     Returns:
         The path written.
@@ -148,6 +155,8 @@ def save_bundle(
         "resolution": None if resolution is None else [float(v) for v in resolution],
         "train": _plain(train),
     }
+    if pixel_size is not None:
+        content["pixel_size"] = pixel_size.describe()
     save_atomic(content, out)
     return out
 
@@ -226,7 +235,20 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
         architecture=arch, normalization=raw["normalization"],
         tile_size=int(raw["tile_size"]), resolution=raw.get("resolution"),
         train=raw.get("train") or {}, raw=raw, path=Path(path),
+        pixel_size=_pixel_size(raw.get("pixel_size")),
     )
+
+
+def _pixel_size(record: Any) -> PixelSize | None:
+    """The ``pixel_size`` record of a bundle (None when absent or malformed)."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        x, y = float(record["x"]), float(record["y"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    crs = record.get("crs")
+    return PixelSize(x, y, str(crs) if crs else None) if x > 0 and y > 0 else None
 
 
 def format_bundle_summary(path: str | os.PathLike[str]) -> str:
@@ -245,14 +267,20 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
     best = train.get("best") or {}
     params = ", ".join(f"{k}={v}" for k, v in (arch.get("params") or {}).items()) or "defaults"
     res = raw.get("resolution")
+    size = _pixel_size(raw.get("pixel_size"))
+    if size is not None:
+        unit = raw["pixel_size"].get("unit") or "CRS units"
+        crs = _crs_name(size.crs)
+        res_text = f", pixel {size.x:g} x {size.y:g} {unit}" + (f" ({crs})" if crs else "")
+    else:
+        res_text = f", resolution {res[0]:g},{res[1]:g}" if res else ""
     lines = [
         str(path),
         f"  format     model v{gv.get('version')} (geovision {gv.get('geovision_version')}, "
         f"created {gv.get('created')})",
         f"  task       {raw['task']}",
         f"  model      {arch['name']} ({params}), {n_params:,} parameters",
-        f"  input      {len(raw['bands'])} bands, tile {raw['tile_size']} px"
-        + (f", resolution {res[0]:g},{res[1]:g}" if res else ""),
+        f"  input      {len(raw['bands'])} bands, tile {raw['tile_size']} px" + res_text,
         f"  trained    {train.get('epochs', '?')} epochs"
         + (f" (best epoch {train['best_epoch']})" if train.get("best_epoch") else "")
         + f" on {train.get('dataset', '?')}"
@@ -267,6 +295,20 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
         lines.append(f"    {b.get('index', i + 1):>3} {b.get('name', ''):<12} "
                      f"{b.get('dtype', ''):<8} mean {mean[i]:.4g} std {std[i]:.4g}")
     return "\n".join(lines)
+
+
+def _crs_name(wkt: str | None) -> str:
+    """``EPSG:32633`` when the CRS has a code, else its name (empty without a CRS)."""
+    if not wkt:
+        return ""
+    from pyproj import CRS
+
+    try:
+        crs = CRS.from_user_input(wkt)
+    except Exception:
+        return ""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else str(crs.name)
 
 
 def update_train_record(path: str | os.PathLike[str], **values: Any) -> None:

@@ -17,6 +17,7 @@ a command line or job file is checked in milliseconds, before anything heavy loa
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import types
 import typing
@@ -120,10 +121,17 @@ def _kind(annotation: Any) -> Kind:
 
 
 def fields_of(cls: type) -> list[OptionField]:
-    """The options of an options dataclass, in order."""
+    """The options of an options dataclass: its own in order, then those it inherits.
+
+    (``TileOptions`` lists ``--task`` first and the scene options it shares with
+    ``InferOptions``, from :class:`~geovision.options.scenes.SceneOptions`, after its own.)
+    """
     hints = typing.get_type_hints(cls)
+    own = set(inspect.get_annotations(cls))
+    fields = [f for f in dataclasses.fields(cls) if _SPEC in f.metadata]
+    ordered = [f for f in fields if f.name in own] + [f for f in fields if f.name not in own]
     return [OptionField(f.name, f.default, f.metadata[_SPEC], _kind(hints[f.name]))
-            for f in dataclasses.fields(cls) if _SPEC in f.metadata]
+            for f in ordered]
 
 
 _WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}

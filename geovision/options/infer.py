@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from geovision.device import device_problem
 from geovision.options import check_fields, option
+from geovision.options.scenes import SceneOptions
 
 #: Weights of overlapping windows (see geovision.inference.blend).
 BLENDS = ("gaussian", "linear", "none")
@@ -20,11 +21,18 @@ PROB_DTYPES = ("uint8", "float32")
 CRS_CHOICES = ("wgs84", "native")
 #: The output folder when none is given.
 OUTPUT = "predictions"
+#: ``infer`` resamples a scene to the model's pixel size by itself (unless ``resample`` is
+#: False) when the two differ by more than this factor, either way.
+AUTO_RESAMPLE_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
-class InferOptions:
+class InferOptions(SceneOptions):
     """How scenes are predicted (the options of ``geovision infer``).
+
+    The options that say how scenes are read (``assets``, ``bands``, ``resolution``,
+    ``resampling``, ``stack``, ``stack_folders``) are :class:`SceneOptions`', shared with
+    ``geovision tile``.
 
     Attributes:
         window: window side in pixels (None: the model's tile size).
@@ -42,6 +50,10 @@ class InferOptions:
         block_windows: windows per block side (memory grows with its square).
         preview: also write ``<stem>.preview.png``, a quicklook of the scene and the
             predictions side by side.
+        resample: read the scene through a warped view at the model's pixel size (aligned
+            to the scene's origin, covering its extent; outputs are on that grid). None: only
+            when the pixel sizes differ by more than :data:`AUTO_RESAMPLE_FACTOR`; False:
+            never.
     """
 
     window: int | None = option(None, "Window side in pixels.", min=8, hint="pixels",
@@ -67,6 +79,10 @@ class InferOptions:
                                    "and cluster tasks.", min=1)
     preview: bool = option(False, "Also write <stem>.preview.png: the scene and the "
                                   "predictions side by side.", fingerprint=False)
+    resample: bool | None = option(
+        None, "Read scenes at the model's pixel size (outputs on that grid, aligned to the "
+              "scene's origin).", show_default=f"when the pixel sizes differ by more than "
+                                               f"{AUTO_RESAMPLE_FACTOR:g}x")
 
     def check(self) -> None:
         """Raise :class:`~geovision.errors.InputError` naming the option that is wrong."""

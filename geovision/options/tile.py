@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from geovision.options import check_fields, option
+from geovision.options.scenes import SceneOptions
 from geovision.tasks import TASK_NAMES
 
 #: How tiles are dealt to splits.
@@ -20,8 +21,12 @@ def _shares(fractions: tuple[float, ...]) -> str | None:
 
 
 @dataclass(frozen=True)
-class TileOptions:
+class TileOptions(SceneOptions):
     """How a tile dataset is cut (the options of ``geovision tile``).
+
+    The options that say how scenes are read (``assets``, ``bands``, ``resolution``,
+    ``resampling``, ``stack``, ``stack_folders``) are :class:`SceneOptions`', shared with
+    ``geovision infer``.
 
     Attributes:
         task: segmentation, classification or detection.
@@ -29,7 +34,9 @@ class TileOptions:
         layer: layer of a multi-layer vector file (None: the first).
         tile_size: tile side in pixels.
         stride: pixels between tile origins (None: ``tile_size``, no overlap).
-        bands: 1-based bands to keep, in order (None: all).
+        band_names: names of the bands read, in order, for rasters whose bands have no
+            descriptions (None: asset names, band file names or descriptions, else
+            ``band1``, ``band2``, ...).
         min_valid: tiles whose fraction of valid (not nodata) pixels is lower are skipped.
         split: ``block`` (spatial blocks, default) or ``random``.
         fractions: train, val, test shares.
@@ -48,8 +55,10 @@ class TileOptions:
     tile_size: int = option(256, "Tile side in pixels.", min=8, hint="pixels")
     stride: int | None = option(None, "Pixels between tile origins.", min=1,
                                 show_default="tile size (no overlap)")
-    bands: tuple[int, ...] | None = option(None, "1-based bands to keep, in order "
-                                                 "[default: all].", min=1, metavar="1,2,3")
+    band_names: tuple[str, ...] | None = option(
+        None, "Names of the bands read, in order, for rasters whose bands have no "
+              "descriptions [default: asset or file names, descriptions, else band1, ...].",
+        metavar="red,green,blue")
     min_valid: float = option(0.5, "Skip tiles with a smaller fraction of valid (not nodata) "
                                    "pixels.", min=0, max=1)
     split: str = option("block", "block: whole spatial blocks go to one split; random: per "

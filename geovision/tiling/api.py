@@ -20,14 +20,9 @@ import shapely
 from geovision.cluster import dask_client, run_graph, task
 from geovision.errors import InputError, OutputExistsError
 from geovision.formats import IGNORE_INDEX, SPLITS
-from geovision.geo.raster import (
-    RasterInfo,
-    absolute,
-    close_cached,
-    find_rasters,
-    open_raster,
-    select_bands,
-)
+from geovision.geo.paths import remote_env
+from geovision.geo.raster import RasterInfo, absolute, close_cached, open_raster
+from geovision.geo.scenes import SceneSource, scenes_for
 from geovision.geo.vector import Labels, read_labels, to_crs
 from geovision.geo.windows import PixelWindow, window_bounds
 from geovision.options.tile import TileOptions
@@ -73,7 +68,9 @@ def tile(
     """Cut rasters and their vector labels into a Zarr tile dataset.
 
     Args:
-        rasters: raster files, globs or directories.
+        rasters: raster files, globs, folders, STAC items (paths or URLs), GDAL paths and
+            URLs (see :func:`geovision.geo.scenes.resolve_scenes`); ``options.stack`` adds
+            scenes made of band files.
         labels: a vector file OGR reads.
         out: the Zarr store to write (a directory).
         options: how to cut; see :class:`TileOptions`.
@@ -104,30 +101,36 @@ def tile(
         raise OutputExistsError(f"{partial}: an interrupted run left this; use --resume to "
                                 "finish it or --overwrite to start again")
 
-    sources = [open_raster(p) for p in find_rasters(rasters)]
-    bands = _check_sources(sources, opts)
+    scenes = scenes_for(rasters, opts)
+    sources = [open_raster(s.path) for s in scenes]
+    bands, band_names = _check_scenes(scenes, opts)
     lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
-    per_source, outside = _place_labels(lab, sources)
+    per_source, outside = _place_labels(lab, sources, scenes)
     lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
     if outside:
         log.warning("%s: %d of %d features lie outside every raster and are not used",
                     lab.path, outside, lab.features)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
     if not refs:
-        sizes = ", ".join(f"{Path(s.path).name} {s.width}x{s.height}" for s in sources)
+        sizes = ", ".join(f"{sc.name} {s.width}x{s.height}" for sc, s in zip(
+            scenes, sources, strict=True))
         raise InputError(f"--tile-size {opts.tile_size} is larger than every raster ({sizes}); "
                          "choose a smaller tile size")
-    for s in sources:
+    for sc, s in zip(scenes, sources, strict=True):
         if s.width < opts.tile_size or s.height < opts.tile_size:
-            log.warning("%s: %dx%d is smaller than one tile; skipped", s.path, s.width, s.height)
-    fingerprint = _fingerprint(sources, lab, opts, bands)
+            log.warning("%s: %dx%d is smaller than one tile; skipped", sc.given, s.width,
+                        s.height)
+    fingerprint = _fingerprint(scenes, lab, opts, bands)
     dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
 
     # Tasks of one thread share its open datasets, so the scan's decoded blocks serve the
     # shard pass from GDAL's block cache; cap that cache so memory stays bounded for rasters
     # larger than it (they are then decoded twice). GDAL_CACHEMAX in the environment wins.
     # rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
+    cache: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
+        "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
+    # Remote scenes are opened without listing their folders (when nothing local is read).
+    cache.update(remote_env([f for sc in scenes for f in sc.files] + [str(labels)]))
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         if resume and partial.exists():
             check_pending(partial, fingerprint)
@@ -161,24 +164,44 @@ def tile(
                   weights=[len(w.tiles) for w in todo], quiet=quiet)
 
     close_cached()
-    attrs, boxes = _summarize(partial, shards, sources, bands, lab, opts, splits, border_dropped)
+    attrs, boxes = _summarize(partial, shards, scenes, sources, bands, band_names, lab, opts,
+                              splits, border_dropped)
     commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, len(refs))
     return out
 
 
-def _check_sources(sources: list[RasterInfo], opts: TileOptions) -> list[int]:
-    counts = {s.count for s in sources}
+def _check_scenes(scenes: list[SceneSource], opts: TileOptions) -> tuple[list[int],
+                                                                           list[str]]:
+    """The bands every scene reads (1-based, in ``path``) and their names in the store.
+
+    Raises:
+        InputError: the scenes read different bands, or ``--band-names`` does not fit.
+    """
+    counts = {len(s.bands) for s in scenes}
     if len(counts) > 1:
-        listing = ", ".join(f"{Path(s.path).name}: {s.count}" for s in sources)
+        listing = ", ".join(f"{s.name}: {len(s.bands)}" for s in scenes)
         raise InputError(f"rasters have different band counts ({listing}); tile them "
-                         "separately or pick common bands with --bands")
-    bands = next(select_bands(s, opts.bands) for s in sources)
-    return bands
+                         "separately or pick common bands with --bands or --assets")
+    if len({s.bands for s in scenes}) > 1:
+        listing = "; ".join(f"{s.name}: {','.join(map(str, s.bands))}" for s in scenes)
+        raise InputError(f"--assets picks different bands of each raster ({listing}); tile "
+                         "rasters whose bands are in one order together")
+    names = list(scenes[0].band_names)
+    if opts.band_names is not None:
+        if len(opts.band_names) != len(names):
+            raise InputError(f"--band-names: {len(opts.band_names)} name(s) for "
+                             f"{len(names)} band(s) ({', '.join(names)}); give one name per "
+                             "band read")
+        names = list(opts.band_names)
+    if len(set(names)) < len(names):
+        raise InputError(f"band names {', '.join(names)} repeat; the model finds bands by "
+                         "name, so give distinct ones with --band-names")
+    return list(scenes[0].bands), names
 
 
 def _place_labels(
-    lab: Labels, sources: list[RasterInfo]
+    lab: Labels, sources: list[RasterInfo], scenes: list[SceneSource]
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, shapely.STRtree]], int]:
     """Reproject labels to each source's CRS; count the features that touch no source.
 
@@ -196,8 +219,8 @@ def _place_labels(
     if not touches.any():
         lb = lab.frame.total_bounds
         extents = "; ".join(
-            f"{Path(s.path).name} {tuple(round(v, 4) for v in s.bounds)} in "
-            f"{s.crs.to_string()}" for s in sources)
+            f"{sc.name} {tuple(round(v, 4) for v in s.bounds)} in "
+            f"{s.crs.to_string()}" for sc, s in zip(scenes, sources, strict=True))
         raise InputError(
             f"{lab.path}: no label feature overlaps any raster (labels span "
             f"{tuple(round(float(v), 4) for v in lb)} in {lab.frame.crs.to_string()}; rasters: "
@@ -309,7 +332,7 @@ def _fill(src: RasterInfo, dtype: str) -> float | int:
     return np.dtype(dtype).type(src.nodata).item()
 
 
-def _fingerprint(sources: list[RasterInfo], lab: Labels, opts: TileOptions,
+def _fingerprint(scenes: list[SceneSource], lab: Labels, opts: TileOptions,
                  bands: list[int]) -> str:
     def stamp(path: str) -> list[Any]:
         try:
@@ -318,14 +341,15 @@ def _fingerprint(sources: list[RasterInfo], lab: Labels, opts: TileOptions,
         except OSError:
             return [path]
 
-    doc = {"sources": [stamp(s.path) for s in sources], "labels": stamp(lab.path),
+    doc = {"sources": [s.fingerprint() for s in scenes], "labels": stamp(lab.path),
            "options": asdict(opts), "bands": bands}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _summarize(
-    partial: Path, shards: list[ShardWork], sources: list[RasterInfo], bands: list[int],
-    lab: Labels, opts: TileOptions, splits: np.ndarray, border_dropped: int,
+    partial: Path, shards: list[ShardWork], scenes: list[SceneSource],
+    sources: list[RasterInfo], bands: list[int], band_names: list[str], lab: Labels,
+    opts: TileOptions, splits: np.ndarray, border_dropped: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Merge the shards' markers (in shard order) into the root attributes and box arrays."""
     labelling = for_task(opts.task)
@@ -345,16 +369,16 @@ def _summarize(
             box_tile.append(m["box_tile"])
     if stats.count.max(initial=0) == 0:
         log.warning("no train tile has valid pixels; stats are empty")
-    names = [s.descriptions[b - 1] for s in sources[:1] for b in bands]
     attrs: dict[str, Any] = {
         "task": opts.task,
         "classes": lab.classes,
         "ignore_index": IGNORE_INDEX,
-        "bands": [{"index": b, "name": n or f"band{b}", "dtype": sources[0].dtype}
-                  for b, n in zip(bands, names, strict=True)],
+        "bands": [{"index": b, "name": n, "dtype": sources[0].dtype}
+                  for b, n in zip(bands, band_names, strict=True)],
         "tile_size": opts.tile_size,
         "stride": opts.step,
-        "sources": [s.describe() for s in sources],
+        "sources": [{**s.describe(), **sc.describe()} for sc, s in zip(scenes, sources,
+                                                                        strict=True)],
         "labels": lab.describe(),
         "stats": stats.describe(),
         "split": {

@@ -46,12 +46,13 @@ import zarr
 
 from geovision.cluster import dask_client, default_workers, run_graph, task
 from geovision.errors import GeovisionError, InputError, OutputExistsError
-from geovision.geo.raster import RasterInfo, absolute, close_cached, find_rasters, open_raster
+from geovision.geo.raster import RasterInfo, absolute, close_cached, open_raster
+from geovision.geo.scenes import SceneSource, scenes_for
 from geovision.geo.vector import Labels, read_labels
 from geovision.tiling.api import (
     IGNORE_INDEX,
     TileOptions,
-    _check_sources,
+    _check_scenes,
     _fill,
     _fingerprint,
     _place_labels,
@@ -143,14 +144,16 @@ def tile_fast(
     if partial.exists() and not (resume or overwrite):
         raise OutputExistsError(f"{partial}: an interrupted run left this; use --resume to "
                                 "finish it or --overwrite to start again")
-    sources = [open_raster(p) for p in find_rasters(rasters)]
-    bands = _check_sources(sources, opts)
+    scenes = scenes_for(rasters, opts)
+    sources = [open_raster(s.path) for s in scenes]
+    bands, band_names = _check_scenes(scenes, opts)
     with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
         # Labels are read and reprojected while the first blocks are decoded.
-        labels_read = reader.submit(_read_labels, labels, sources, opts)
+        labels_read = reader.submit(_read_labels, labels, sources, scenes, opts)
         try:
-            return _tile(sources, bands, labels, labels_read, out, opts, scheduler=scheduler,
-                         workers=workers, resume=resume, quiet=quiet, ordered=ordered)
+            return _tile(scenes, sources, bands, band_names, labels, labels_read, out, opts,
+                         scheduler=scheduler, workers=workers, resume=resume, quiet=quiet,
+                         ordered=ordered)
         finally:
             labels_read.cancel()
 
@@ -167,9 +170,9 @@ class _Labels:
 
 
 def _read_labels(path: str | os.PathLike[str], sources: list[RasterInfo],
-                 opts: TileOptions) -> _Labels:
+                 scenes: list[SceneSource], opts: TileOptions) -> _Labels:
     lab = read_labels(path, layer=opts.layer, class_field=opts.class_field)
-    placed, outside = _place_labels(lab, sources)
+    placed, outside = _place_labels(lab, sources, scenes)
     lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
     if outside:
         log.warning("%s: %d of %d features lie outside every raster and are not used",
@@ -192,9 +195,10 @@ class _LateLabels:
 
 
 def _tile(
-    sources: list[RasterInfo], bands: list[int], labels: str | os.PathLike[str],
-    labels_read: Future[_Labels], out: Path, opts: TileOptions, *, scheduler: str | None,
-    workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
+    scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
+    band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[_Labels],
+    out: Path, opts: TileOptions, *, scheduler: str | None, workers: int | None, resume: bool,
+    quiet: bool, ordered: bool | None,
 ) -> Path:
     partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
@@ -213,7 +217,7 @@ def _tile(
             refs, opts.split, opts.split_block_size) and _widest_row(blocks, sources, bands) <= \
             ORDERED_ROW_BUDGET
     stand_in = cast(Labels, SimpleNamespace(path=str(labels)))  # the fingerprint reads .path
-    fingerprint = hashlib.sha256((_fingerprint(sources, stand_in, opts, bands) + "/one-pass-1/"
+    fingerprint = hashlib.sha256((_fingerprint(scenes, stand_in, opts, bands) + "/one-pass-1/"
                                   + ("ordered" if ordered else "spill")).encode()).hexdigest()
     progress = partial / PROGRESS_DIR
     fresh = not (resume and partial.exists())
@@ -228,7 +232,7 @@ def _tile(
     try:
         return _run(sources, bands, labels_read, out, partial, progress, blocks, refs, opts,
                     dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
-                    ordered=ordered)
+                    ordered=ordered, scenes=scenes, band_names=band_names)
     except GeovisionError:
         if fresh:  # as tile(): nothing is left behind on bad input
             shutil.rmtree(partial, ignore_errors=True)
@@ -239,7 +243,8 @@ def _run(
     sources: list[RasterInfo], bands: list[int], labels_read: Future[_Labels], out: Path,
     partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
     opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
-    workers: int | None, quiet: bool, ordered: bool,
+    workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
+    band_names: list[str],
 ) -> Path:
     image, mask = _layouts(progress, len(bands), opts, dtype, fill)
     image = dataclasses.replace(image, root=partial / "image")
@@ -291,7 +296,8 @@ def _run(
     if opts.task == "classification" and final["n"]:
         group["label"][...] = final["figures"].label
     attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
-                             sources=sources, bands=bands, lab=lab, opts=opts,
+                             scenes=scenes, sources=sources, bands=bands,
+                             band_names=band_names, lab=lab, opts=opts,
                              border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
     commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, final["n"])

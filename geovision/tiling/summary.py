@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from geovision.geo.raster import RasterInfo
+from geovision.geo.scenes import SceneSource
 from geovision.geo.vector import Labels
 from geovision.tiling.encode import TileFigures
 from geovision.tiling.stats import BandStats
@@ -41,8 +42,9 @@ def merged_stats(figures: TileFigures, splits: np.ndarray, per_shard: int) -> Ba
 
 
 def summarize(
-    figures: TileFigures, splits: np.ndarray, *, per_shard: int, sources: list[RasterInfo],
-    bands: list[int], lab: Labels, opts: Any, border_dropped: int, ignore_index: int,
+    figures: TileFigures, splits: np.ndarray, *, per_shard: int, scenes: list[SceneSource],
+    sources: list[RasterInfo], bands: list[int], band_names: list[str], lab: Labels, opts: Any,
+    border_dropped: int, ignore_index: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Root attributes and (detection) box arrays, equal to those of ``tile()``.
 
@@ -50,8 +52,10 @@ def summarize(
         figures: figures of the final tiles, in order.
         splits: their splits.
         per_shard: tiles per shard of the classic pass (``--shard``).
-        sources: the rasters.
+        scenes: the scenes as resolved.
+        sources: their rasters.
         bands: the bands kept (1-based).
+        band_names: their names.
         lab: the labels read.
         opts: the :class:`~geovision.tiling.api.TileOptions`.
         border_dropped: tiles left out on split-block borders.
@@ -66,16 +70,16 @@ def summarize(
         class_tiles = np.bincount(figures.label, minlength=k1)[:k1].astype(np.int64)
     else:
         class_tiles = (figures.class_counts > 0).sum(axis=0, dtype=np.int64)
-    names = [s.descriptions[b - 1] for s in sources[:1] for b in bands]
     attrs: dict[str, Any] = {
         "task": opts.task,
         "classes": lab.classes,
         "ignore_index": ignore_index,
-        "bands": [{"index": b, "name": n or f"band{b}", "dtype": sources[0].dtype}
-                  for b, n in zip(bands, names, strict=True)],
+        "bands": [{"index": b, "name": n, "dtype": sources[0].dtype}
+                  for b, n in zip(bands, band_names, strict=True)],
         "tile_size": opts.tile_size,
         "stride": opts.step,
-        "sources": [s.describe() for s in sources],
+        "sources": [{**s.describe(), **sc.describe()}
+                    for sc, s in zip(scenes, sources, strict=True)],
         "labels": lab.describe(),
         "stats": stats.describe(),
         "split": {

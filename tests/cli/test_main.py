@@ -41,6 +41,8 @@ def test_a_misspelt_config_key_is_reported_before_torch_loads():
     ["infer", "m.pt", "s.tif", "--overlap", "2"],
     ["infer", "m.pt", "s.tif", "--device", "tpu"],
     ["evaluate", "m.pt", "t.zarr", "--split", "tset"],
+    ["score", "p.tif", "l.gpkg", "--unlabeled", "ignroe"],
+    ["score", "p.tif", "l.gpkg", "--bootstrap-block", "0"],
 ])
 def test_bad_options_are_reported_before_any_library_loads(argv):
     proc = _run(*argv)

@@ -97,12 +97,13 @@ def _truncated(sample, tmp_path):
 BAD_INPUTS = {
     "missing raster": (lambda s, t: [t / "nope.tif", s.labels], "nope.tif: file not found"),
     "no rasters in dir": (lambda s, t: [_no_rasters_dir(t), s.labels],
-                          "nothing: no rasters in this directory"),
+                          "nothing: no rasters or STAC items in this folder"),
     "no crs": (lambda s, t: [_raster(t / "nocrs.tif", crs=None), s.labels],
                "nocrs.tif: raster has no CRS"),
     "rotated": (lambda s, t: [_raster(t / "rot.tif",
                                       transform=Affine(10, 2, 500000, 1, -10, 5300000)),
-                              s.labels], "rot.tif: rotated or sheared geotransform"),
+                              s.labels], "rot.tif: rotated, sheared, south-up or missing "
+                                         "geotransform"),
     "labels miss rasters": (lambda s, t: [s.rasters[0], _far_labels(t)],
                             "far.geojson: no label feature overlaps any raster"),
     "empty labels": (lambda s, t: [s.rasters[0], _empty_labels(t)],

@@ -10,14 +10,6 @@ import shapely
 from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from polygon_helpers import (
-    NODATA,
-    assert_same_regions,
-    flood_fill,
-    label_image,
-    stitch_blocks,
-    whole_raster,
-)
 from pyproj import Geod
 
 from geovision.errors import InputError
@@ -31,6 +23,14 @@ from geovision.geo.polygons import (
     save_block,
 )
 from geovision.geo.stitch import Stitcher
+from tests.geo.polygon_helpers import (
+    NODATA,
+    assert_same_regions,
+    flood_fill,
+    label_image,
+    stitch_blocks,
+    whole_raster,
+)
 
 N = NODATA
 # 12 x 12, cut into 5-pixel blocks (5, 5, 2): 9 blocks, seams after rows/cols 4 and 9.

@@ -10,12 +10,12 @@ import pytest
 import rasterio
 import shapely
 from affine import Affine
-from polygon_helpers import NODATA, assert_same_regions, flood_fill, whole_raster
 from pyproj import CRS, Transformer
 
 from geovision.errors import InputError, OutputExistsError
 from geovision.geo.polygons import PolygonOptions
 from geovision.geo.vectorize import block_shape_for, raster_class_names, vectorize
+from tests.geo.polygon_helpers import NODATA, assert_same_regions, flood_fill, whole_raster
 
 TRANSFORM = Affine(0.5, 0.0, 500_000.0, 0.0, -0.5, 4_650_000.0)
 NAMES = [{"id": 0, "name": "background"}, {"id": 1, "name": "building"},

@@ -9,9 +9,9 @@ from affine import Affine
 from hypothesis import given
 from hypothesis import strategies as st
 
+from geovision.geo.grid import Grid
 from geovision.geo.windows import (
     PixelWindow,
-    RasterGrid,
     cell_origins,
     flush_origins,
     intersect,
@@ -96,6 +96,7 @@ def test_intersect_and_coarsened_grid():
     a, b = PixelWindow(0, 0, 10, 10), PixelWindow(5, 8, 10, 10)
     assert intersect(a, b) == PixelWindow(5, 8, 5, 2)
     assert intersect(a, PixelWindow(10, 0, 3, 3)) is None
-    grid = RasterGrid(130, 200, Affine(10.0, 0, 500_000.0, 0, -10.0, 5_300_000.0), None)
+    grid = Grid(crs=None, transform=Affine(10.0, 0, 500_000.0, 0, -10.0, 5_300_000.0),
+                width=200, height=130)
     cells = grid.coarsened(48)
-    assert cells.shape == (3, 5) and cells.transform == grid.transform * Affine.scale(48)
+    assert cells.shape == (3, 5) and cells.transform == grid.transform @ Affine.scale(48)

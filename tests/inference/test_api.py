@@ -13,7 +13,7 @@ import torch
 
 from geovision.cli.main import main
 from geovision.errors import InputError, InputFileError, ModelFileError, OutputExistsError
-from geovision.geo.windows import RasterGrid
+from geovision.geo.grid import Grid
 from geovision.inference import InferOptions, infer
 from geovision.inference.tasks import for_task
 from geovision.synthetic import make_sample
@@ -135,7 +135,7 @@ def test_every_task_writes_its_outputs_on_the_scene_grid(task_bundle, tmp_path):
     names = for_task(task).output_names("scene", InferOptions())
     assert summary.outputs == tuple(names) and summary.model["task"] == task
     with rasterio.open(scene) as src:
-        grid = RasterGrid(src.height, src.width, src.transform, src.crs)
+        grid = Grid.of(src)
     stride = summary.parameters["stride"]
     for name in names:
         path = out / name
