@@ -7,7 +7,7 @@ that reach ``min_valid``, their ``image`` and ``mask`` chunks encoded with the s
 label, boxes). Which tiles the dataset finally holds, and where, depends on every block
 (``--min-valid`` and the split draw), so writing is left to the caller.
 
-Everything is computed exactly as the classic shard pass does (``tiling/work.py``):
+What is computed:
 
 * valid fraction ``= valid pixels / size**2`` (float64 division, stored as float32), kept when
   ``fraction >= min_valid`` and ``fraction > 0``;
@@ -38,6 +38,7 @@ from geovision.tiling.blocks import Block, valid_counts
 from geovision.tiling.burn import BlockLabels, burn
 from geovision.tiling.shards import ShardLayout, encode_chunk
 from geovision.tiling.stats import BandStats, tile_stats
+from geovision.tiling.tasks import for_task
 from geovision.tiling.tasks.detection import tile_boxes
 
 STATS = ("count", "mean", "m2", "min", "max")
@@ -236,7 +237,7 @@ def encode_block(job: BlockJob) -> BlockResult:
     fig = TileFigures(**stats, **{k: v for k, v in TileFigures.empty(nb, k1, n).__dict__.items()
                                   if k not in stats})
     burned = None
-    if job.task != "detection":
+    if for_task(job.task).burns:
         burned = burn(labels, w, job.transform)
         if not all_valid:
             np.copyto(burned, np.uint8(job.ignore_index), where=~valid)
@@ -251,7 +252,7 @@ def encode_block(job: BlockJob) -> BlockResult:
         if job.mask is not None:
             chunks = [(image, encode_chunk(job.mask, masks[j]))
                       for j, (image, _) in enumerate(chunks)]
-    elif job.task == "detection" and labels is not None:
+    elif labels is not None:
         boxes, box_labels = [], []
         for j in range(n):
             bx, lab = tile_boxes(labels.pixel_boxes, labels.values,
