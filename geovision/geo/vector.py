@@ -194,6 +194,14 @@ def read_labels(
     )
 
 
+def is_vector(path: str) -> bool:
+    """Whether OGR reads ``path`` as a vector file with at least one layer."""
+    try:
+        return len(pyogrio.list_layers(path)) > 0
+    except Exception:
+        return False
+
+
 def to_crs(frame: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
     """Reproject labels to a raster's CRS (a no-op when they are equal)."""
     target = ProjCRS.from_user_input(crs.to_wkt() if hasattr(crs, "to_wkt") else crs)

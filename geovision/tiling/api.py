@@ -53,7 +53,14 @@ from geovision.geo.scenes import SceneSource, scenes_for
 from geovision.options.tile import TileOptions
 from geovision.tiling.blocks import BLOCK_BUDGET, Block, plan_blocks
 from geovision.tiling.encode import BlockJob, TileFigures
-from geovision.tiling.labels import LateLabels, PlacedLabels, read_placed
+from geovision.tiling.labels import (
+    LateLabels,
+    PlacedArea,
+    PlacedLabels,
+    block_area,
+    read_area,
+    read_placed,
+)
 from geovision.tiling.ordered import borders_possible, ordered_pass
 from geovision.tiling.plan import DROPPED_SPLIT, TileRef, assign_splits, candidate_tiles
 from geovision.tiling.shards import ShardLayout, shard_layout
@@ -146,13 +153,14 @@ def tile(
     scenes = scenes_for(rasters, opts)
     sources = [open_raster(s.path) for s in scenes]
     bands, band_names = _check_scenes(scenes, opts)
+    area = read_area(opts, sources)
     with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
         # Labels are read and reprojected while the first blocks are decoded.
-        labels_read = reader.submit(read_placed, labels, sources, scenes, opts)
+        labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
         try:
-            return _tile(scenes, sources, bands, band_names, labels, labels_read, out, opts,
-                         scheduler=scheduler, workers=workers, resume=resume, quiet=quiet,
-                         ordered=ordered)
+            return _tile(scenes, sources, bands, band_names, labels, labels_read, area, out,
+                         opts, scheduler=scheduler, workers=workers, resume=resume,
+                         quiet=quiet, ordered=ordered)
         finally:
             labels_read.cancel()
 
@@ -212,8 +220,8 @@ def _fingerprint(scenes: list[SceneSource], labels: str, opts: TileOptions,
 def _tile(
     scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
     band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[PlacedLabels],
-    out: Path, opts: TileOptions, *, scheduler: str | None, workers: int | None, resume: bool,
-    quiet: bool, ordered: bool | None,
+    area: PlacedArea | None, out: Path, opts: TileOptions, *, scheduler: str | None,
+    workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
 ) -> Path:
     partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
@@ -251,7 +259,7 @@ def _tile(
                                      "started": dt.datetime.now(dt.timezone.utc).isoformat()}
     try:
         with rasterio.Env(**env):
-            return _run(sources, bands, labels_read, out, partial, progress, blocks, refs,
+            return _run(sources, bands, labels_read, area, out, partial, progress, blocks, refs,
                         opts, dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
                         ordered=ordered, scenes=scenes, band_names=band_names)
     except GeovisionError:
@@ -261,7 +269,8 @@ def _tile(
 
 
 def _run(
-    sources: list[RasterInfo], bands: list[int], labels_read: Future[PlacedLabels], out: Path,
+    sources: list[RasterInfo], bands: list[int], labels_read: Future[PlacedLabels],
+    area: PlacedArea | None, out: Path,
     partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
     opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
     workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
@@ -272,11 +281,11 @@ def _run(
     mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
     if ordered:
         late: Any = [LateLabels(labels_read, s, opts.task) for s in range(len(sources))]
-        jobs = _block_jobs(blocks, sources, bands, opts, dtype, late, None, image, mask)
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, late, None, image, mask, area)
     else:
         ready = labels_read.result()
         jobs = _block_jobs(blocks, sources, bands, opts, dtype, ready, ready.num_classes,
-                           image, mask)
+                           image, mask, area)
 
     with dask_client(scheduler, workers) as client:
         if ordered:
@@ -292,8 +301,8 @@ def _run(
             loaded = [load_block(progress, j.index) for j in jobs]
             per_group = [(t, v, k, f) for t, v, k, _, f in loaded]
         close_cached()
-        lab = labels_read.result().lab
-        final = _select(per_group, refs, opts, len(bands), len(lab.classes))
+        placed = labels_read.result()
+        final = _select(per_group, refs, opts, len(bands), placed.num_classes)
         if ordered and final["border_dropped"]:
             raise RuntimeError("the ordered pass left tiles on split borders")  # a bug
         _make_arrays(partial, progress, final, sources, bands, opts, dtype, fill)
@@ -317,7 +326,7 @@ def _run(
         group["label"][...] = final["figures"].label
     attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
                              scenes=scenes, sources=sources, bands=bands,
-                             band_names=band_names, lab=lab, opts=opts,
+                             band_names=band_names, labels=placed, opts=opts,
                              border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
     commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, final["n"])
@@ -387,9 +396,10 @@ def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
 def _block_jobs(
     blocks: list[Block], sources: list[RasterInfo], bands: list[int], opts: TileOptions,
     dtype: str, labels: PlacedLabels | list[LateLabels], classes: int | None,
-    image: ShardLayout, mask: ShardLayout | None,
+    image: ShardLayout, mask: ShardLayout | None, area: PlacedArea | None,
 ) -> list[BlockJob]:
     """One job per block; labels selected now (``PlacedLabels``) or when the block is read."""
+    inside_only = not for_task(opts.task).burns
     return [
         BlockJob(
             index=i, path=absolute(sources[b.source].path),
@@ -399,7 +409,10 @@ def _block_jobs(
             min_box_visible=opts.min_box_visible,
             labels=(labels.select(b.source, b, opts.task) if isinstance(labels, PlacedLabels)
                     else labels[b.source]),
-            image=image, mask=mask,
+            image=image, mask=mask, crs=sources[b.source].crs,
+            aoi=None if area is None else block_area(area.per_source[b.source], b.window,
+                                                     sources[b.source].transform),
+            inside_only=inside_only,
         )
         for i, b in enumerate(blocks)
     ]

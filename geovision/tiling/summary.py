@@ -20,8 +20,8 @@ import numpy as np
 from geovision.formats import SPLITS
 from geovision.geo.raster import RasterInfo
 from geovision.geo.scenes import SceneSource
-from geovision.geo.vector import Labels
 from geovision.tiling.encode import TileFigures
+from geovision.tiling.labels import PlacedLabels
 from geovision.tiling.stats import BandStats
 from geovision.tiling.tasks import for_task
 
@@ -44,7 +44,8 @@ def merged_stats(figures: TileFigures, splits: np.ndarray, per_shard: int) -> Ba
 
 def summarize(
     figures: TileFigures, splits: np.ndarray, *, per_shard: int, scenes: list[SceneSource],
-    sources: list[RasterInfo], bands: list[int], band_names: list[str], lab: Labels, opts: Any,
+    sources: list[RasterInfo], bands: list[int], band_names: list[str], labels: PlacedLabels,
+    opts: Any,
     border_dropped: int, ignore_index: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Root attributes and (detection) box arrays of the store.
@@ -57,7 +58,7 @@ def summarize(
         sources: their rasters.
         bands: the bands kept (1-based).
         band_names: their names.
-        lab: the labels read.
+        labels: the labels read (their classes, the record of how they were read).
         opts: the :class:`~geovision.tiling.api.TileOptions`.
         border_dropped: tiles left out on split-block borders.
         ignore_index: mask value of nodata.
@@ -66,15 +67,22 @@ def summarize(
     if stats.count.max(initial=0) == 0:
         log.warning("no train tile has valid pixels; stats are empty")
     labelling = for_task(opts.task)
-    k1 = len(lab.classes)
     pixels = figures.class_counts.sum(axis=0, dtype=np.int64)
+    table = labels.final_table(pixels)
+    k1 = table.num_outputs  # counts are listed by class id (ids may have gaps)
+    pixels = np.pad(pixels, (0, max(0, k1 - len(pixels))))[:k1]
     if labelling.stores_label:
         class_tiles = np.bincount(figures.label, minlength=k1)[:k1].astype(np.int64)
     else:
-        class_tiles = (figures.class_counts > 0).sum(axis=0, dtype=np.int64)
+        class_tiles = (figures.class_counts[:, :k1] > 0).sum(axis=0, dtype=np.int64)
+        class_tiles = np.pad(class_tiles, (0, max(0, k1 - len(class_tiles))))
+    record = dict(labels.record)
+    if labels.vector is None:
+        dropped = int(figures.dropped.sum())
+        record["dropped"] = {"unlisted_value_pixels": dropped} if dropped else {}
     attrs: dict[str, Any] = {
         "task": opts.task,
-        "classes": lab.classes,
+        "classes": table.records(),
         "ignore_index": ignore_index,
         "bands": [{"index": b, "name": n, "dtype": sources[0].dtype}
                   for b, n in zip(bands, band_names, strict=True)],
@@ -82,7 +90,7 @@ def summarize(
         "stride": opts.step,
         "sources": [{**s.describe(), **sc.describe()}
                     for sc, s in zip(scenes, sources, strict=True)],
-        "labels": lab.describe(),
+        "labels": record,
         "stats": stats.describe(),
         "split": {
             "method": opts.split,
