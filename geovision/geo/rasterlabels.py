@@ -95,7 +95,7 @@ def open_label_raster(path: str, *, band: int = 1) -> LabelRaster:
     spath = gdal_path(path)
     info = open_raster(spath)
     if not 1 <= band <= info.count:
-        raise InputError(f"{display_name(spath)}: label band {band} does not exist; the raster "
+        raise InputError(f"{spath}: label band {band} does not exist; the raster "
                          f"has {info.count} band(s)")
     names, colors = _categories(spath, band)
     return LabelRaster(
@@ -152,7 +152,7 @@ def read_label_window(
     nodata = _nodata_mask(values, raster.nodata)
     use = covered & ~nodata
     used = values[use]
-    mapped, dropped = table.map_array(used, what=display_name(raster.path))
+    mapped, dropped = table.map_array(used, what=raster.path)
     ids[use] = mapped
     ids[covered & nodata] = IGNORE_INDEX
     dropped_at = None

@@ -431,13 +431,14 @@ def _select(per_group: list[tuple[np.ndarray, np.ndarray, np.ndarray, TileFigure
         InputError: no tile reaches ``--min-valid``.
     """
     valid = np.ones(len(refs), dtype=np.float32)
+    keep = np.zeros(len(refs), dtype=bool)  # as the blocks decided (--min-valid, --aoi)
     where = np.full((len(refs), 2), -1, dtype=np.int64)
     for i, (tiles, v, kept, _) in enumerate(per_group):
         valid[tiles] = v
         kt = tiles[kept]
+        keep[kt] = True
         where[kt, 0] = i
         where[kt, 1] = np.arange(len(kt))
-    keep = (valid >= opts.min_valid) & (valid > 0)
     if not keep.any():
         raise InputError(f"no tile has a valid fraction of at least --min-valid "
                          f"{opts.min_valid}; lower it or check the rasters' nodata")

@@ -35,7 +35,7 @@ from geovision.geo.aoi import AreaOfInterest, read_aoi, unlabeled_fill
 from geovision.geo.classes import MAX_CLASS_ID, ClassTable
 from geovision.geo.classmap import read_class_map
 from geovision.geo.grid import Grid
-from geovision.geo.paths import display_name, is_local
+from geovision.geo.paths import is_local
 from geovision.geo.raster import RasterInfo
 from geovision.geo.rasterlabels import LabelRaster, label_classes, open_label_raster
 from geovision.geo.scenes import SceneSource
@@ -172,11 +172,11 @@ def _vector(path: str, sources: list[RasterInfo], scenes: list[SceneSource],
 def _raster(path: str, sources: list[RasterInfo], scenes: list[SceneSource],
             opts: TileOptions, table: ClassTable | None) -> PlacedLabels:
     if not for_task(opts.task).burns:
-        raise InputError(f"{display_name(path)}: raster labels give masks, not objects; tile "
+        raise InputError(f"{path}: raster labels give masks, not objects; tile "
                          "them for segmentation or classification, or give vector labels for "
                          "detection")
     if opts.class_field is not None:
-        raise InputError(f"{display_name(path)}: --class-field names a field of vector labels; "
+        raise InputError(f"{path}: --class-field names a field of vector labels; "
                          "this is a raster (its values are the classes): leave --class-field "
                          "out, or give --class-map FILE to name or renumber its values")
     raster = open_label_raster(path)
@@ -194,7 +194,7 @@ def _raster(path: str, sources: list[RasterInfo], scenes: list[SceneSource],
             f"{sc.name} {tuple(round(v, 4) for v in s.bounds)} in {s.crs.to_string()}"
             for sc, s in zip(scenes, sources, strict=True))
         raise InputError(
-            f"{display_name(path)}: the label raster does not overlap any raster (it spans "
+            f"{path}: the label raster does not overlap any raster (it spans "
             f"{tuple(round(float(v), 4) for v in grid.bounds)} in {grid.crs.to_string()}; "
             f"rasters: {extents}); check the files and their CRSs")
     classes = label_classes(raster, table)
