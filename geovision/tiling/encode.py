@@ -15,7 +15,8 @@ What is computed:
   ``inside_only`` (detection) keeps only tiles wholly inside;
 * mask: labels burned on the block's grid (:func:`geovision.tiling.burn.burn`), ``255`` where
   the source is not valid or outside the AOI; label (classification) ``= argmax`` of the
-  class counts; pixels of a label raster whose values were dropped are counted per tile;
+  class counts (a tile whose every pixel is ignored has no class and is not made); pixels of
+  a label raster whose values were dropped are counted per tile;
 * statistics: :meth:`BandStats.of` of the tile over its valid pixels (for every kept tile: the
   split is not known yet; the summary merges those of train tiles);
 * boxes (detection): :func:`geovision.tiling.tasks.detection.tile_boxes` of the features meeting the
@@ -276,6 +277,14 @@ def encode_block(job: BlockJob) -> BlockResult:
         if job.mask is not None:
             chunks = [(image, encode_chunk(job.mask, masks[j]))
                       for j, (image, _) in enumerate(chunks)]
+        unlabelled = ~counts.any(axis=1)
+        if for_task(job.task).stores_label and unlabelled.any():
+            # every pixel ignored (outside the AOI, or unlabelled with --unlabeled ignore):
+            # the tile has no class, so it is not made
+            keep[kept[unlabelled]] = False
+            labelled = np.flatnonzero(~unlabelled)
+            chunks = [chunks[j] for j in labelled]
+            fig = fig.take(labelled)
     elif labels is not None:
         boxes, box_labels = [], []
         for j in range(n):

@@ -52,7 +52,7 @@ def _tiles(store):
     return g, list(zip(g["row"][:].tolist(), g["col"][:].tolist(), strict=True))
 
 
-def _assert_masks(store, expected, edges=None, grid=None):
+def _assert_masks(store, expected, edges=None, grid=None, size=SIZE):
     """Tile masks equal ``expected``; with ``edges`` (shapes), a pixel may differ only when its
     centre lies within 1/50 pixel of an edge (GDAL's scanlines on a block and on the whole
     raster round such pixels differently)."""
@@ -60,7 +60,7 @@ def _assert_masks(store, expected, edges=None, grid=None):
     assert len(where) > 0
     masks = g["mask"][:]
     for i, (r, c) in enumerate(where):
-        want = expected[r:r + SIZE, c:c + SIZE]
+        want = expected[r:r + size, c:c + size]
         if edges is not None:
             rows, cols = np.nonzero(masks[i] != want)
             xs, ys = grid["transform"] @ (cols + c + 0.5, rows + r + 0.5)
@@ -345,3 +345,103 @@ def test_class_map_id_colliding_with_ignore_index(scene, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"geovision: error: {cmap}: value '2'")
     assert "255" in err[0]
+
+
+def test_classification_leaves_out_tiles_without_a_labelled_pixel(scene, aoi, tmp_path):
+    path, inside = aoi
+    out = tmp_path / "c.zarr"
+    tile([scene["raster"]], scene["root"] / "codes.gpkg", out,
+         TileOptions(task="classification", class_field="code", aoi=str(path),
+                     unlabeled="ignore", tile_size=SIZE, min_valid=0.0), quiet=True)
+    frame = scene["frame"][scene["frame"].code != 7]
+    expected = _burned(frame, frame.code.map({2: 1, 10: 2}), scene["grid"], fill=255)
+    use = scene["grid"]["valid"] & inside
+    expected[~use] = 255
+    g, where = _tiles(out)
+    h, w = scene["grid"]["shape"]
+    want = [(r, c) for r in range(0, h - SIZE + 1, SIZE) for c in range(0, w - SIZE + 1, SIZE)
+            if use[r:r + SIZE, c:c + SIZE].any() and (expected[r:r + SIZE, c:c + SIZE]
+                                                       != 255).any()]
+    assert where == want
+    some_use_no_label = [(r, c) for r in range(0, h - SIZE + 1, SIZE)
+                         for c in range(0, w - SIZE + 1, SIZE)
+                         if use[r:r + SIZE, c:c + SIZE].any() and (r, c) not in want]
+    assert some_use_no_label  # the rule was exercised
+    for i, (r, c) in enumerate(where):
+        counts = np.bincount(expected[r:r + SIZE, c:c + SIZE].ravel(), minlength=256)[:3]
+        assert g["label"][i] == np.argmax(counts)
+
+
+def test_luxembourg_districts_as_a_raster_label_map_in_another_crs(luxembourg, tmp_path):
+    """Real data: the district polygons rasterized in EPSG:3035 (250 m), tiled on the
+    EPSG:4326 elevation raster, equal the whole map warped by nearest neighbour and agree with
+    the polygons they came from."""
+    lux = gpd.read_file(luxembourg / "lux.shp")
+    names = sorted(set(lux.NAME_1))
+    lux["code"] = [10 * (names.index(n) + 1) for n in lux.NAME_1]
+    local = lux.to_crs("EPSG:3035")
+    left, bottom, right, top = local.total_bounds
+    t = Affine(250.0, 0, left - 1000, 0, -250.0, top + 1000)
+    shape = (int((top - bottom) / 250) + 9, int((right - left) / 250) + 9)
+    arr = rasterize(zip(local.geometry, local.code, strict=True), out_shape=shape, transform=t,
+                    fill=0, dtype="uint8")
+    lab = tmp_path / "districts.tif"
+    with rasterio.open(lab, "w", driver="GTiff", width=shape[1], height=shape[0], count=1,
+                       dtype="uint8", crs="EPSG:3035", transform=t) as dst:
+        dst.write(arr, 1)
+    cmap = tmp_path / "districts.yaml"
+    cmap.write_text("classes:\n  0: background\n" + "".join(
+        f"  {10 * (i + 1)}: {{name: {n}}}\n" for i, n in enumerate(names)))
+    raster = luxembourg / "elev.tif"
+    out = tmp_path / "lux.zarr"
+    assert main(["tile", str(raster), str(lab), "--class-map", str(cmap), "--tile-size", "16",
+                 "--min-valid", "0", "-o", str(out), "-q"]) == 0
+    g, where = _tiles(out)
+    assert [(c["id"], c["name"]) for c in g.attrs["classes"]] == [
+        (0, "background"), (10, "Diekirch"), (20, "Grevenmacher"), (30, "Luxembourg")]
+    with rasterio.open(raster) as ds:
+        grid = {"crs": ds.crs, "transform": ds.transform, "shape": ds.shape,
+                "valid": ds.dataset_mask() > 0}
+    expected = _warped(lab, grid, fill=0)
+    expected[~grid["valid"]] = 255
+    masks = g["mask"][:]
+    for i, (r, c) in enumerate(where):
+        np.testing.assert_array_equal(masks[i], expected[r:r + 16, c:c + 16])
+    polys = _burned(lux, lux.code, grid)
+    inner = grid["valid"]
+    assert (expected[inner] == polys[inner]).mean() > 0.9
+
+
+def test_north_carolina_centroids_as_points(tmp_path):
+    """Real data: the 100 county centroids (EPSG:4267) as buffered points on a UTM raster."""
+    from tests.conftest import SHARED_DATA
+
+    path = SHARED_DATA / "north-carolina" / "nc.gpkg"
+    if not path.exists():
+        pytest.skip(f"shared sample data not found at {path}")
+    nc = gpd.read_file(path)
+    utm = nc.to_crs("EPSG:32617")
+    pts = utm.copy()
+    pts["geometry"] = utm.geometry.representative_point()
+    pts = pts[["NAME", "geometry"]].to_crs(nc.crs)
+    points = tmp_path / "centroids.gpkg"
+    pts.to_file(points)
+    left, bottom, right, top = utm.total_bounds
+    res = 5000.0
+    t = Affine(res, 0, left, 0, -res, top)
+    shape = (int((top - bottom) / res) + 1, int((right - left) / res) + 1)
+    raster = tmp_path / "nc.tif"
+    with rasterio.open(raster, "w", driver="GTiff", width=shape[1], height=shape[0], count=1,
+                       dtype="uint8", crs="EPSG:32617", transform=t) as dst:
+        dst.write(np.full(shape, 7, np.uint8), 1)
+    out = tmp_path / "nc.zarr"
+    tile([str(raster)], points, out, TileOptions(buffer=2, tile_size=16, min_valid=0.0),
+         quiet=True)
+    grid = {"crs": rasterio.crs.CRS.from_epsg(32617), "transform": t, "shape": shape}
+    back = gpd.read_file(points).to_crs("EPSG:32617")
+    discs = back.copy()
+    discs["geometry"] = back.geometry.buffer(2 * res)
+    expected = _burned(discs, [1] * len(discs), grid)
+    _assert_masks(out, expected, edges=discs.geometry.values, grid=grid, size=16)
+    g, _ = _tiles(out)
+    assert g.attrs["labels"]["buffer"] == 2 and g.attrs["labels"]["features"] == 100
