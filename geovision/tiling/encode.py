@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from geovision.geo.aoi import aoi_mask
@@ -80,8 +82,8 @@ class BlockJob:
     labels: BlockLabels | LateLabels | None
     image: ShardLayout
     mask: ShardLayout | None
-    crs: Any = None
-    aoi: Any = None
+    crs: CRS | None = None
+    aoi: shapely.Geometry | None = None
     inside_only: bool = False
 
 
