@@ -107,7 +107,7 @@ def instrument(threads: int) -> None:
     enc.encode_block = timed("pass: other python/numpy", enc.encode_block)
     ordered.encode_block = enc.encode_block
     spill.encode_block = enc.encode_block
-    enc.burn = timed("labels: rasterize", enc.burn)
+    enc.burn_counted = timed("labels: rasterize", enc.burn_counted)
     enc.encode_chunk = timed("encode chunks (numcodecs)", enc.encode_chunk)
     enc.class_counts = timed("class counts", enc.class_counts)
     enc.tile_stats = timed("stats", enc.tile_stats)
