@@ -445,3 +445,23 @@ def test_north_carolina_centroids_as_points(tmp_path):
     _assert_masks(out, expected, edges=discs.geometry.values, grid=grid, size=16)
     g, _ = _tiles(out)
     assert g.attrs["labels"]["buffer"] == 2 and g.attrs["labels"]["features"] == 100
+
+
+def test_raster_values_a_class_map_drops_are_ignored_and_counted(scene, tmp_path):
+    lab = _label_raster(scene, tmp_path / "lab.tif")
+    cmap = tmp_path / "only2.yaml"
+    cmap.write_text("classes:\n  0: background\n  2: {name: low}\n")
+    out = tmp_path / "d.zarr"
+    tile([scene["raster"]], lab, out, TileOptions(class_map=str(cmap), tile_size=SIZE),
+         quiet=True)
+    g, where = _tiles(out)
+    warped = _warped(lab, scene["grid"], fill=0)
+    valid = scene["grid"]["valid"]
+    expected = np.where(warped == 10, 255, warped).astype(np.uint8)
+    expected[~valid] = 255
+    _assert_masks(out, expected)
+    dropped = sum(int(((warped == 10) & valid)[r:r + SIZE, c:c + SIZE].sum()) for r, c in where)
+    assert dropped > 0
+    assert g.attrs["labels"]["dropped"] == {"unlisted_value_pixels": dropped}
+    assert [(c["id"], c["name"]) for c in g.attrs["classes"]] == [(0, "background"),
+                                                                  (2, "low")]
