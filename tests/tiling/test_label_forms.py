@@ -21,6 +21,7 @@ from rasterio.warp import reproject, transform_bounds
 from geovision.cli.main import main
 from geovision.errors import InputError
 from geovision.tiling import TileOptions, tile
+from geovision.tiling.info import format_summary
 
 SIZE = 64
 
@@ -161,6 +162,7 @@ def test_raster_labels_reprojected_by_nearest(scene, tmp_path):
     expected[~scene["grid"]["valid"]] = 255
     _assert_masks(out, expected)
     assert g.attrs["labels"]["form"] == "raster"
+    assert f"labels     {lab} (raster " in format_summary(out)
     # the label raster agrees with the polygons it came from, but on their edges
     frame = scene["frame"][scene["frame"].code != 7]
     polys = _burned(frame, frame.code, scene["grid"])
@@ -298,6 +300,9 @@ def test_aoi_and_unlabeled(scene, aoi, tmp_path, unlabeled):
                                                for r, c in where], rtol=1e-6)
     labels = g.attrs["labels"]
     assert labels["unlabeled"] == unlabeled and labels["aoi"]["path"] == str(path)
+    shown = format_summary(out).splitlines()[-1].strip()
+    assert shown == (f"aoi {path}; unlabeled pixels ignored" if unlabeled == "ignore"
+                     else f"aoi {path}")
 
 
 def test_detection_keeps_tiles_inside_the_aoi(scene, aoi, tmp_path):
