@@ -30,3 +30,16 @@ class ConfigError(GeovisionError, ValueError):
 
 class ModelFileError(GeovisionError, ValueError):
     """A model file is not a valid geovision model bundle."""
+
+
+class OutputError(GeovisionError, OSError):
+    """An output cannot be written, replaced or removed.
+
+    The message names the path and why: it holds files geovision did not write (never
+    deleted), it is an input of the command, the current folder or one of its parents, a
+    symbolic link, a file where a folder is needed (or the reverse), not writable, or full.
+    """
+
+
+class OutputInUseError(OutputError):
+    """Another run holds the lock on the output; the message names its process."""

@@ -87,7 +87,7 @@ class TinyBackbone(nn.Module):
             x = st(x)
             if i >= 1:
                 feats[str(i - 1)] = x
-        return self.fpn(feats)  # type: ignore[no-any-return]
+        return self.fpn(feats)
 
 
 #: Codes of the box-distance activation stored in :class:`FCOSBoxHead`'s ``box_activation``.
@@ -204,7 +204,7 @@ class TimmFPN(nn.Module):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Pyramid levels ``{"0": finest, ...}`` plus the extra levels."""
         feats = self.body(x)
-        return self.fpn(OrderedDict(  # type: ignore[no-any-return]
+        return self.fpn(OrderedDict(
             (str(j), feats[i]) for j, i in enumerate(self.keep)))
 
 
@@ -332,7 +332,7 @@ def build_detector(name: str, *, in_channels: int, num_classes: int,
             anchors = AnchorGenerator(_anchor_sizes(params, 5, 1), ((1.0,),) * 5)
             model = FCOS(body, num_classes, anchor_generator=anchors,
                          head=_fcos_head(256, num_classes), min_size=1, max_size=1, **params)
-    model.transform = TileTransform(32)  # type: ignore[assignment]
+    model.transform = TileTransform(32)
     model.register_forward_hook(_drop_background)
     return set_in_channels(model, in_channels)
 

@@ -59,7 +59,7 @@ def torchvision_weights(model: str, tag: str) -> StateDict:
         raise InputError(f"model.params.weights: torchvision has no weights '{tag}' for "
                          f"{model}; valid: imagenet, {', '.join(names)}")
     try:
-        return torch.hub.load_state_dict_from_url(  # type: ignore[no-any-return]
+        return torch.hub.load_state_dict_from_url(
             entry.url, map_location="cpu", progress=False, check_hash=True, weights_only=True)
     except Exception as exc:
         raise _fail(f"torchvision weights {model} {entry.name}", exc) from None
@@ -85,7 +85,7 @@ def timm_weights(name: str, tag: str) -> StateDict:
         model = timm.create_model(full, pretrained=True)
     except Exception as exc:
         raise _fail(f"timm weights {full}", exc) from None
-    return model.state_dict()  # type: ignore[no-any-return]
+    return model.state_dict()
 
 
 def smp_encoder_weights(encoder: str, tag: str) -> StateDict:
@@ -105,7 +105,7 @@ def smp_encoder_weights(encoder: str, tag: str) -> StateDict:
         raise InputError(f"model.params.weights: smp encoder {encoder} has no weights "
                          f"'{tag}'; valid: {', '.join(settings) or 'none'}")
     try:
-        return smp.encoders.get_encoder(  # type: ignore[no-any-return]
+        return smp.encoders.get_encoder(
             encoder, in_channels=3, weights=key).state_dict()
     except Exception as exc:
         raise _fail(f"smp encoder weights {encoder} {key}", exc) from None

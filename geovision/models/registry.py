@@ -45,10 +45,10 @@ from geovision.models.hub import StateDict, timm_weights, torchvision_weights
 from geovision.models.segmentation import SMP_ARCHITECTURES, build_smp, smp_hub
 from geovision.models.unet import UNet
 from geovision.models.weights import WeightsReport, load_weights
+from geovision.tasks import TASK_NAMES as TASKS
 
 log = logging.getLogger(__name__)
 
-TASKS = ("classification", "segmentation", "detection")
 #: Prefix of classification names that build a timm model.
 TIMM_PREFIX = "timm:"
 #: Params every architecture takes, handled here rather than by the builders.
@@ -96,7 +96,7 @@ def _timm_classifier(name: str) -> Builder:
     def build(*, in_channels: int, num_classes: int, params: dict[str, Any]) -> nn.Module:
         import timm
 
-        return timm.create_model(name, pretrained=False, num_classes=num_classes,  # type: ignore[no-any-return]
+        return timm.create_model(name, pretrained=False, num_classes=num_classes,
                                  in_chans=in_channels, **params)
 
     return build

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou
 
-from geovision.data import TileDataset, collate, read_info
+from geovision.data import TileDataset, read_info
 from geovision.engine import train
 from geovision.models import build_model, load_bundle
 from geovision.models.detection import FCOSBoxHead
@@ -38,7 +38,7 @@ def _predict(model_path, store, split):
     bundle = load_bundle(model_path)
     info = read_info(store)
     ds = TileDataset(info.path, split, info=info, normalization=bundle.normalization)
-    batch = collate([ds[i] for i in range(len(ds))])
+    batch = ds.task.collate([ds[i] for i in range(len(ds))])
     with torch.no_grad():
         return bundle.model(list(batch["image"])), batch["boxes"]
 
