@@ -41,7 +41,9 @@ def train_cmd(config: Path | None, overrides: tuple[str, ...], resume: Path | No
     (metric, value), = result.best.items()
     click.echo(f"{result.session}: {result.epochs} epochs, best {metric} {value:.4f} at epoch "
                f"{result.best_epoch}{' (stopped early)' if result.stopped_early else ''}; "
-               f"model {result.model}")
+               f"model {result.model}"
+               + (f" (weights of epoch {result.kept_epoch})"
+                  if result.kept_epoch not in (0, result.best_epoch) else ""))
 
 
 @command("evaluate")

@@ -116,10 +116,18 @@ def canonical_band(name: str) -> str | None:
 
 
 def band_names(bands: Sequence[Any]) -> list[str]:
-    """Names of bands given as names or as ``{index, name, dtype}`` dicts (a dataset's)."""
+    """Names of bands: names, records with a ``name`` (``BandInfo``) or ``{name}`` dicts.
+
+    A dataset's or a bundle's band records qualify; an empty name becomes ``band<i>``.
+    """
     out = []
     for i, b in enumerate(bands):
-        name = b.get("name") if isinstance(b, dict) else b
+        if isinstance(b, dict):
+            name = b.get("name")
+        elif isinstance(b, str):
+            name = b
+        else:
+            name = getattr(b, "name", b)
         out.append(str(name) if name not in (None, "") else f"band{i + 1}")
     return out
 

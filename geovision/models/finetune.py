@@ -22,6 +22,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 #: Children of a classifier that form its head (torchvision and timm names).
 HEAD_NAMES = ("fc", "classifier", "head", "heads", "global_pool", "head_drop")
 _HOOKS = "_geovision_frozen_hooks"
+_FROZEN = "_geovision_frozen_params"
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -97,7 +98,9 @@ def freeze_encoder(model: nn.Module, frozen: bool = True) -> int:
 
     Frozen, the encoder's parameters have ``requires_grad=False`` and its batch-norm layers
     are put in eval mode before every forward pass (a hook), so neither the weights nor the
-    running statistics change while the rest of the model trains. Unfreezing undoes both.
+    running statistics change while the rest of the model trains. Unfreezing undoes both:
+    the parameters that were trainable before the freeze are trainable again (those the
+    model itself keeps frozen stay so; without a freeze before, every encoder parameter).
 
     Returns:
         The number of parameter tensors frozen (or unfrozen).
@@ -116,8 +119,19 @@ def freeze_encoder(model: nn.Module, frozen: bool = True) -> int:
             module.train()
     object.__setattr__(m, _HOOKS, hooks)
     params = encoder_parameters(m)
+    if frozen:
+        # remember what was trainable: parameters a model keeps frozen by itself (a
+        # detector's first layers) stay frozen when the encoder is unfrozen
+        was = [p for p in params if p.requires_grad]
+        object.__setattr__(m, _FROZEN, was)
+        for p in params:
+            p.requires_grad_(False)
+        return len(params)
+    restore = getattr(m, _FROZEN, None)
+    params = params if restore is None else restore
     for p in params:
-        p.requires_grad_(not frozen)
+        p.requires_grad_(True)
+    object.__setattr__(m, _FROZEN, None)
     return len(params)
 
 

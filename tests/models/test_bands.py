@@ -2,6 +2,7 @@
 
 import pytest
 
+from geovision.formats import bands_from_json
 from geovision.models.bands import (
     RGB,
     SENTINEL2_L1C,
@@ -49,6 +50,7 @@ def test_dataset_bands_give_names():
              {"index": 2, "name": "", "dtype": "uint8"}]
     assert band_names(bands) == ["red", "band2"]
     assert band_names(["B04", "B03"]) == ["B04", "B03"]
+    assert band_names(bands_from_json(bands)) == ["red", "band2"]  # a TileInfo's records
 
 
 def test_rgb_weights_on_a_six_band_dataset():
