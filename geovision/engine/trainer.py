@@ -191,6 +191,8 @@ def train(
     cfg, session, state = _start(config, tuple(overrides), resume, overwrite)
     rt = setup(cfg.train.device, cfg.train.precision)
     handler = None
+    if not rt.main:  # under DDP the other ranks say only what goes wrong
+        logging.getLogger("geovision").setLevel(logging.WARNING)
     try:
         if rt.main:
             session.create()
