@@ -67,7 +67,7 @@ def test_frozen_encoder_keeps_the_files_weights(six_band_store, r18_file, tmp_pa
     with caplog.at_level(logging.INFO, logger="geovision"):
         result = train(_config(six_band_store, tmp_path, "frozen", 2, 2, weights=path))
     bundle = read_bundle(result.model)
-    assert read_bundle(result.model)["train"]["kept_epoch"] in (1, 2)
+    assert bundle["train"]["kept_epoch"] == result.kept_epoch
     enc = _encoder(bundle["state_dict"])
     after_stem = [k for k in enc if k != "conv1.weight"]
     assert len(after_stem) == 119  # every tensor of the file but the stem and fc

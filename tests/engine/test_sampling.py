@@ -102,7 +102,7 @@ def test_class_weights_auto_come_from_the_store_counts(seg_store, tmp_path, capl
     with caplog.at_level(logging.INFO, logger="geovision"):
         loss = for_task("segmentation").criterion(cfg.train.loss, info, ds, torch.device("cpu"))
     assert torch.allclose(loss.weight, torch.tensor(expected, dtype=torch.float32))
-    assert "class weights (median frequency" in caplog.text
+    assert "class weights (median frequency of the store's class counts): " in caplog.text
     # a store written before the counts existed: counted over the split's masks
     old = replace(info, counts={})
     ds_old = TileDataset(info.path, "train", info=old)
