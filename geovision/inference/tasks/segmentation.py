@@ -4,7 +4,9 @@ Each window's softmax is weighted by its blend share (:mod:`geovision.inference.
 added on the model's device; a block stores the pieces it finishes alone and its
 contribution to the seams it shares with its neighbours, which :meth:`merge_blocks` adds up.
 Class ids and stored probabilities come from the blended probabilities in one function,
-:func:`class_and_probabilities`, wherever they are made.
+:func:`class_and_probabilities`, wherever they are made; with ``--vectors``, the piece is
+traced there too (:func:`~geovision.inference.vectors.polygonize_piece`) and the scene's
+polygons are stitched when it is written.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from geovision.formats import CLASS_NODATA, PROB_NODATA, PROB_SCALE
 from geovision.inference.blend import axis_shares, axis_weights
 from geovision.inference.predict import dihedral
 from geovision.inference.tasks import BlockAccumulator, InferenceTask
+from geovision.inference.vectors import output_name, polygonize_piece, write_scene_polygons
 from geovision.inference.work import BlockData, SceneWork, Timings, piece_path, seam_path
 from geovision.inference.writers import (
     assemble,
@@ -113,6 +116,7 @@ class _Blender(BlockAccumulator):
                 continue
             classes, probs = class_and_probabilities(self.acc[:, rows, cols], valid[rows, cols],
                                                      opts.prob_dtype)
+            polygonize_piece(self.work, piece, classes, probs)  # --vectors
             if opts.probabilities:
                 out.append((piece_path(scratch, piece, "prob"), probs))
             out.append((piece_path(scratch, piece, "class"), classes[None]))
@@ -131,6 +135,7 @@ def merge_seam(work: SceneWork, piece: Piece) -> None:
     valid = np.load(seam_path(scratch, piece, None))
     classes, probs = class_and_probabilities(torch.from_numpy(total), torch.from_numpy(valid),
                                              work.options.prob_dtype)
+    polygonize_piece(work, piece, classes, probs)  # --vectors; before the class array
     if work.options.probabilities:
         save_array(piece_path(scratch, piece, "prob"), probs)
     save_array(piece_path(scratch, piece, "class"), classes[None])
@@ -175,8 +180,9 @@ class Segmentation(InferenceTask):
                 merge_seam(work, piece)
 
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
-        """``<stem>.class.tif``, and ``<stem>.prob.tif`` unless probabilities are off."""
-        return [f"{stem}.class.tif"] + ([f"{stem}.prob.tif"] if options.probabilities else [])
+        """``<stem>.class.tif``, ``<stem>.prob.tif`` (unless off) and the ``--vectors`` file."""
+        return ([f"{stem}.class.tif"] + ([f"{stem}.prob.tif"] if options.probabilities else [])
+                + output_name(options, stem))
 
     def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
               out: Path, stem: str, timings: Timings) -> dict[str, Any]:
@@ -209,7 +215,12 @@ class Segmentation(InferenceTask):
             to_cog(prob_tif, out / f"{stem}.prob.tif", resampling="AVERAGE")
         timings.extra["assemble"] = t1 - t0
         timings.extra["cog"] = time.perf_counter() - t1
-        return {}
+        t2 = time.perf_counter()
+        polygons = write_scene_polygons(work, layout, out, stem)  # --vectors
+        if polygons is None:
+            return {}
+        timings.extra["polygons"] = time.perf_counter() - t2
+        return {"polygons": polygons}
 
 
 TASK = Segmentation()
