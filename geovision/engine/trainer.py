@@ -371,8 +371,9 @@ class _Loop:
         why = self._never_improved()
         if why is None:
             return self.best_epoch
-        if self.rt.main:
-            self._save_bundle()
+        if not self.rt.main:
+            return self.epoch
+        self._save_bundle()
         log.warning("%s; model.pt holds the last epoch (%d), not the best. Try more epochs "
                     "(train.epochs), a lower learning rate (train.optimizer.params.lr), or "
                     "pretrained weights (model.params.weights)", why, self.epoch)
