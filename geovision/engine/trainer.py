@@ -354,7 +354,8 @@ class _Loop:
         if self.best is None:
             return f"{self.monitor} was never a finite number"
         if self.best == 0 and self.mode == "max":
-            return f"{self.monitor} stayed 0 in all {self.epoch} epochs"
+            return (f"{self.monitor} stayed 0 in all {self.epoch} epochs" if self.epoch > 1
+                    else f"{self.monitor} was 0 after the only epoch")
         if self.best_epoch == 1 and self.epoch > 1:
             first = self.first if self.first is not None else self.best
             return (f"{self.monitor} never improved on its first value ({first:.4g} at epoch "

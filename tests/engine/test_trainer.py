@@ -122,3 +122,23 @@ def test_kill_9_after_first_checkpoint_then_resume(seg_store, tmp_path):
     a, b = _weights(reference.session), _weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _metrics(reference.session) == _metrics(tmp_path / "killed")
+
+
+@pytest.mark.parametrize(("best", "best_epoch", "epochs", "mode", "why"), [
+    (0.0, 1, 12, "max", "val/map_50 stayed 0 in all 12 epochs"),
+    (0.0, 1, 1, "max", "val/map_50 was 0 after the only epoch"),
+    (0.25, 1, 5, "max", "val/map_50 never improved on its first value (0.25 at epoch 1) in 5 "
+                        "epochs"),
+    (None, 0, 3, "max", "val/map_50 was never a finite number"),
+    (0.25, 3, 5, "max", None),
+    (0.0, 2, 5, "min", None),
+    (0.5, 1, 1, "max", None),
+])
+def test_when_the_best_epoch_is_no_model_to_keep(best, best_epoch, epochs, mode, why):
+    from types import SimpleNamespace
+
+    from geovision.engine.trainer import _Loop
+
+    loop = SimpleNamespace(best=best, best_epoch=best_epoch, epoch=epochs, mode=mode,
+                           first=best, monitor="val/map_50")
+    assert _Loop._never_improved(loop) == why
