@@ -142,6 +142,10 @@ def _start(config: Any, overrides: tuple[str, ...], resume: Any,
         session = Session(Path(resume))
         return cfg, session, load_checkpoint(session.last)
     session = Session(session_dir(cfg.output, cfg.name))
+    if int(os.environ.get("RANK", "0")) != 0:
+        # under torchrun, rank 0 alone checks and replaces the session (before every rank
+        # meets in init_process_group), so that ranks never delete one another's files
+        return cfg, session, None
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:
             raise OutputExistsError(

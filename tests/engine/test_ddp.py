@@ -61,7 +61,11 @@ def _rank_pid(parent, rank):
 @pytest.mark.slow  # three torchrun runs of two processes (about 3 minutes on 2 cores)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_torchrun_gloo_kill_9_of_one_rank_then_resume(seg_store, tmp_path):
-    ref = subprocess.run(_torchrun(str(CONFIG), *_sets(seg_store, tmp_path, "ref")),
+    short = [*_sets(seg_store, tmp_path, "ref"), "--set", "train.epochs=1"]
+    assert subprocess.run(_torchrun(str(CONFIG), *short), env=_env()).returncode == 0
+    # --overwrite: rank 0 alone deletes the old run (two ranks deleting it raced)
+    ref = subprocess.run(_torchrun(str(CONFIG), *_sets(seg_store, tmp_path, "ref"),
+                                   "--overwrite"),
                          env=_env(), capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr[-2000:]
     assert ref.stdout.count("4 epochs, best val/miou") == 1  # rank 0 alone reports
