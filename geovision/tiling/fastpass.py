@@ -409,17 +409,19 @@ def _select(per_group: list[tuple[np.ndarray, np.ndarray, np.ndarray, TileFigure
         raise InputError(f"no tile has a valid fraction of at least --min-valid "
                          f"{opts.min_valid}; lower it or check the rasters' nodata")
     cand = np.flatnonzero(keep)
+    figs = [fig for _, _, _, fig in per_group]
+    offsets = np.cumsum([0] + [len(f) for f in figs])
+    every = TileFigures.concat(figs, bands, classes)
     splits, dropped = assign_splits([refs[c] for c in cand], method=opts.split,
                                     fractions=opts.fractions, block_size=opts.split_block_size,
-                                    seed=opts.seed)
+                                    seed=opts.seed, class_counts=every.class_counts[
+                                        offsets[where[cand, 0]] + where[cand, 1]])
     if dropped:
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
     cand = cand[splits != 255]
     splits = splits[splits != 255]
     loc = where[cand]
-    figs = [fig for _, _, _, fig in per_group]
-    offsets = np.cumsum([0] + [len(f) for f in figs])
-    figures = TileFigures.concat(figs, bands, classes).take(offsets[loc[:, 0]] + loc[:, 1])
+    figures = every.take(offsets[loc[:, 0]] + loc[:, 1])
     return {
         "n": len(cand), "refs": [refs[c] for c in cand], "splits": splits,
         "valid": valid[cand], "border_dropped": dropped, "figures": figures,

@@ -19,7 +19,12 @@ from geovision.inference.geojson import pixel_boxes, to_target, write_features
 from geovision.inference.predict import dihedral
 from geovision.inference.tasks import BlockAccumulator, InferenceTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
-from geovision.inference.writers import describe_classes, tiled_profile, to_cog
+from geovision.inference.writers import (
+    describe_classes,
+    tiled_profile,
+    to_cog,
+    write_class_legend,
+)
 
 if TYPE_CHECKING:
     from geovision.geo.raster import RasterInfo
@@ -103,6 +108,7 @@ class Classification(InferenceTask):
             describe_classes(dst, bundle.classes)
             dst.write(grid)
         to_cog(tif, out / f"{stem}.class.tif", resampling="MODE")
+        write_class_legend(out / f"{stem}.class.tif", bundle.classes)
         s, (height, width) = work.stride, work.grid.shape
         boxes = np.column_stack([cols * s, rows * s, (cols + 1) * s, (rows + 1) * s]).astype(float)
         boxes[:, 2] = np.minimum(boxes[:, 2], width)

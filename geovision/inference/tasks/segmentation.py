@@ -33,6 +33,7 @@ from geovision.inference.writers import (
     save_array,
     tiled_profile,
     to_cog,
+    write_class_legend,
 )
 
 if TYPE_CHECKING:
@@ -211,6 +212,7 @@ class Segmentation(InferenceTask):
                 assemble(dst, layout.pieces, loader("prob"), nodata)
         t1 = time.perf_counter()
         to_cog(tif, out / f"{stem}.class.tif", resampling="MODE")
+        write_class_legend(out / f"{stem}.class.tif", bundle.classes)
         if opts.probabilities:
             to_cog(prob_tif, out / f"{stem}.prob.tif", resampling="AVERAGE")
         timings.extra["assemble"] = t1 - t0

@@ -40,7 +40,7 @@ def scene_pixels(path: Path) -> np.ndarray:
 def test_outputs_share_the_scene_grid_and_are_valid_cogs(tmp_path, seg_bundle, crs):
     sample = make_sample(tmp_path / "s", size=(300, 220), crss=(crs,), seed=2)
     scene = sample.rasters[0]
-    [summary] = infer(seg_bundle, scene, tmp_path / "out", quiet=True)
+    [summary] = infer(seg_bundle, scene, tmp_path / "out", window=64, quiet=True)
     with rasterio.open(scene) as src:
         grid = (src.crs, src.transform, src.width, src.height)
     for name in ("scene.class.tif", "scene.prob.tif"):
