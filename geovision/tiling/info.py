@@ -150,7 +150,18 @@ def format_summary(path: str | os.PathLike[str]) -> str:
                      f"{crs} res {s['res'][0]:.6g},{s['res'][1]:.6g} nodata {s['nodata']}")
     lab = a.get("labels", {})
     dropped = ", ".join(f"{k} {v}" for k, v in lab.get("dropped", {}).items()) or "none"
-    lines.append(f"  labels     {lab.get('path')} layer {lab.get('layer')} field "
-                 f"{lab.get('field')}: {lab.get('features')} features, repaired "
-                 f"{lab.get('repaired', 0)}, dropped: {dropped}")
+    if lab.get("form") == "raster":
+        lines.append(f"  labels     {lab.get('path')} (raster {lab.get('width')}x"
+                     f"{lab.get('height')} {lab.get('dtype')}, nodata {lab.get('nodata')}), "
+                     f"dropped: {dropped}")
+    else:
+        lines.append(f"  labels     {lab.get('path')} layer {lab.get('layer')} field "
+                     f"{lab.get('field')}: {lab.get('features')} features, repaired "
+                     f"{lab.get('repaired', 0)}, dropped: {dropped}")
+    extra = [f"class map {lab['class_map']['source']}" if (lab.get("class_map") or {}).get(
+        "source") else "", f"buffer {lab['buffer']} px" if lab.get("buffer") else "",
+        f"aoi {lab['aoi']['path']}" if lab.get("aoi") else "",
+        "unlabeled pixels ignored" if lab.get("unlabeled") == "ignore" else ""]
+    if any(extra):
+        lines.append(f"             {'; '.join(e for e in extra if e)}")
     return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""Which tiles a dataset holds: candidate windows, their valid fraction, and their split."""
+"""Which tiles a dataset holds: candidate windows and their split."""
 
 from __future__ import annotations
 
@@ -7,13 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from dask.delayed import Delayed
-from rasterio.enums import MaskFlags
-from rasterio.windows import Window
 
-from geovision.cluster import task
 from geovision.formats import SPLITS
-from geovision.geo.raster import RasterInfo, absolute, cached_open, valid_mask
+from geovision.geo.raster import RasterInfo
 from geovision.geo.windows import PixelWindow, tile_grid
 
 log = logging.getLogger(__name__)
@@ -40,76 +36,6 @@ def candidate_tiles(sources: Sequence[RasterInfo], size: int, stride: int) -> li
         TileRef(i, w) for i, src in enumerate(sources) for w in tile_grid(
             src.height, src.width, size, stride)
     ]
-
-
-def row_runs(refs: Sequence[TileRef], max_run: int) -> list[list[int]]:
-    """Group tile indices into runs of consecutive tiles on one source row (<= max_run each).
-
-    A run is read as one window: overlapping tiles share their pixels, and one read of a strip
-    costs less than many small ones.
-    """
-    runs: list[list[int]] = []
-    for i, ref in enumerate(refs):
-        last = refs[runs[-1][-1]] if runs else None
-        if (
-            last is not None and len(runs[-1]) < max_run and last.source == ref.source
-            and last.window.row == ref.window.row and last.window.col < ref.window.col
-        ):
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
-
-def run_window(refs: Sequence[TileRef], run: Sequence[int]) -> PixelWindow:
-    """The smallest window holding every tile of a run."""
-    first, last = refs[run[0]].window, refs[run[-1]].window
-    return PixelWindow(first.row, first.col, first.height, last.col + last.width - first.col)
-
-
-def _valid_fractions(path: str, bands: Sequence[int], windows: Sequence[PixelWindow]
-                     ) -> np.ndarray:
-    """Valid fraction of each window of one run (consecutive windows of a row)."""
-    span = PixelWindow(windows[0].row, windows[0].col, windows[0].height,
-                       windows[-1].col + windows[-1].width - windows[0].col)
-    ds = cached_open(path)
-    window = Window(span.col, span.row, span.width, span.height)
-    needs_data = np.dtype(ds.dtypes[0]).kind == "f" or (
-        ds.nodata is not None and all(f == [MaskFlags.nodata] for f in ds.mask_flag_enums))
-    data = ds.read(list(bands), window=window) if needs_data else None
-    mask = valid_mask(ds, bands, window, data)
-    # Every window spans the run's rows: count valid pixels per column, then sum columns.
-    per_col = np.concatenate([[0], np.cumsum(mask.sum(axis=0, dtype=np.int64))])
-    out = np.empty(len(windows), dtype=np.float32)
-    for k, w in enumerate(windows):
-        c0 = w.col - span.col
-        out[k] = (per_col[c0 + w.width] - per_col[c0]) / (w.height * w.width)
-    return out
-
-
-def valid_fraction_tasks(
-    sources: Sequence[RasterInfo], bands: Sequence[int], refs: Sequence[TileRef]
-) -> tuple[list[Delayed], list[list[int]], list[int]]:
-    """Dask tasks giving the valid fraction of every candidate tile.
-
-    Sources that GDAL reports all-valid need no reading: their tiles are 1.0.
-
-    Returns:
-        (tasks, the runs of tile indices they cover, tile weight of each task)
-    """
-    tasks: list[Delayed] = []
-    runs: list[list[int]] = []
-    weights: list[int] = []
-    for run in row_runs(refs, max_run=64):
-        src = sources[refs[run[0]].source]
-        if src.all_valid and np.dtype(src.dtype).kind != "f":
-            continue
-        windows = tuple(refs[i].window for i in run)
-        tasks.append(task(f"valid-{len(tasks)}", _valid_fractions, absolute(src.path),
-                          tuple(bands), windows))
-        runs.append(run)
-        weights.append(len(run))
-    return tasks, runs, weights
 
 
 def assign_splits(

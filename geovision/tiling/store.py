@@ -20,12 +20,14 @@ from geovision.tiling.tasks import for_task
 
 FORMAT = {"format": "tiles", "version": 1}
 PENDING_ATTR = "geovision_pending"
+#: Folder of an in-progress store holding the pass's markers and scratch files.
+PROGRESS_DIR = ".geovision-progress"
 #: Kind of output a tile store is, in its ownership mark (``geovision.ownership``).
 OWNER_KIND = "tiles"
 #: Top-level entries a tile store may hold: its arrays (every task's), the root metadata and
-#: the progress markers of an unfinished store.
+#: the progress of an unfinished store.
 STORE_NAMES = ("zarr.json", "image", "mask", "label", "boxes", "box_label", "box_tile",
-               "source", "row", "col", "transform", "valid", "split", ".geovision-progress")
+               "source", "row", "col", "transform", "valid", "split", PROGRESS_DIR)
 
 
 def open_group(path: str | os.PathLike[str], mode: str = "r") -> Any:
@@ -53,21 +55,11 @@ def partial_path(out: str | os.PathLike[str]) -> Path:
 
 def _root_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The root attributes of a Zarr store, or None when there is no readable zarr.json."""
-    meta = Path(path) / "zarr.json"
     try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
+        attrs = json.loads((Path(path) / "zarr.json").read_text()).get("attributes", {})
     except (OSError, ValueError, AttributeError):
         return None
     return attrs if isinstance(attrs, dict) else None
-
-
-def is_complete(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` is a finished geovision tile store."""
-    attrs = _root_attrs(path)
-    if attrs is None:
-        return False
-    gv = attrs.get("geovision", {})
-    return isinstance(gv, dict) and gv.get("format") == "tiles" and PENDING_ATTR not in attrs
 
 
 def is_store(path: str | os.PathLike[str]) -> bool:
@@ -77,14 +69,17 @@ def is_store(path: str | os.PathLike[str]) -> bool:
     existed (:func:`geovision.ownership.claim_folder` with ``adopt``).
     """
     attrs = _root_attrs(path)
-    return attrs is not None and (is_complete(path) or PENDING_ATTR in attrs)
+    if attrs is None:
+        return False
+    gv = attrs.get("geovision", {})
+    return PENDING_ATTR in attrs or (isinstance(gv, dict) and gv.get("format") == "tiles")
 
 
 def claim_store(path: str | os.PathLike[str]) -> Path:
     """Take ``path`` as a tile store folder geovision owns (created when missing).
 
-    A store without an ownership mark, written by an older geovision, is taken up when its
-    metadata says it is a geovision tile store.
+    Call it before anything is written in the folder. A store without an ownership mark,
+    written by an older geovision, is taken up when its metadata says it is a tile store.
 
     Raises:
         OutputError: the folder holds anything else (the message names it).
@@ -95,31 +90,17 @@ def claim_store(path: str | os.PathLike[str]) -> Path:
                         option="--output")
 
 
-def create_store(
-    path: Path,
-    *,
-    n_tiles: int,
-    bands: int,
-    tile_size: int,
-    dtype: str,
-    task: str,
-    shard: int,
-    fill_value: float | int,
-    plan: dict[str, np.ndarray],
-    pending: dict[str, Any],
-) -> Any:
-    """Create the in-progress store with its arrays and the tile plan written.
-
-    ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each task
-    of the graph writes whole shards and no two tasks touch one stored object.
-    """
-    claim_store(path)  # before anything is written: the store is geovision's
-    group = zarr.open_group(str(path), mode="a", zarr_format=3)  # "w" would drop the mark
-    group.attrs[PENDING_ATTR] = pending
-    create_tile_arrays(group, n_tiles=n_tiles, bands=bands, tile_size=tile_size, dtype=dtype,
-                       task=task,
-                       shard=shard, fill_value=fill_value, plan=plan)
-    return group
+def is_complete(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` is a finished geovision tile store."""
+    meta = Path(path) / "zarr.json"
+    if not meta.exists():
+        return False
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, ValueError):
+        return False
+    gv = attrs.get("geovision", {})
+    return gv.get("format") == "tiles" and PENDING_ATTR not in attrs
 
 
 def create_tile_arrays(
@@ -134,7 +115,11 @@ def create_tile_arrays(
     fill_value: float | int,
     plan: dict[str, np.ndarray],
 ) -> None:
-    """Create the tile arrays in an open group and write the tile plan (see create_store)."""
+    """Create the tile arrays in an open group and write the tile plan.
+
+    ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each
+    shard is one stored object, written whole (:mod:`geovision.tiling.shards`).
+    """
     n = max(n_tiles, 1)
     group.create_array(
         "image", shape=(n_tiles, bands, tile_size, tile_size), dtype=dtype,
@@ -202,11 +187,13 @@ def commit_store(
     }
     group.attrs.update(final_attrs)
     group.attrs.__delitem__(PENDING_ATTR)
-    shutil.rmtree(partial / ".geovision-progress", ignore_errors=True)
+    shutil.rmtree(partial / PROGRESS_DIR, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is a v3 extension
         zarr.consolidate_metadata(str(partial))
-    from geovision.ownership import remove_owned
+    if out.exists():
+        from geovision.ownership import remove_owned
 
-    remove_owned(out, kind="dir")  # only a store geovision wrote (checked before the work)
+        claim_store(out)  # an older geovision's store is taken up, then replaced
+        remove_owned(out, kind="dir")  # only a store geovision wrote (checked before the work)
     os.replace(partial, out)

@@ -88,28 +88,3 @@ def test_readme_config_reference_is_the_config_models():
         "the README's config table differs from the config model; paste the output of "
         "python -c 'from geovision.engine.config import config_reference as c; print(c())'")
 
-
-def test_reduce_lr_on_plateau_steps_with_the_monitored_metric_after_warmup():
-    """Issue #10: accepted, then a TypeError after the first epoch; now stepped with the metric."""
-    import torch
-
-    from geovision.engine.config import SchedulerConfig
-    from geovision.engine.optim import PlateauScheduler, build_scheduler
-
-    model = torch.nn.Linear(2, 2)
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    cfg = SchedulerConfig.model_validate({"name": "ReduceLROnPlateau",
-                                          "params": {"patience": 0, "factor": 0.5}})
-    sched = build_scheduler(cfg, 1, opt, epochs=5, steps_per_epoch=3, mode="max")
-    assert isinstance(sched, PlateauScheduler)
-    assert opt.param_groups[0]["lr"] == pytest.approx(1e-3)  # warmup starts low
-    lrs = []
-    for metric in (0.1, 0.5, 0.4, 0.3):  # warmup epoch, then improve, worse, worse
-        sched.step(metric)
-        lrs.append(opt.param_groups[0]["lr"])
-    assert lrs == pytest.approx([1.0, 1.0, 0.5, 0.25])
-    state = sched.state_dict()
-    again = build_scheduler(cfg, 1, torch.optim.SGD(model.parameters(), lr=1.0), epochs=5,
-                            steps_per_epoch=3, mode="max")
-    again.load_state_dict(state)
-    assert again.done == 1 and again.plateau.best == pytest.approx(0.5)

@@ -12,7 +12,6 @@ from geovision.geo.windows import PixelWindow
 from geovision.options.tile import TileOptions
 from geovision.synthetic import make_sample
 from geovision.tiling import tile
-from geovision.tiling.fastpass import tile_fast
 from geovision.tiling.info import format_summary
 from geovision.tiling.plan import (
     DROPPED_SPLIT,
@@ -104,11 +103,13 @@ def _shares(store):
     return out
 
 
-def test_info_shows_class_shares_per_split_and_tile_fast_balances(sample, tmp_path):
+def test_info_shows_class_shares_per_split_and_tile_balances(sample, tmp_path, monkeypatch):
     opts = TileOptions(class_field="kind", tile_size=32, split="block", block_size=64,
                        fractions=(0.7, 0.3, 0.0), seed=3)
-    plain = tile(list(sample.rasters), sample.labels, tmp_path / "plain.zarr", opts,
-                 quiet=True)
+    with monkeypatch.context() as m:  # one candidate: the seeded shuffle, unbalanced
+        m.setattr("geovision.tiling.plan.BALANCE_CANDIDATES", 1)
+        plain = tile(list(sample.rasters), sample.labels, tmp_path / "plain.zarr", opts,
+                     quiet=True)
     text = format_summary(plain)
     shares = _shares(plain)
     assert "  class shares per split (pixels)" in text
@@ -120,8 +121,8 @@ def test_info_shows_class_shares_per_split_and_tile_fast_balances(sample, tmp_pa
     assert lacking  # this seed deals no pixel of a class to val without balancing
     assert f"  warning: the val split has no {', '.join(lacking)} although the data has " \
            "some" in text
-    balanced = tile_fast(list(sample.rasters), sample.labels, tmp_path / "fast.zarr", opts,
-                         quiet=True)
+    balanced = tile(list(sample.rasters), sample.labels, tmp_path / "fast.zarr", opts,
+                    quiet=True)
     fast = _shares(balanced)
     assert (fast["val"] > 0).all() and (fast["train"] > 0).all()
     assert "warning" not in format_summary(balanced)
