@@ -221,9 +221,9 @@ def test_4_more_classes_than_fit_are_refused(work: Path, n: int) -> None:
     _grid_labels(work / "sample" / "scene.tif", n, work / f"l{n}.gpkg")
     before = tree(work)
     proc = gv(work, "tile", "sample/scene.tif", f"l{n}.gpkg", *T, "-o", "t.zarr")
-    refused(proc, f"l{n}.gpkg: field 'kind' has {n} distinct values; at most 254 classes fit "
-                  "(class ids are stored in 8 bits: 0 is background, 255 is ignore_index); "
-                  "merge values into fewer classes in the file")
+    refused(proc, f"l{n}.gpkg: field 'kind': {n} distinct values; at most 254 classes fit in "
+                  "the class raster (id 0 is background, 255 is ignore_index); merge classes "
+                  "with --class-map FILE (several values may share an id)")
     assert tree(work) == before
 
 
@@ -249,9 +249,9 @@ def test_6_geometry_collections_with_lines_or_points_are_refused(work: Path) -> 
     before = tree(work)
     proc = gv(work, "tile", "sample/scene.tif", "gc.gpkg", *T, "--min-valid", "0", "-o",
               "gc.zarr")
-    refused(proc, "gc.gpkg: geometry collections hold 1 line and 5 points (the first in "
-                  "feature 0), which cover no area; tiles are labelled by polygons only: "
-                  "remove those parts, or buffer them into polygons first")
+    refused(proc, "gc.gpkg: holds 5 points and 1 line, which cover no area; give --buffer PX "
+                  "to turn points into discs and lines into corridors of PX pixels (boxes of "
+                  "side 2*PX for detection), or leave them out of the file")
     assert tree(work) == before
 
 
@@ -261,9 +261,9 @@ def test_7_a_label_value_named_background_is_refused(work: Path) -> None:
     labels.to_file(work / "bg.gpkg")
     before = tree(work)
     proc = gv(work, "tile", "sample/scene.tif", "bg.gpkg", *T, "-o", "bg.zarr")
-    refused(proc, "bg.gpkg: field 'kind' has the value 'background', the name of class 0 "
-                  "(pixels no label covers); rename that value in the file (e.g. to "
-                  "'background_class'), or leave those features out to make them background")
+    refused(proc, "bg.gpkg: field 'kind': the value 'background' is the name of class 0 "
+                  "(pixels no label covers); rename it in the file, or give --class-map FILE "
+                  "with 'background: background' to make those features background")
     assert tree(work) == before
 
 
