@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,9 @@ class TileInfo:
         resolution: ``[x, y]`` pixel size of the first source, or None.
         splits: tile indices per split name.
         pixel_size: the first source's pixel size with its CRS (None without one).
+        counts: the store's ``counts`` attribute as tiling wrote it (``tiles`` per split,
+            ``class_tiles`` and ``class_pixels`` or ``class_boxes`` per class id, over every
+            split); empty for a store without one.
     """
 
     path: Path
@@ -54,6 +57,7 @@ class TileInfo:
     resolution: list[float] | None
     splits: dict[str, np.ndarray]
     pixel_size: PixelSize | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -116,4 +120,5 @@ def read_info(path: str | os.PathLike[str]) -> TileInfo:
         splits={name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)},
         pixel_size=(PixelSize(float(res[0]), float(res[1]), str(sources[0]["crs"]))
                     if res and sources[0].get("crs") else None),
+        counts=dict(attrs.get("counts") or {}),
     )

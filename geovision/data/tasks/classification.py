@@ -20,6 +20,7 @@ class Classification(DataTask):
     """``label`` int64 per item (a scalar), ``(N,)`` per batch."""
 
     name = "classification"
+    counted = "class_tiles"
 
     def preload(self, info: TileInfo) -> np.ndarray:
         """Every tile's class as a model index (small: read once)."""
@@ -44,7 +45,12 @@ class Classification(DataTask):
         """Class ids stacked."""
         return {"label": default_collate([it["label"] for it in items])}
 
-    def class_counts(self, ds: TileSource) -> np.ndarray:
+    def class_presence(self, ds: TileSource) -> np.ndarray:
+        """Each tile's class, one-hot."""
+        labels = np.asarray(ds.targets)[np.asarray(ds.indices, dtype=np.int64)]
+        return np.eye(ds.info.num_classes, dtype=bool)[labels]
+
+    def count_split(self, ds: TileSource) -> np.ndarray:
         """Tiles per class."""
         labels = np.asarray(ds.targets)[np.asarray(ds.indices, dtype=np.int64)]
         return np.bincount(labels, minlength=ds.info.num_classes).astype(np.float64)

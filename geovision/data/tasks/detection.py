@@ -25,6 +25,7 @@ class Detection(DataTask):
 
     name = "detection"
     batched = False
+    counted = "class_boxes"
 
     def preload(self, info: TileInfo) -> Boxes:
         """Every tile's boxes and their classes as model indices (small: read once)."""
@@ -53,6 +54,17 @@ class Detection(DataTask):
         assert sample.boxes is not None and sample.box_labels is not None
         return {"boxes": sample.boxes.reshape(-1, 4).float(),
                 "labels": sample.box_labels.long()}
+
+    def class_presence(self, ds: TileSource) -> np.ndarray:
+        """Classes of each tile's boxes; background (column 0) for a tile without boxes."""
+        out = np.zeros((len(ds.indices), ds.info.num_classes), dtype=bool)
+        for i, tile in enumerate(np.asarray(ds.indices).tolist()):
+            labels = ds.targets.get(int(tile), (None, np.zeros(0, np.int64)))[1]
+            if len(labels):
+                out[i, np.asarray(labels, dtype=np.int64)] = True
+            else:
+                out[i, 0] = True
+        return out
 
     def collate_targets(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """Boxes and class ids as per-image lists."""

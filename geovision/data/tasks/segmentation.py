@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+import zarr
 from torch.utils.data import default_collate
 
 from geovision.data.tasks import DataTask, TileSource, Turn
@@ -25,6 +26,7 @@ class Segmentation(DataTask):
 
     name = "segmentation"
     tile_arrays = ("mask",)
+    counted = "class_pixels"
 
     def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """The tile's mask."""
@@ -48,7 +50,21 @@ class Segmentation(DataTask):
         """Masks stacked."""
         return {"mask": default_collate([it["mask"] for it in items])}
 
-    def class_counts(self, ds: TileSource) -> np.ndarray:
+    def class_presence(self, ds: TileSource) -> np.ndarray:
+        """Classes with at least one pixel in each tile (masks read in blocks of 256 tiles)."""
+        k = ds.info.num_classes
+        masks: Any = zarr.open_group(str(ds.info.path), mode="r")["mask"]
+        tiles = np.asarray(ds.indices, dtype=np.int64)
+        out = np.zeros((len(tiles), k), dtype=bool)
+        for start in range(0, len(tiles), 256):
+            part = tiles[start:start + 256]
+            block = np.asarray(masks.get_orthogonal_selection(part.tolist()))
+            flat = block.reshape(len(part), -1).astype(np.int64)
+            for c in range(k):
+                out[start:start + len(part), c] = (flat == c).any(axis=1)
+        return out
+
+    def count_split(self, ds: TileSource) -> np.ndarray:
         """Labelled pixels per class."""
         info = ds.info
         counts = np.zeros(info.num_classes)
