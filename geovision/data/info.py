@@ -18,7 +18,9 @@ from geovision.formats import (
     BandInfo,
     ClassInfo,
     bands_from_json,
+    class_ids,
     classes_from_json,
+    id_lookup,
     missing_store_arrays,
 )
 from geovision.geo.resolution import PixelSize
@@ -65,8 +67,22 @@ class TileInfo:
 
     @property
     def class_names(self) -> list[str]:
-        """Class names by id."""
+        """Class names by model index (``classes`` order, background first)."""
         return [c.name for c in self.classes]
+
+    @property
+    def class_ids(self) -> tuple[int, ...] | None:
+        """The class id of each model index, or None when ids are ``0 .. K-1`` already."""
+        return class_ids(self.classes)
+
+    @property
+    def id_lookup(self) -> np.ndarray | None:
+        """Stored class id -> model index (uint8, 256 entries), or None when ids are dense.
+
+        The model is trained on indices ``0 .. K-1``; a store made with ``--class-map`` may
+        keep the user's codes (``0, 2, 10``) as ids. :data:`ignore_index` stays ignored.
+        """
+        return id_lookup(self.classes, self.ignore_index)
 
 
 def read_info(path: str | os.PathLike[str]) -> TileInfo:

@@ -73,7 +73,8 @@ def warn_val_classes(info: Any, train_split: str, val_split: str) -> list[str]:
     from geovision.tiling.info import split_class_counts
     from geovision.tiling.store import open_group
 
-    counts = split_class_counts(open_group(info.path), info.task, info.num_classes,
+    counts = split_class_counts(open_group(info.path), info.task,
+                                [c.id for c in info.classes],
                                 info.ignore_index)
     train, val = counts[SPLITS.index(train_split)], counts[SPLITS.index(val_split)]
     missing = [info.class_names[i] for i in np.flatnonzero((train > 0) & (val == 0))]

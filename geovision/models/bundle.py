@@ -72,7 +72,7 @@ class Bundle:
 
     @property
     def class_names(self) -> list[str]:
-        """Class names by id."""
+        """Class names by model output index (``classes`` order; ids may have gaps)."""
         return [c.name for c in self.classes]
 
 

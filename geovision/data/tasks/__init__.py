@@ -9,7 +9,6 @@ how a batch is read whole and how items are collated.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
@@ -57,8 +56,11 @@ class DataTask(ABC):
     #: The key of the store's ``counts`` attribute that :meth:`class_counts` reads.
     counted: str = ""
 
-    def preload(self, path: Path) -> Any:
-        """What is read once per store (small per-tile targets), or None."""
+    def preload(self, info: TileInfo) -> Any:
+        """What is read once per store (small per-tile targets), or None.
+
+        Class ids come back as model indices (:attr:`TileInfo.id_lookup`).
+        """
         return None
 
     @abstractmethod

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import zarr
 
+from geovision.data.info import TileInfo
 from geovision.data.tasks import DataTask, TileSource
 
 if TYPE_CHECKING:
@@ -27,13 +27,16 @@ class Detection(DataTask):
     batched = False
     counted = "class_boxes"
 
-    def preload(self, path: Path) -> Boxes:
-        """Every tile's boxes and their class ids (small: read once)."""
-        group: Any = zarr.open_group(str(path), mode="r")
+    def preload(self, info: TileInfo) -> Boxes:
+        """Every tile's boxes and their classes as model indices (small: read once)."""
+        group: Any = zarr.open_group(str(info.path), mode="r")
         if "boxes" not in group:
             return {}
         boxes = np.asarray(group["boxes"][...], dtype=np.float32).reshape(-1, 4)
         labels = np.asarray(group["box_label"][...], dtype=np.int64)
+        lut = info.id_lookup
+        if lut is not None:
+            labels = lut[labels].astype(np.int64)
         tiles = np.asarray(group["box_tile"][...], dtype=np.int64)
         order = np.argsort(tiles, kind="stable")
         unique, starts = np.unique(tiles[order], return_index=True)

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
     from geovision.data.transforms import Sample
 
 
+def _indices(ds: TileSource, mask: np.ndarray) -> np.ndarray:
+    """A stored mask's class ids as model indices (ignore stays ignore; dense ids as read)."""
+    lut = ds.info.id_lookup
+    return mask if lut is None else lut[mask]
+
+
 class Segmentation(DataTask):
     """``mask`` uint8 ``(H, W)`` per item, ``(N, H, W)`` per batch."""
 
@@ -24,7 +30,7 @@ class Segmentation(DataTask):
 
     def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """The tile's mask."""
-        return {"mask": torch.from_numpy(ds.tile_array("mask", tile))}
+        return {"mask": torch.from_numpy(_indices(ds, ds.tile_array("mask", tile)))}
 
     def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
         """The (augmented) mask."""
@@ -33,7 +39,12 @@ class Segmentation(DataTask):
 
     def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
         """The masks, decoded straight into the batch."""
-        return {"mask": ds.read_batch("mask", tiles, turns)}
+        masks = ds.read_batch("mask", tiles, turns)
+        lut = ds.info.id_lookup
+        if lut is not None:  # in place: the batch may live in shared memory
+            view = masks.numpy()
+            view[...] = lut[view]
+        return {"mask": masks}
 
     def collate_targets(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         """Masks stacked."""
@@ -58,7 +69,7 @@ class Segmentation(DataTask):
         info = ds.info
         counts = np.zeros(info.num_classes)
         for t in ds.indices:
-            m = ds.tile_array("mask", int(t))
+            m = _indices(ds, ds.tile_array("mask", int(t)))
             counts += np.bincount(m[m != info.ignore_index],
                                   minlength=info.num_classes)[: info.num_classes]
         return counts

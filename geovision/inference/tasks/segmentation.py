@@ -20,7 +20,7 @@ import numpy as np
 import rasterio
 import torch
 
-from geovision.formats import CLASS_NODATA, PROB_NODATA, PROB_SCALE
+from geovision.formats import CLASS_NODATA, PROB_NODATA, PROB_SCALE, ids_of
 from geovision.inference.blend import axis_shares, axis_weights
 from geovision.inference.predict import dihedral
 from geovision.inference.tasks import BlockAccumulator, InferenceTask
@@ -45,7 +45,10 @@ if TYPE_CHECKING:
 
 def class_and_probabilities(probs: torch.Tensor, valid: torch.Tensor, prob_dtype: str,
                             ) -> tuple[np.ndarray, np.ndarray]:
-    """Class ids and stored probabilities of blended probabilities ``(K, rows, cols)``.
+    """Class indices and stored probabilities of blended probabilities ``(K, rows, cols)``.
+
+    The indices are the model's (``0 .. K-1``); :func:`~geovision.formats.ids_of` maps them
+    to the classes' ids before a class raster stores them.
 
     Runs on the tensors' device (the model's, for pieces a block finishes; the CPU, for
     seams).
@@ -118,6 +121,7 @@ class _Blender(BlockAccumulator):
             classes, probs = class_and_probabilities(self.acc[:, rows, cols], valid[rows, cols],
                                                      opts.prob_dtype)
             polygonize_piece(self.work, piece, classes, probs)  # --vectors
+            classes = ids_of(classes, self.work.class_ids)  # model indices -> class ids
             if opts.probabilities:
                 out.append((piece_path(scratch, piece, "prob"), probs))
             out.append((piece_path(scratch, piece, "class"), classes[None]))
@@ -137,6 +141,7 @@ def merge_seam(work: SceneWork, piece: Piece) -> None:
     classes, probs = class_and_probabilities(torch.from_numpy(total), torch.from_numpy(valid),
                                              work.options.prob_dtype)
     polygonize_piece(work, piece, classes, probs)  # --vectors; before the class array
+    classes = ids_of(classes, work.class_ids)  # model indices -> class ids
     if work.options.probabilities:
         save_array(piece_path(scratch, piece, "prob"), probs)
     save_array(piece_path(scratch, piece, "class"), classes[None])
