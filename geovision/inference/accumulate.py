@@ -1,0 +1,264 @@
+"""Blending a block's windows in place, in reused buffers, and finishing its pieces.
+
+The same arithmetic as :class:`geovision.inference.blocks.BlockWriter` (so the same bits), with
+less memory traffic:
+
+- a window's 2-D share (the outer product of its row and column shares) is computed once per
+  distinct pair of 1-D shares, not once per window: interior windows all share one
+  (:class:`ShareCache`);
+- each window's probabilities are weighted and added into the accumulator in one
+  ``addcmul_``, with no temporary (:meth:`Accumulator.add`);
+- accumulators come from a small pool and go back to it, so a scene reuses the same two or
+  three buffers instead of allocating (and page-faulting) one per block (:class:`BufferPool`);
+- pieces are finished in place on the accumulator (argmax, then clamp, scale and round in
+  place, nodata by a broadcast ``masked_fill_``), the only new arrays being the stored ones
+  (:meth:`Accumulator.finish`).
+
+Seam pieces are finished by :class:`Seams` once every block that covers them has given its
+weighted contribution, summed in the piece's owner order as
+:func:`geovision.inference.blocks.finish_seam` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from geovision.inference.blend import axis_shares, profile
+from geovision.inference.grid import Block, Piece
+from geovision.inference.writers import NODATA, PROB_SCALE, finish
+
+
+class BufferPool:
+    """Flat tensors reused across blocks, by device and dtype.
+
+    :meth:`take` hands out a view of the smallest free buffer large enough (allocating one
+    when none is), :meth:`give` takes it back. A scene's blocks differ in size only at the
+    scene's edges, so a pool settles at one buffer per block held at once.
+    """
+
+    def __init__(self, pin: bool = False) -> None:
+        """Create an empty pool; ``pin``: allocate CPU buffers in page-locked memory."""
+        self.pin = pin
+        self._free: dict[tuple[str, torch.dtype], list[torch.Tensor]] = {}
+        self._out: dict[int, torch.Tensor] = {}
+        self.allocated = 0  # buffers allocated so far (for tests and figures)
+
+    def take(self, shape: Sequence[int], dtype: torch.dtype = torch.float32,
+             device: str | torch.device = "cpu", *, zero: bool = True) -> torch.Tensor:
+        """A tensor of ``shape`` (zeroed unless ``zero=False``) backed by a pooled buffer."""
+        n = math.prod(shape)
+        key = (str(torch.device(device)), dtype)
+        free = self._free.setdefault(key, [])
+        fits = [b for b in free if b.numel() >= n]
+        if fits:
+            buf = min(fits, key=lambda b: b.numel())
+            free.remove(buf)
+        else:
+            pin = self.pin and torch.device(device).type == "cpu" and torch.cuda.is_available()
+            buf = torch.empty(n, dtype=dtype, device=device, pin_memory=pin)
+            self.allocated += 1
+        view = buf[:n].view(*shape)
+        self._out[view.data_ptr()] = buf
+        if zero:
+            view.zero_()
+        return view
+
+    def give(self, tensor: torch.Tensor) -> None:
+        """Return a tensor from :meth:`take` to the pool (it must not be used afterwards)."""
+        buf = self._out.pop(tensor.data_ptr())
+        self._free.setdefault((str(buf.device), buf.dtype), []).append(buf)
+
+
+def axis_share_table(origins: Sequence[int], window: int, stride: int, blend: str,
+                     ) -> dict[int, np.ndarray]:
+    """1-D shares of every window origin along an axis, from all the windows of the axis.
+
+    Equal, to the bit, to the shares a block computes from its neighbourhood
+    (``blocks._shares``): a pixel's summed weight adds the same windows in the same order.
+    """
+    return axis_shares(list(origins), profile(window, window - stride, blend))
+
+
+class ShareCache:
+    """2-D shares of windows on the model's device, one tensor per distinct pair of 1-D shares."""
+
+    def __init__(self, row_origins: Sequence[int], col_origins: Sequence[int], window: int,
+                 stride: int, blend: str, device: str | torch.device) -> None:
+        """Compute the 1-D shares of both axes and group the origins that share them."""
+        self.device = device
+        self._row_key, self._rows = self._group(
+            axis_share_table(row_origins, window, stride, blend), device)
+        self._col_key, self._cols = self._group(
+            axis_share_table(col_origins, window, stride, blend), device)
+        self._pairs: dict[tuple[int, int], torch.Tensor] = {}
+
+    @staticmethod
+    def _group(table: dict[int, np.ndarray], device: str | torch.device,
+               ) -> tuple[dict[int, int], list[torch.Tensor]]:
+        keys: dict[bytes, int] = {}
+        by_origin: dict[int, int] = {}
+        tensors: list[torch.Tensor] = []
+        for origin, share in table.items():
+            raw = share.tobytes()
+            if raw not in keys:
+                keys[raw] = len(tensors)
+                tensors.append(torch.from_numpy(share).to(device))
+            by_origin[origin] = keys[raw]
+        return by_origin, tensors
+
+    def window(self, row: int, col: int) -> torch.Tensor:
+        """The ``(window, window)`` share of the window at origin (row, col)."""
+        key = (self._row_key[row], self._col_key[col])
+        share = self._pairs.get(key)
+        if share is None:
+            share = self._pairs[key] = torch.outer(self._rows[key[0]], self._cols[key[1]])
+        return share
+
+    @property
+    def distinct(self) -> int:
+        """How many 2-D shares have been computed."""
+        return len(self._pairs)
+
+
+@dataclass
+class Finished:
+    """A finished piece: its classes ``(1, rows, cols)`` and stored probabilities."""
+
+    piece: Piece
+    classes: np.ndarray
+    probs: np.ndarray | None
+
+
+@dataclass
+class SeamPart:
+    """A block's weighted contribution to a seam piece, and the seam's validity."""
+
+    piece: Piece
+    owner: tuple[int, int]
+    total: np.ndarray
+    valid: np.ndarray
+
+
+class Accumulator:
+    """Collects one block's window probabilities, weighted, into a pooled buffer."""
+
+    def __init__(self, block: Block, valid: np.ndarray, pieces: Sequence[Piece],
+                 num_classes: int, window: int, shares: ShareCache, pool: BufferPool,
+                 *, prob_dtype: str = "uint8", probabilities: bool = True) -> None:
+        """Take a zeroed accumulator ``(classes, region rows, region cols)`` from ``pool``."""
+        self.block, self.valid, self.pieces = block, valid, list(pieces)
+        self.window, self.shares, self.pool = window, shares, pool
+        self.prob_dtype, self.probabilities = prob_dtype, probabilities
+        region = block.region
+        self.acc: torch.Tensor | None = pool.take(
+            (num_classes, region.height, region.width), torch.float32, shares.device)
+
+    @torch.inference_mode()
+    def add(self, origins: Sequence[tuple[int, int]], probs: torch.Tensor) -> None:
+        """Add a batch ``(N, classes, window, window)`` of window probabilities, weighted."""
+        assert self.acc is not None, "finish() was called already"
+        region, w = self.block.region, self.window
+        for (r, c), p in zip(origins, probs, strict=True):
+            dr, dc = r - region.row, c - region.col
+            self.acc[:, dr:dr + w, dc:dc + w].addcmul_(p, self.shares.window(r, c))
+
+    def _slices(self, piece: Piece) -> tuple[slice, slice]:
+        region, pw = self.block.region, piece.window
+        return (slice(pw.row - region.row, pw.row - region.row + pw.height),
+                slice(pw.col - region.col, pw.col - region.col + pw.width))
+
+    @torch.inference_mode()
+    def finish(self) -> tuple[list[Finished], list[SeamPart]]:
+        """Finish the pieces this block owns alone; hand out its share of the seams.
+
+        The accumulator goes back to the pool: this is the last call.
+
+        Returns:
+            (finished pieces, seam contributions), in the order of ``pieces``.
+        """
+        acc = self.acc
+        assert acc is not None, "finish() was called already"
+        done, seams = [], []
+        for piece in self.pieces:  # seams first: finishing works in place on the buffer
+            if piece.is_seam:
+                rows, cols = self._slices(piece)
+                part = acc[:, rows, cols]
+                total = part.cpu().numpy()
+                if part.device.type == "cpu":  # a view of the pooled buffer: keep a copy
+                    total = total.copy()
+                seams.append(SeamPart(piece, self.block.index, total,
+                                      self.valid[rows, cols].copy()))
+        invalid_all = torch.from_numpy(~self.valid).to(acc.device)
+        for piece in self.pieces:
+            if piece.is_seam:
+                continue
+            rows, cols = self._slices(piece)
+            classes, probs = finish_in_place(acc[:, rows, cols], invalid_all[rows, cols],
+                                             self.prob_dtype, self.probabilities)
+            done.append(Finished(piece, classes, probs))
+        self.pool.give(acc)
+        self.acc = None
+        return done, seams
+
+
+def finish_in_place(probs: torch.Tensor, invalid: torch.Tensor, prob_dtype: str,
+                    keep_probs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """``blocks._finish_torch`` with the probabilities scaled in place (they are clobbered).
+
+    Returns:
+        (classes ``(1, rows, cols)`` uint8 with :data:`NODATA` where invalid, stored
+        probabilities: compact uint8 or float32 with NaN where invalid; None unless
+        ``keep_probs``).
+    """
+    classes = probs.argmax(0).to(torch.uint8)
+    classes.masked_fill_(invalid, NODATA)
+    stored = None
+    if keep_probs:
+        if prob_dtype == "uint8":
+            stored_t = probs.clamp_(0.0, 1.0).mul_(PROB_SCALE).round_().to(torch.uint8)
+            stored_t.masked_fill_(invalid, NODATA)
+        else:
+            stored_t = probs.clone()
+            stored_t.masked_fill_(invalid, float("nan"))
+        stored = stored_t.cpu().numpy()
+    return classes.cpu().numpy()[None], stored
+
+
+class Seams:
+    """Seam pieces waiting for the contributions of every block that covers them."""
+
+    def __init__(self, prob_dtype: str = "uint8", probabilities: bool = True) -> None:
+        """Hold no seam yet."""
+        self.prob_dtype, self.probabilities = prob_dtype, probabilities
+        self._parts: dict[tuple[int, int], dict[tuple[int, int], SeamPart]] = {}
+
+    def add(self, part: SeamPart) -> Finished | None:
+        """Take a contribution; return the finished piece once all its owners gave theirs."""
+        parts = self._parts.setdefault(part.piece.index, {})
+        parts[part.owner] = part
+        if len(parts) < len(part.piece.owners):
+            return None
+        del self._parts[part.piece.index]
+        total = None
+        for owner in part.piece.owners:  # the order of blocks.finish_seam
+            p = parts[owner].total
+            total = p if total is None else total + p
+        assert total is not None
+        classes, probs = finish(total, part.valid, self.prob_dtype)
+        return Finished(part.piece, classes[None], probs if self.probabilities else None)
+
+    @property
+    def waiting(self) -> int:
+        """Seams still waiting for a block."""
+        return len(self._parts)
+
+    @property
+    def held_bytes(self) -> int:
+        """Bytes of the contributions held."""
+        return sum(p.total.nbytes + p.valid.nbytes for d in self._parts.values()
+                   for p in d.values())
