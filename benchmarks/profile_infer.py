@@ -1,7 +1,11 @@
 """Where the time of ``infer`` goes: the model alone and end to end, alternated in one process.
 
-    python benchmarks/profile_infer.py --size 4096 --rounds 2            # today's pipeline
-    python benchmarks/profile_infer.py --size 4096 --rounds 2 --path fast  # the prototype
+    python benchmarks/profile_infer.py --size 4096 --rounds 2                     # today's
+    python benchmarks/profile_infer.py --size 4096 --rounds 3 --path today,inline  # alternated
+
+Paths: ``today`` (``geovision.inference.infer``), or the prototype
+(``geovision.inference.fastpath.infer_fast``) with a thread strategy: ``inline``, ``split``,
+``overlap`` (see ``geovision.inference.threads``).
 
 Each round runs the model alone over the scene's windows (normalized scene in memory, same
 batches and threads) and then the end-to-end path, in this one process, so that both see the
@@ -71,11 +75,13 @@ def model_alone(model: str, scene: str, window: int, overlap: float,
     """The model over the scene's windows from memory (as ``bench_infer.case_model``)."""
     import numpy as np
     import rasterio
+    import torch
 
     from geovision.geo.windows import PixelWindow
     from geovision.inference.grid import window_origins, window_stride
-    from geovision.inference.predict import cached_bundle, segment
+    from geovision.inference.predict import cached_bundle
     from geovision.inference.reader import normalize, read_region
+    from geovision.inference.staging import forward
 
     bundle = cached_bundle(model, "cpu")
     stride = window_stride(window, overlap)
@@ -88,7 +94,7 @@ def model_alone(model: str, scene: str, window: int, overlap: float,
     del data
     wins = [(r, c) for r in rows for c in cols]
     calls = ModelCalls()
-    run = calls.wrap(lambda x: segment(bundle.model, x, "cpu"))
+    run = calls.wrap(lambda x: forward(bundle.model, torch.from_numpy(x)))
     cpu0, t0 = usage(), time.perf_counter()
     with tc.Sampler() as threads:
         for i in range(0, len(wins), batch):
@@ -107,7 +113,7 @@ def _torch_threads() -> int:
 
 def end_to_end(path: str, model: str, scene: str, out: str, window: int, overlap: float,
                batch: int) -> dict[str, Any]:
-    """``infer`` (``path='today'``) or the prototype (``path='fast'``) on the scene."""
+    """``infer`` (``path='today'``) or the prototype with thread strategy ``path``."""
     from geovision.inference import blocks
 
     calls = ModelCalls()
@@ -125,7 +131,7 @@ def end_to_end(path: str, model: str, scene: str, out: str, window: int, overlap
                 from geovision.inference.fastpath import infer_fast
 
                 summary = infer_fast(model, scene, out, window=window, overlap=overlap,
-                                     batch_size=batch, model_call=calls.wrap)
+                                     batch_size=batch, strategy=path, model_call=calls.wrap)
         wall = time.perf_counter() - t0
     finally:
         blocks.run_model = original
@@ -134,12 +140,18 @@ def end_to_end(path: str, model: str, scene: str, out: str, window: int, overlap
             "timings": summary["timings"], "torch_threads": _torch_threads()}
 
 
+def e2e_share(e2e: dict[str, Any]) -> float:
+    """The model's share of the end-to-end wall time."""
+    return round(e2e["model_calls"]["wall"] / e2e["wall"], 3)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-output")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--path", default="today", help="today, fast, or both (alternated)")
+    parser.add_argument("--path", default="today",
+                        help="comma-separated, run in turn: today, inline, split, overlap")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--overlap", type=float, default=0.25)
@@ -157,7 +169,7 @@ def main() -> None:
                                     a.base_channels, a.window)
     common = {"model": model, "scene": scene, "window": a.window, "overlap": a.overlap,
               "batch": a.batch_size}
-    paths = ["today", "fast"] if a.path == "both" else [a.path]
+    paths = a.path.split(",")
     runs = []
     model_alone(**common)  # warm up: first calls of oneDNN, GDAL's cache of the scene
     for r in range(a.rounds):
@@ -165,6 +177,7 @@ def main() -> None:
             load0 = tc.load()
             alone = model_alone(**common)
             e2e = end_to_end(path, out=str(work / f"profile-{path}"), **common)
+            e2e["model_share"] = e2e_share(e2e)
             run = {"round": r, "path": path, "load_before": load0, "load_after": tc.load(),
                    "alone": alone, "end_to_end": e2e,
                    "ratio": round(alone["wall"] / e2e["wall"], 3),
@@ -172,7 +185,8 @@ def main() -> None:
                        e2e["model_calls"]["wall"] / alone["model_calls"]["wall"], 3)}
             runs.append(run)
             print(json.dumps(run), flush=True)
-    (Path(a.out) / f"profile-{a.path}-{a.size}.json").write_text(json.dumps(runs, indent=2))
+    name = a.path.replace(",", "+")
+    (Path(a.out) / f"profile-{name}-{a.size}.json").write_text(json.dumps(runs, indent=2))
 
 
 if __name__ == "__main__":

@@ -215,7 +215,8 @@ def finish_in_place(probs: torch.Tensor, invalid: torch.Tensor, prob_dtype: str,
         probabilities: compact uint8 or float32 with NaN where invalid; None unless
         ``keep_probs``).
     """
-    classes = probs.argmax(0).to(torch.uint8)
+    # max(0).indices is argmax(0) (the first of equal maxima), about 5x faster on a CPU
+    classes = probs.max(0).indices.to(torch.uint8)
     classes.masked_fill_(invalid, NODATA)
     stored = None
     if keep_probs:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from geovision.inference.cogfile import assemble
@@ -134,10 +136,12 @@ class CogWriter:
 
     def _write_strip(self, k: int, data: np.ndarray) -> None:
         path = self.workdir / f"{self.path.name}.L{k}.S{len(self.strips[k])}.tif"
-        with rasterio.open(path, "w", height=data.shape[1], width=data.shape[2],
-                           nodata=self.nodata, num_threads=self.threads,
-                           **self._options) as dst:
-            dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
+        with warnings.catch_warnings():  # a strip has no georeferencing: the template has
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path, "w", height=data.shape[1], width=data.shape[2],
+                               nodata=self.nodata, num_threads=self.threads,
+                               **self._options) as dst:
+                dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
         self.strips[k].append(path)
 
     def close(self) -> Path:
