@@ -61,6 +61,7 @@ class ThreadBudget:
         helpers: threads reading and writing beside the model (0: the model's own thread does
             it between blocks).
         gdal: GDAL threads decoding a read or encoding a strip.
+        device: where the model runs; on CUDA its host thread mostly waits for the device.
     """
 
     strategy: str
@@ -68,6 +69,7 @@ class ThreadBudget:
     torch: int
     helpers: int
     gdal: int
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -81,8 +83,12 @@ class ThreadBudget:
 
     @property
     def oversubscribed(self) -> bool:
-        """True when the model's team and the helpers together want more than the cores."""
-        return self.helpers > 0 and self.torch + self.helpers * self.gdal > self.cores
+        """True when the model's team and the helpers together want more than the cores.
+
+        On CUDA the model's team is the device, not host cores.
+        """
+        team = 0 if self.device.startswith("cuda") else self.torch
+        return self.helpers > 0 and team + self.helpers * self.gdal > self.cores
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -127,9 +133,12 @@ def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = N
     cuda = device.startswith("cuda")
     strategy = strategy or ("overlap" if cuda else "inline")
     if strategy == "inline":
-        return ThreadBudget("inline", n, torch=1 if cuda else n, helpers=0, gdal=n)
-    if cuda:  # the device runs the model: the host's cores go to reading and encoding
-        return ThreadBudget(strategy, n, torch=1, helpers=1, gdal=max(1, n - 2))
+        return ThreadBudget("inline", n, torch=1 if cuda else n, helpers=0, gdal=n,
+                            device=device)
+    if cuda:  # the device runs the model: the host's cores go to reading and encoding,
+        # but for one that launches the model's kernels
+        return ThreadBudget(strategy, n, torch=1, helpers=1, gdal=max(1, n - 1),
+                            device=device)
     if strategy == "overlap":
         return ThreadBudget("overlap", n, torch=n, helpers=1, gdal=1)
     return ThreadBudget("split", n, torch=max(1, n - 1), helpers=1, gdal=1)
