@@ -169,9 +169,10 @@ def test_big_outputs_are_bigtiffs(tmp_path, monkeypatch):
 
 
 def test_missing_rows_and_foreign_strips_are_refused(tmp_path):
-    data, how = output("classes", (600, 700))
+    data, _ = output("classes", (600, 700))
     writer = CogWriter(tmp_path / "x.tif", height=600, width=700, count=1, dtype="uint8",
-                       nodata=255, crs=CRS.from_epsg(32633), transform=TRANSFORM, resampling=MODE,
+                       nodata=255, crs=CRS.from_epsg(32633), transform=TRANSFORM,
+                       resampling=MODE,
                        workdir=tmp_path / "work")
     writer.write(data[:, :300])
     with pytest.raises(ValueError, match="300 of 600 rows"):
@@ -187,7 +188,8 @@ def test_missing_rows_and_foreign_strips_are_refused(tmp_path):
                        compress="lzw") as dst:
         dst.write(data[:, :512])
     writer = CogWriter(tmp_path / "y.tif", height=512, width=700, count=1, dtype="uint8",
-                       nodata=255, crs=CRS.from_epsg(32633), transform=TRANSFORM, resampling=MODE,
+                       nodata=255, crs=CRS.from_epsg(32633), transform=TRANSFORM,
+                       resampling=MODE,
                        workdir=tmp_path / "work2")
     with pytest.raises(TiffFormatError, match="tag 259 differs"):
         cogfile.assemble(tmp_path / "y.tif", writer.template, [[other], []],
