@@ -1,18 +1,25 @@
 """Sliding-window inference benchmark: overhead, memory, and a straightforward baseline.
 
-    python benchmarks/bench_infer.py                 # 8192 x 8192 x 4 uint8 (and 16384^2)
-    python benchmarks/bench_infer.py --size 2048     # a quick run
+    python benchmarks/bench_infer.py                      # 4096^2 and 8192^2, today and prototype
+    python benchmarks/bench_infer.py --size 4096 --no-memory --paths today
+    python benchmarks/bench_infer.py --paths prototype --deflate-level 1
 
-Figures (written to bench-output/infer.json and printed):
+Figures (written to bench-output/infer.json and printed), per path (``today``:
+``geovision.inference.infer``; ``prototype``: ``geovision.inference.fastpath.infer_fast``, the
+design of issue 15) and per scene size:
 
-1. overhead: end-to-end megapixels/s of ``geovision.inference.infer`` (read, model, blend,
-   write, COG) against the model's own forward pass over the same windows held in memory
-   (same batch size and thread count); goal >= 0.85.
-2. memory: peak RSS of ``infer`` on the scene and on one with 4x the pixels; goal < +15%.
+1. overhead: end-to-end seconds against the model's own forward pass over the same windows held
+   in memory (same batch size and thread count), as a ratio (goal >= 0.85 on a CPU); the
+   model's time inside the pipeline against alone (goal within 10%); the model's share of the
+   end-to-end wall time.
+2. memory: peak RSS (VmHWM of the case's own process) on the scene and on one with 4x the
+   pixels (``--size`` and twice it); goal < +15%.
 3. baseline: a straightforward implementation (read the whole scene, loop over windows,
-   accumulate full-scene arrays, write once): speed and peak-memory ratios.
+   accumulate full-scene arrays, write once) at the first size: speed and peak-memory ratios.
 
-Each case runs in its own process, so peak RSS is that case's alone.
+Each case runs in its own process, so peak RSS is that case's alone; a model-only run precedes
+each end-to-end run, so that ratios compare runs minutes apart, not a whole benchmark apart. On
+a shared machine compare ratios, and read ``load`` (the 1-minute load average before each run).
 """
 
 from __future__ import annotations
@@ -86,6 +93,20 @@ def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "megapixels": summary["megapixels"],
             "windows": summary["windows"], "timings": summary["timings"]}
+
+
+def case_prototype(model: str, scene: str, out: str, window: int, overlap: float, batch: int,
+                   strategy: str | None = None, deflate_level: int = 6) -> dict:
+    """The prototype of issue 15 (``fastpath.infer_fast``) on the scene."""
+    from geovision.inference.fastpath import infer_fast
+
+    t0 = time.perf_counter()
+    summary = infer_fast(model, scene, out, window=window, overlap=overlap, batch_size=batch,
+                         strategy=strategy, deflate_level=deflate_level)
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "megapixels": summary["megapixels"],
+            "windows": summary["windows"], "timings": summary["timings"],
+            "threads": summary["threads"]}
 
 
 def case_model(model: str, scene: str, window: int, overlap: float, batch: int) -> dict:
@@ -180,70 +201,101 @@ def run_case(case: str, **kwargs: object) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def main(out_dir: str = "bench-output", size: int = 8192, window: int = 512,
+PATHS = {"today": "infer", "prototype": "prototype"}
+
+
+def _path_case(path: str, scene: str, out: Path, common: dict, strategy: str | None,
+               deflate_level: int) -> dict:
+    if path == "today":
+        return run_case("infer", scene=scene, out=str(out), **common)
+    return run_case("prototype", scene=scene, out=str(out), strategy=strategy,
+                    deflate_level=deflate_level, **common)
+
+
+def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
          overlap: float = 0.25, batch_size: int = 4, base_channels: int = 8,
-         memory: bool = True) -> dict:
+         memory: bool = True, paths: tuple[str, ...] = ("today", "prototype"),
+         strategy: str | None = None, deflate_level: int = 6, baseline: bool = True) -> dict:
     """Run every case and write ``<out_dir>/infer.json``; return the figures."""
     out = Path(out_dir)
     work = out / "infer-work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    scene = make_scene(work / f"scene-{size}", size)
+    sizes = [size, 2 * size] if memory else [size]
+    scenes = {n: make_scene(work / f"scene-{n}", n) for n in sizes}
     model = make_bundle(work / f"unet{base_channels}-{window}.pt", base_channels, window)
-    print(f"scene {size}x{size}x4 uint8 ready in {time.perf_counter() - t0:.0f} s",
-          flush=True)
+    print(f"scenes {', '.join(f'{n}x{n}' for n in sizes)} x4 uint8 ready in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
     common = {"model": model, "window": window, "overlap": overlap, "batch": batch_size}
-    results: dict = {"scene": {"size": size, "bands": 4, "dtype": "uint8"},
+    results: dict = {"scene": {"sizes": sizes, "bands": 4, "dtype": "uint8"},
                      "model": {"name": "unet", "base_channels": base_channels, "depth": 4},
                      "window": window, "overlap": overlap, "batch_size": batch_size,
-                     "threads": os.cpu_count(), "device": "cpu"}
-    model_only = run_case("model", scene=scene, **common)
-    print(f"model only: {model_only['seconds']:.1f} s", flush=True)
-    e2e = run_case("infer", scene=scene, out=str(work / "out"), **common)
-    print(f"end to end: {e2e['seconds']:.1f} s", flush=True)
-    naive = run_case("naive", scene=scene, out=str(work / "naive"), **common)
-    print(f"naive: {naive['seconds']:.1f} s", flush=True)
-    mp = e2e["megapixels"]
-    results["overhead"] = {
-        "model_only_mp_s": mp / model_only["seconds"], "end_to_end_mp_s": mp / e2e["seconds"],
-        "ratio": model_only["seconds"] / e2e["seconds"], "goal": ">= 0.85",
-        "model_only": model_only, "end_to_end": e2e}
-    results["baseline"] = {
-        "naive_mp_s": mp / naive["seconds"], "speed_ratio": naive["seconds"] / e2e["seconds"],
-        "peak_rss_mb": {"geovision": e2e["peak_rss_mb"], "naive": naive["peak_rss_mb"]},
-        "memory_ratio": naive["peak_rss_mb"] / e2e["peak_rss_mb"], "naive": naive}
+                     "threads": os.cpu_count(), "device": "cpu", "paths": list(paths),
+                     "strategy": strategy, "deflate_level": deflate_level, "runs": {}}
+    for n in sizes:
+        for path in paths:
+            load = os.getloadavg()[0]
+            alone = run_case("model", scene=scenes[n], **common)
+            e2e = _path_case(path, scenes[n], work / f"out-{path}-{n}", common, strategy,
+                             deflate_level)
+            inside = e2e["timings"]["model"]
+            run = {"load": round(load, 2), "model_only": alone, "end_to_end": e2e,
+                   "ratio": alone["seconds"] / e2e["seconds"],
+                   "model_inside_vs_alone": inside / alone["seconds"],
+                   "model_share": inside / e2e["seconds"]}
+            results["runs"][f"{path}-{n}"] = run
+            print(f"{n}^2 {path}: end to end {e2e['seconds']:.1f} s, model only "
+                  f"{alone['seconds']:.1f} s -> {run['ratio']:.2f}x (goal >= 0.85); model "
+                  f"inside {inside:.1f} s = {run['model_inside_vs_alone']:.2f}x alone "
+                  f"(goal <= 1.10), {100 * run['model_share']:.0f}% of the wall time; peak "
+                  f"{e2e['peak_rss_mb']:.0f} MB (load {load:.1f})", flush=True)
     if memory:
-        big_scene = make_scene(work / f"scene-{2 * size}", 2 * size)
-        big = run_case("infer", scene=big_scene, out=str(work / "out-big"), **common)
-        print(f"end to end, 4x pixels: {big['seconds']:.1f} s", flush=True)
-        results["memory"] = {
-            "peak_rss_mb": {f"{size}": e2e["peak_rss_mb"], f"{2 * size}": big["peak_rss_mb"]},
-            "increase": big["peak_rss_mb"] / e2e["peak_rss_mb"] - 1.0, "goal": "< 0.15",
-            "big": big}
+        results["memory"] = {}
+        for path in paths:
+            small = results["runs"][f"{path}-{size}"]["end_to_end"]["peak_rss_mb"]
+            big = results["runs"][f"{path}-{2 * size}"]["end_to_end"]["peak_rss_mb"]
+            results["memory"][path] = {"peak_rss_mb": {str(size): small, str(2 * size): big},
+                                       "increase": big / small - 1.0, "goal": "< 0.15"}
+            print(f"memory, {path}: peak RSS {small:.0f} MB ({size}^2) vs {big:.0f} MB "
+                  f"({2 * size}^2): {100 * (big / small - 1):+.1f}% (goal < +15%)", flush=True)
+    if baseline:
+        naive = run_case("naive", scene=scenes[size], out=str(work / "naive"), **common)
+        first = results["runs"][f"{paths[0]}-{size}"]["end_to_end"]
+        results["baseline"] = {
+            "path": paths[0], "naive_mp_s": size * size / 1e6 / naive["seconds"],
+            "speed_ratio": naive["seconds"] / first["seconds"],
+            "peak_rss_mb": {paths[0]: first["peak_rss_mb"], "naive": naive["peak_rss_mb"]},
+            "memory_ratio": naive["peak_rss_mb"] / first["peak_rss_mb"], "naive": naive}
+        b = results["baseline"]
+        print(f"baseline: naive {b['naive_mp_s']:.3f} MP/s, {naive['peak_rss_mb']:.0f} MB; "
+              f"{paths[0]} is {b['speed_ratio']:.2f}x as fast with "
+              f"{1 / b['memory_ratio']:.2f}x the peak memory")
     (out / "infer.json").write_text(json.dumps(results, indent=2))
-    o, b = results["overhead"], results["baseline"]
-    print(f"1. overhead: end-to-end {o['end_to_end_mp_s']:.3f} MP/s vs model-only "
-          f"{o['model_only_mp_s']:.3f} MP/s -> {o['ratio']:.2f}x (goal >= 0.85)")
-    if memory:
-        m = results["memory"]
-        print(f"2. memory: peak RSS {e2e['peak_rss_mb']:.0f} MB ({size}^2) vs "
-              f"{m['peak_rss_mb'][str(2 * size)]:.0f} MB ({2 * size}^2): "
-              f"{100 * m['increase']:+.1f}% (goal < +15%)")
-    print(f"3. baseline: naive {b['naive_mp_s']:.3f} MP/s, {naive['peak_rss_mb']:.0f} MB; "
-          f"geovision is {b['speed_ratio']:.2f}x as fast with {1 / b['memory_ratio']:.2f}x "
-          "the peak memory")
     return results
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-output")
-    parser.add_argument("--size", type=int, default=8192, help="scene side in pixels")
+    parser.add_argument("--size", type=int, default=4096,
+                        help="scene side in pixels (the memory case doubles it)")
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--base-channels", type=int, default=8,
                         help="U-Net width (32 is the registry default; 8 keeps CPU runs short)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 4x larger scene")
+    parser.add_argument("--paths", default="today,prototype",
+                        help="comma-separated: today (infer), prototype (issue 15's design)")
+    parser.add_argument("--strategy", default=None, choices=["inline", "split", "overlap"],
+                        help="the prototype's thread strategy (default: the device's)")
+    parser.add_argument("--deflate-level", type=int, default=6,
+                        help="the prototype's DEFLATE level (6: as today)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     a = parser.parse_args()
-    main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory)
+    wanted = tuple(p for p in a.paths.split(",") if p)
+    unknown = sorted(set(wanted) - set(PATHS))
+    if unknown:
+        parser.error(f"--paths: unknown {', '.join(unknown)}; choose from {', '.join(PATHS)}")
+    main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory,
+         wanted, a.strategy, a.deflate_level, not a.no_baseline)

@@ -217,6 +217,7 @@ def infer_fast(
         "timings": {**{n: round(v, 3) for n, v in timings.items()}, "total": round(total, 3)},
         "model_share": round(timings["model"] / total, 3) if total > 0 else 0.0,
         "strips_held_peak": strips.peak, "buffers_allocated": pool.allocated,
+        "megapixels": round(info.width * info.height / 1e6, 3),
         "megapixels_per_s": round(info.width * info.height / 1e6 / total, 4),
     }
     (out / f"{stem}.json").write_text(json.dumps(summary, indent=2))
