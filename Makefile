@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 DEMO := demo-output
 
-.PHONY: test demo bench lint clean
+.PHONY: test test-fast demo bench lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check geovision tests benchmarks
 	$(BIN)/mypy
 
+# The whole suite, slow tests (cluster, kill-and-resume, demo, README) included: what CI runs.
 test: lint
+	$(BIN)/pytest -q
+
+# The inner loop: everything but the slow tests.
+test-fast: lint
 	$(BIN)/pytest -q -m "not slow"
 
 demo: $(STAMP)

@@ -88,8 +88,10 @@ class OnTheFly(Dataset):
 
 
 def _loader(dataset):
-    from geovision.data import EpochSampler, collate
+    from geovision.data import EpochSampler
+    from geovision.data.tasks import for_task
 
+    collate = for_task("segmentation").collate
     return DataLoader(dataset, batch_size=BATCH, num_workers=WORKERS, collate_fn=collate,
                       sampler=EpochSampler(len(dataset), shuffle=True), persistent_workers=True)
 

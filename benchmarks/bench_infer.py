@@ -114,16 +114,16 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int) 
     import numpy as np
     import rasterio
 
-    from geovision.geo.windows import PixelWindow
-    from geovision.inference.grid import window_origins, window_stride
-    from geovision.inference.predict import cached_bundle, segment
+    from geovision.geo.windows import PixelWindow, padded_origins, window_stride
+    from geovision.inference.predict import cached_bundle
     from geovision.inference.reader import normalize, read_region
+    from geovision.inference.tasks import for_task
 
     bundle = cached_bundle(model, "cpu")
     stride = window_stride(window, overlap)
     with rasterio.open(scene) as ds:
         h, w = ds.height, ds.width
-        rows, cols = window_origins(h, window, stride), window_origins(w, window, stride)
+        rows, cols = padded_origins(h, window, stride), padded_origins(w, window, stride)
         region = PixelWindow(0, 0, rows[-1] + window, cols[-1] + window)
         data, valid = read_region(ds, [1, 2, 3, 4], region)
     pixels = normalize(data, valid, [110.0] * 4, [50.0] * 4)
@@ -132,7 +132,7 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int) 
     t0 = time.perf_counter()
     for i in range(0, len(wins), batch):
         x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
-        segment(bundle.model, x, "cpu")
+        for_task("segmentation").predict(bundle.model, x, "cpu")
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "megapixels": h * w / 1e6, "windows": len(wins)}
 
@@ -144,7 +144,7 @@ def case_naive(model: str, scene: str, out: str, window: int, overlap: float,
     import rasterio
     import torch
 
-    from geovision.inference.grid import window_origins, window_stride
+    from geovision.geo.windows import padded_origins, window_stride
     from geovision.models.bundle import load_bundle
 
     t0 = time.perf_counter()
@@ -156,13 +156,13 @@ def case_naive(model: str, scene: str, out: str, window: int, overlap: float,
     x = (x - 110.0) / 50.0
     k, (_, h, w) = len(bundle.classes), x.shape
     stride = window_stride(window, overlap)
-    pad_h = window_origins(h, window, stride)[-1] + window - h
-    pad_w = window_origins(w, window, stride)[-1] + window - w
+    pad_h = padded_origins(h, window, stride)[-1] + window - h
+    pad_w = padded_origins(w, window, stride)[-1] + window - w
     x = np.pad(x, ((0, 0), (0, pad_h), (0, pad_w)), mode="reflect")
     acc = np.zeros((k, h + pad_h, w + pad_w), np.float32)
     weight = np.zeros((h + pad_h, w + pad_w), np.float32)
-    wins = [(r, c) for r in window_origins(h, window, stride)
-            for c in window_origins(w, window, stride)]
+    wins = [(r, c) for r in padded_origins(h, window, stride)
+            for c in padded_origins(w, window, stride)]
     with torch.inference_mode():
         for i in range(0, len(wins), batch):
             chunk = wins[i:i + batch]

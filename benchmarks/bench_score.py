@@ -34,6 +34,7 @@ def make_scene(out_dir: Path, size: int) -> tuple[str, str]:
     from affine import Affine
     from rasterio.features import rasterize
 
+    from geovision.formats import ClassInfo
     from geovision.inference.writers import describe_classes
     from geovision.synthetic import KINDS, ORIGIN, make_labels
 
@@ -58,7 +59,7 @@ def make_scene(out_dir: Path, size: int) -> tuple[str, str]:
                "crs": "EPSG:32633", "transform": transform, "nodata": 255, "tiled": True,
                "blockxsize": 512, "blockysize": 512, "compress": "deflate"}
     with rasterio.open(raster, "w", **profile) as dst:
-        describe_classes(dst, [{"id": i, "name": n} for i, n in enumerate(names)])
+        describe_classes(dst, [ClassInfo(i, n) for i, n in enumerate(names)])
         for r in range(0, size, 512):
             for c in range(0, size, 512):
                 win = rasterio.windows.Window(c, r, 512, 512)

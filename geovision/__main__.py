@@ -2,6 +2,6 @@
 
 import sys
 
-from geovision.cli import main
+from geovision.cli.main import main
 
 sys.exit(main())

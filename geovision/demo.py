@@ -2,7 +2,8 @@
 
 Generate a training sample and an unseen scene, tile a segmentation and a detection dataset,
 train a small segmenter (U-Net) and a small detector (FCOS), predict the unseen scene with
-both, score the predictions against its labels next to trivial baselines and draw a quicklook.
+both, score the predictions against its labels next to trivial baselines (what ``geovision
+score`` does: score.json and report.md under ``score/``) and draw a quicklook.
 Everything is sized to run in a few minutes on a 2-core CPU; ``quick`` is a tiny version of
 every step, for tests.
 """
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geovision.atomic import write_text
 from geovision.errors import OutputExistsError
 
 #: Steps of the demo, each timed.
@@ -27,7 +29,7 @@ STEPS = 7
 SUMMARY = "demo.json"
 #: Everything the demo writes in its folder; ``overwrite`` removes these and nothing else.
 WRITES = ("sample", "unseen", "segmentation.zarr", "detection.zarr", "runs", "predictions",
-          "preview.png", SUMMARY)
+          "score", "preview.png", SUMMARY)
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,10 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
         OutputExistsError: ``out_dir`` is not empty and ``overwrite`` is not set.
     """
     from geovision.engine import train
+    from geovision.evaluation import ScoreOptions, score
+    from geovision.formats import classes_from_json
     from geovision.inference import infer
     from geovision.inference.preview import write_preview
-    from geovision.inference.score import score_detections, score_segmentation, summary_line
     from geovision.models.bundle import read_bundle
     from geovision.synthetic import make_sample
     from geovision.tiling import TileOptions, tile
@@ -180,17 +183,20 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
         infer(seg.model, scene, seg_pred, quiet=True, overlap=0.25)
         infer(det.model, scene, det_pred, quiet=True, overlap=0.25, probabilities=False)
     classes = read_bundle(seg.model)["classes"]
-    det_classes = read_bundle(det.model)["classes"]
     class_tif = seg_pred / "unseen.class.tif"
     boxes = det_pred / "unseen.detections.geojson"
+    scores = out / "score"
     with clock.step("score", "scoring the predictions against the unseen scene's labels"):
-        seg_scores = score_segmentation(class_tif, unseen.labels, classes=classes,
-                                        class_field="kind")
-        det_scores = score_detections(boxes, unseen.objects, scene, classes=det_classes)
+        # what `geovision score` does; the detections' extent is the scene named in the
+        # <stem>.json beside them
+        seg_score = score(class_tif, unseen.labels, scores / "segmentation",
+                          ScoreOptions(class_field="kind", bootstrap_block=32))
+        det_score = score(boxes, unseen.objects, scores / "detection")
     preview = out / "preview.png"
     with clock.step("preview", "drawing the quicklook"):
-        write_preview(preview, scene, classes=classes, prediction=class_tif, detections=boxes,
-                      labels=unseen.labels, class_field="kind", truth_boxes=unseen.objects,
+        write_preview(preview, scene, classes=classes_from_json(classes), prediction=class_tif,
+                      detections=boxes, labels=unseen.labels, class_field="kind",
+                      truth_boxes=unseen.objects,
                       title="unseen scene: labels, segmentation, detections (yellow) and "
                             "objects (cyan)")
     total = round(time.perf_counter() - start, 2)
@@ -199,16 +205,52 @@ def run_demo(out_dir: str | Path = "demo-output", *, quick: bool = False,
         "segmentation tiles": str(seg_tiles), "detection tiles": str(det_tiles),
         "segmenter": str(seg.model), "detector": str(det.model),
         "segmentation": str(class_tif), "probabilities": str(seg_pred / "unseen.prob.tif"),
-        "detections": str(boxes), "preview": str(preview),
+        "detections": str(boxes),
+        "segmentation score": str(seg_score.outputs["score.json"]),
+        "segmentation report": str(seg_score.outputs["report.md"]),
+        "detection score": str(det_score.outputs["score.json"]),
+        "detection report": str(det_score.outputs["report.md"]),
+        "preview": str(preview),
     }
     report = {"outputs": {**outputs, "summary": str(out / SUMMARY)},
-              "metrics": {"segmentation": seg_scores, "detection": det_scores},
+              "metrics": {"segmentation": segmentation_headline(seg_score.document),
+                          "detection": detection_headline(det_score.document)},
               "seconds": {**clock.times, "total": total}}
-    (out / SUMMARY).write_text(json.dumps(report, indent=2))
+    write_text(out / SUMMARY, json.dumps(report, indent=2))
     echo("")
-    for line in _report_lines(report, summary_line):
+    for line in _report_lines(report):
         echo(line)
     return report
+
+
+def segmentation_headline(doc: dict[str, Any]) -> dict[str, Any]:
+    """The figures the demo prints from a class raster's score.json, with its baseline."""
+    base = doc["baseline"]
+    return {"miou": doc["miou"], "pixel_accuracy": doc["overall_accuracy"],
+            "kappa": doc["kappa"], "baseline": (base["rule"] or "").split(" (")[0],
+            "baseline_miou": base["miou"], "baseline_pixel_accuracy": base["overall_accuracy"],
+            "pixels": doc["pixels"]}
+
+
+def detection_headline(doc: dict[str, Any]) -> dict[str, Any]:
+    """The figures the demo prints from a detections score.json, with its baseline."""
+    return {"map_50": doc["map_50"], "map": doc["map"], "precision": doc["precision"],
+            "recall": doc["recall"], "baseline": doc["baseline"]["rule"],
+            "baseline_map_50": doc["baseline"]["map_50"], "detections": doc["detections"],
+            "objects": doc["objects"]}
+
+
+def summary_line(name: str, scores: dict[str, Any]) -> str:
+    """One line stating a headline score against its baseline."""
+    def f(value: Any) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    if "miou" in scores:
+        return (f"{name}: mIoU {f(scores['miou'])} (baseline {f(scores['baseline_miou'])}, "
+                f"{scores['baseline']}), pixel accuracy {f(scores['pixel_accuracy'])}")
+    return (f"{name}: mAP@0.5 {f(scores['map_50'])}, mAP@[.5:.95] {f(scores['map'])} "
+            f"(baseline {f(scores['baseline_map_50'])}, {scores['baseline']}); "
+            f"{scores['detections']} detections of {scores['objects']} objects")
 
 
 def _clear(out: Path, overwrite: bool) -> None:
@@ -235,7 +277,7 @@ def _clear(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _report_lines(report: dict[str, Any], summary_line: Callable[..., str]) -> list[str]:
+def _report_lines(report: dict[str, Any]) -> list[str]:
     """Where everything is, the scores against their baselines, the time of each step."""
     outputs, seconds = report["outputs"], report["seconds"]
     width = max(len(k) for k in outputs)
@@ -248,6 +290,8 @@ def _report_lines(report: dict[str, Any], summary_line: Callable[..., str]) -> l
         "On the unseen scene (never seen in training):",
         "  " + summary_line("segmenter", report["metrics"]["segmentation"]),
         "  " + summary_line("detector", report["metrics"]["detection"]),
+        f"  (every figure, with 95% confidence intervals: "
+        f"{Path(outputs['segmentation score']).parent.parent}/*/score.json and report.md)",
         "",
         f"Time: {steps}; total {seconds['total']:.0f} s",
     ]

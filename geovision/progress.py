@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tqdm.auto import tqdm
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 _QUIET = False
 
@@ -19,5 +20,7 @@ def set_quiet(quiet: bool) -> None:
 def progress_bar(*, total: int | None, desc: str, unit: str, disable: bool = False,
                  **kwargs: Any) -> tqdm:
     """A tqdm bar on stderr, hidden under ``-q``."""
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, desc=desc, unit=unit, disable=disable or _QUIET,
                 file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)

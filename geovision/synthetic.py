@@ -286,3 +286,9 @@ def make_sample(
     written[written["kind"] == "building"].reset_index(drop=True).to_file(
         objects_path, layer="objects", driver="GPKG", engine="pyogrio")
     return Sample(rasters=tuple(rasters), labels=str(labels_path), objects=str(objects_path))
+
+
+def is_complete(out_dir: str | os.PathLike[str]) -> bool:
+    """True when ``out_dir`` holds a whole sample (its label files are written last)."""
+    folder = Path(out_dir)
+    return (folder / "labels.gpkg").exists() and (folder / "objects.gpkg").exists()

@@ -3,10 +3,13 @@
 import json
 from pathlib import Path
 
-from geovision.cli import main
+import pytest
+
+from geovision.cli.main import main
 from geovision.demo import STEPS
 
 
+@pytest.mark.slow  # the whole demo
 def test_quick_demo_runs_every_step(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0

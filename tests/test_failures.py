@@ -14,7 +14,6 @@ import pytest
 import rasterio
 from affine import Affine
 from rasterio.windows import Window
-from safety_helpers import readonly_folder, run_restricted
 
 from geovision.errors import (
     GeovisionError,
@@ -32,6 +31,7 @@ from geovision.failures import (
     translated,
 )
 from geovision.synthetic import make_sample
+from tests.safety_helpers import readonly_folder, run_restricted
 
 INFER_USAGE = "geovision infer MODEL SCENES..."
 

@@ -11,11 +11,11 @@ import threading
 from pathlib import Path
 
 import pytest
-from safety_helpers import hold_lock, readonly_folder, run_python, run_restricted
 
 from geovision.errors import OutputError, OutputInUseError
 from geovision.locks import lock_holder, lock_path, output_lock
 from geovision.ownership import claim_folder, remove_owned
+from tests.safety_helpers import hold_lock, readonly_folder, run_python, run_restricted
 
 COMMAND = "geovision tile big/scene.tif big/labels.gpkg -o out.zarr"
 

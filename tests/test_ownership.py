@@ -8,7 +8,6 @@ import signal
 from pathlib import Path
 
 import pytest
-from safety_helpers import hold_lock, readonly_folder, run_restricted
 
 from geovision.errors import InputError, OutputError, OutputInUseError
 from geovision.locks import lock_path
@@ -25,6 +24,7 @@ from geovision.ownership import (
     safe_name,
     safe_subpath,
 )
+from tests.safety_helpers import hold_lock, readonly_folder, run_restricted
 
 STORE_NAMES = ("zarr.json", "image", "mask", "row", "col")
 

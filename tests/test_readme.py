@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from geovision.cli import main
+from geovision.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCK = re.compile(r"<!-- test -->\n```(bash|python)\n(.*?)```", re.S)
@@ -37,10 +37,11 @@ def test_the_readme_marks_its_walkthrough_runnable():
     run = [c[0] for lang, code in blocks if lang == "bash" for c in commands(code)]
     assert run and set(run) == {"geovision"}
     steps = {c[1] for lang, code in blocks if lang == "bash" for c in commands(code)}
-    assert {"generate", "tile", "info", "train", "infer", "evaluate", "export"} <= steps
+    assert {"generate", "tile", "info", "train", "infer", "score", "evaluate", "export"} <= steps
     assert any(lang == "python" for lang, _ in blocks)
 
 
+@pytest.mark.slow  # the whole README walkthrough
 @pytest.mark.filterwarnings("ignore")
 def test_readme_commands_run_as_written(tmp_path, monkeypatch):
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
@@ -53,7 +54,9 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
             assert main(["-q", *argv[1:]]) == 0, " ".join(argv)
     for path in ["seg.zarr", "runs/segmentation-unet/model.pt", "predictions/scene.class.tif",
                  "predictions/scene.prob.tif", "predictions/scene.preview.png",
-                 "eval/metrics.json", "det-predictions/scene.detections.geojson",
+                 "eval/metrics.json", "score/score.json", "score/report.md",
+                 "score/confusion_matrix.png", "py/score/score.json",
+                 "det-predictions/scene.detections.geojson",
                  "det-predictions/scene.preview.png",
                  "runs/segmentation-unet/model.torchscript.pt", "py/predictions/scene.json",
                  "py/predictions/scene.preview.png", "py/model.torchscript.pt"]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from geovision.data.chunks import ChunkReader, chunk_reader
-from geovision.data.dataset import SPLITS, Normalize, TileDataset, TileInfo, collate, read_info
+from geovision.data.dataset import Normalize, TileDataset, TileInfo, read_info
 from geovision.data.sampling import EpochSampler
 from geovision.data.transforms import Augment, Sample, hflip, rot90, vflip
 
 __all__ = [
-    "SPLITS",
     "Augment",
     "ChunkReader",
     "EpochSampler",
@@ -17,7 +16,6 @@ __all__ = [
     "TileDataset",
     "TileInfo",
     "chunk_reader",
-    "collate",
     "hflip",
     "read_info",
     "rot90",

@@ -2,98 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numcodecs.blosc
 import numpy as np
 import torch
 import zarr
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import Dataset
 
 from geovision.data.chunks import ChunkReader, chunk_reader
+from geovision.data.info import TileInfo, read_info
+from geovision.data.tasks import for_task
 from geovision.data.transforms import Augment, Sample, orient
-from geovision.errors import InputError, InputFileError
-
-SPLITS = {"train": 0, "val": 1, "test": 2}
-
-
-@dataclass(frozen=True)
-class TileInfo:
-    """What a training run needs to know about a tile store, read from its attributes.
-
-    Attributes:
-        path: the store.
-        task: segmentation, classification or detection.
-        classes: ``[{id, name, color}]``, background first.
-        ignore_index: mask value of unlabeled pixels.
-        bands: ``[{index, name, dtype}]``.
-        tile_size: tile side in pixels.
-        mean: per-band mean of valid training pixels.
-        std: per-band standard deviation (zeros replaced by 1).
-        resolution: ``[x, y]`` pixel size of the first source, or None.
-        splits: tile indices per split name.
-    """
-
-    path: Path
-    task: str
-    classes: list[dict[str, Any]]
-    ignore_index: int
-    bands: list[dict[str, Any]]
-    tile_size: int
-    mean: list[float]
-    std: list[float]
-    resolution: list[float] | None
-    splits: dict[str, np.ndarray]
-
-    @property
-    def num_classes(self) -> int:
-        """Class count, background included."""
-        return len(self.classes)
-
-    @property
-    def class_names(self) -> list[str]:
-        """Class names by id."""
-        return [str(c["name"]) for c in self.classes]
-
-
-def read_info(path: str | os.PathLike[str]) -> TileInfo:
-    """Read a tile store's attributes and split array.
-
-    Raises:
-        InputFileError: the store does not exist.
-        InputError: it is not a finished geovision tile store.
-    """
-    p = Path(path)
-    meta = p / "zarr.json"
-    if not meta.is_file():
-        raise InputFileError(f"{p}: tile dataset not found (make one with `geovision tile`)")
-    try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, ValueError) as exc:
-        raise InputError(f"{p}: cannot read zarr.json ({exc})") from exc
-    if (attrs.get("geovision") or {}).get("format") != "tiles":
-        raise InputError(f"{p}: not a geovision tile dataset (unfinished, or not written by "
-                         "`geovision tile`)")
-    group: Any = zarr.open_group(str(p), mode="r")
-    split = np.asarray(group["split"][...]) if "split" in group else np.zeros(0, np.uint8)
-    stats = attrs.get("stats") or {}
-    n_bands = len(attrs["bands"])
-    mean = [float(v) for v in stats.get("mean") or [0.0] * n_bands]
-    std = [float(v) if v and np.isfinite(v) and v > 0 else 1.0
-           for v in stats.get("std") or [1.0] * n_bands]
-    sources = attrs.get("sources") or []
-    res = sources[0].get("res") if sources else None
-    return TileInfo(
-        path=p, task=attrs["task"], classes=list(attrs["classes"]),
-        ignore_index=int(attrs.get("ignore_index", 255)), bands=list(attrs["bands"]),
-        tile_size=int(attrs["tile_size"]), mean=mean, std=std,
-        resolution=[float(v) for v in res] if res else None,
-        splits={name: np.flatnonzero(split == code) for name, code in SPLITS.items()},
-    )
+from geovision.errors import InputError
+from geovision.formats import SPLITS
 
 
 @dataclass(frozen=True)
@@ -137,9 +61,9 @@ class TileDataset(Dataset[dict[str, Any]]):
 
     Items are dicts: ``image`` ``(C, H, W)``, float32 normalized with the store's statistics
     or, with ``defer_normalization``, in the store's dtype; ``index`` (tile index in the
-    store); plus ``mask`` uint8 ``(H, W)`` (segmentation), ``label`` int64 scalar
-    (classification), or ``boxes`` float32 ``(n, 4)`` and ``labels`` int64 ``(n,)``
-    (detection). :func:`geovision.engine.tasks.to_device` finishes a batch on the device.
+    store); plus the target fields of the task (:mod:`geovision.data.tasks`: ``mask``,
+    ``label``, or ``boxes`` and ``labels``). :meth:`collate` makes batches of items;
+    :meth:`geovision.engine.tasks.EngineTask.to_device` finishes a batch on the device.
 
     Args:
         path: the tile store.
@@ -177,39 +101,22 @@ class TileDataset(Dataset[dict[str, Any]]):
         self.normalize = Normalize(
             mean=tuple(float(v) for v in norm["mean"]),
             std=tuple(float(v) for v in norm["std"]),
-            float_source=any(np.dtype(b.get("dtype", "float32")).kind == "f"
+            float_source=any(np.dtype(b.dtype or "float32").kind == "f"
                              for b in self.info.bands))
         self.defer = defer_normalization and not (augment is not None and augment.v2)
+        self.task = for_task(self.info.task)
         self._readers: dict[str, ChunkReader | None] = {
-            name: chunk_reader(self.info.path / name) for name in ("image", "mask")
+            name: chunk_reader(self.info.path / name)
+            for name in ("image", *self.task.tile_arrays)
             if (self.info.path / name / "zarr.json").is_file()}
         self._group: Any = None
         self._pid = -1
-        self._boxes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._labels: np.ndarray | None = None
-        if self.info.task == "detection":
-            self._boxes = self._read_boxes()
-        elif self.info.task == "classification":
-            group: Any = zarr.open_group(str(self.info.path), mode="r")
-            self._labels = np.asarray(group["label"][...], dtype=np.int64)
+        self.targets: Any = self.task.preload(self.info.path)
 
     @property
     def batch_normalize(self) -> Normalize | None:
         """What batches of this dataset still need: :attr:`normalize`, or None."""
         return self.normalize if self.defer else None
-
-    def _read_boxes(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-        group: Any = zarr.open_group(str(self.info.path), mode="r")
-        if "boxes" not in group:
-            return {}
-        boxes = np.asarray(group["boxes"][...], dtype=np.float32).reshape(-1, 4)
-        labels = np.asarray(group["box_label"][...], dtype=np.int64)
-        tiles = np.asarray(group["box_tile"][...], dtype=np.int64)
-        order = np.argsort(tiles, kind="stable")
-        unique, starts = np.unique(tiles[order], return_index=True)
-        ends = [*starts[1:].tolist(), len(order)]
-        return {int(t): (boxes[order[a:b]], labels[order[a:b]])
-                for t, a, b in zip(unique.tolist(), starts.tolist(), ends, strict=True)}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickle without the open store (each worker process opens its own)."""
@@ -231,7 +138,7 @@ class TileDataset(Dataset[dict[str, Any]]):
             self._pid = os.getpid()
         return self._group
 
-    def _array(self, name: str, tile: int) -> np.ndarray:
+    def tile_array(self, name: str, tile: int) -> np.ndarray:
         """Tile ``tile`` of array ``name``, a new writable array in the stored dtype."""
         reader = self._readers.get(name)
         if reader is not None:
@@ -240,20 +147,12 @@ class TileDataset(Dataset[dict[str, Any]]):
 
     def read(self, tile: int) -> Sample:
         """The raw sample of tile ``tile``: stored dtypes, not normalized, not augmented."""
-        image = torch.from_numpy(self._array("image", tile))
-        mask = boxes = labels = None
-        if self.info.task == "segmentation":
-            mask = torch.from_numpy(self._array("mask", tile))
-        elif self.info.task == "detection":
-            b, lab = self._boxes.get(tile, (np.zeros((0, 4), np.float32), np.zeros(0, np.int64)))
-            boxes, labels = torch.from_numpy(b.copy()), torch.from_numpy(lab.copy())
-        return Sample(image=image, mask=mask, boxes=boxes, box_labels=labels)
+        image = torch.from_numpy(self.tile_array("image", tile))
+        return Sample(image=image, **self.task.sample(self, tile))
 
-    def label(self, tile: int) -> int:
-        """Class id of a classification tile."""
-        if self._labels is None:
-            raise InputError(f"{self.info.path}: a {self.info.task} dataset has no tile labels")
-        return int(self._labels[tile])
+    def collate(self, items: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+        """A batch of this dataset's items (the DataLoader's ``collate_fn``)."""
+        return self.task.collate(items)
 
     def _draw(self, tile: int, epoch: int) -> torch.Generator:
         """The generator of a tile's augmentation draws in an epoch."""
@@ -261,7 +160,7 @@ class TileDataset(Dataset[dict[str, Any]]):
             (self.seed * 1_000_003 + epoch * 10_007 + tile) % (2**63))
 
     def __getitems__(self, keys: list[int | tuple[int, int]]) -> dict[str, Any]:
-        """The collated batch of ``keys``: what :func:`collate` makes of their items.
+        """The collated batch of ``keys``: what :meth:`collate` makes of their items.
 
         A DataLoader calls this instead of :meth:`__getitem__` per key. Segmentation and
         classification tiles are decoded straight into the batch's arrays (in shared memory in
@@ -270,24 +169,19 @@ class TileDataset(Dataset[dict[str, Any]]):
         take the per-item path.
         """
         pairs = [k if isinstance(k, tuple) else (k, self.epoch) for k in keys]
-        names = ["image", "mask"] if self.info.task == "segmentation" else ["image"]
-        readers = [self._readers.get(n) for n in names]
-        if (self.info.task == "detection" or (self.augment is not None and self.augment.v2)
+        readers = [self._readers.get(n) for n in ("image", *self.task.tile_arrays)]
+        if (not self.task.batched or (self.augment is not None and self.augment.v2)
                 or any(r is None or r.shape[-1] != r.shape[-2] for r in readers)):
-            return collate([self[k] for k in pairs])
+            return self.collate([self[k] for k in pairs])
         tiles = [int(self.indices[i]) for i, _ in pairs]
         turns = [None if self.augment is None else self.augment.draw(self._draw(t, e))
                  for t, (_, e) in zip(tiles, pairs, strict=True)]
-        image = self._read_batch("image", tiles, turns)
-        batch: dict[str, Any] = {"image": image if self.defer else self.normalize(image),
-                                 "index": torch.tensor(tiles, dtype=torch.int64)}
-        if self.info.task == "segmentation":
-            batch["mask"] = self._read_batch("mask", tiles, turns)
-        else:
-            batch["label"] = torch.tensor([self.label(t) for t in tiles], dtype=torch.int64)
-        return batch
+        image = self.read_batch("image", tiles, turns)
+        return {"image": image if self.defer else self.normalize(image),
+                "index": torch.tensor(tiles, dtype=torch.int64),
+                **self.task.batch(self, tiles, turns)}
 
-    def _read_batch(self, name: str, tiles: list[int],
+    def read_batch(self, name: str, tiles: list[int],
                     turns: list[tuple[bool, bool, int] | None]) -> torch.Tensor:
         """Tiles of array ``name`` stacked, each flipped and rotated as ``turns`` says."""
         reader = self._readers[name]
@@ -320,37 +214,4 @@ class TileDataset(Dataset[dict[str, Any]]):
                        box_labels=s.box_labels)
         if self.augment is not None:
             s = self.augment(s, self._draw(tile, epoch))
-        item: dict[str, Any] = {"image": s.image.contiguous(), "index": tile}
-        if self.info.task == "segmentation":
-            assert s.mask is not None
-            item["mask"] = s.mask.contiguous()
-        elif self.info.task == "classification":
-            item["label"] = torch.tensor(self.label(tile), dtype=torch.int64)
-        else:
-            assert s.boxes is not None and s.box_labels is not None
-            item["boxes"] = s.boxes.reshape(-1, 4).float()
-            item["labels"] = s.box_labels.long()
-        return item
-
-
-def collate(items: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
-    """Stack images, masks and labels; keep boxes as per-image lists (detection).
-
-    Stacks with :func:`torch.utils.data.default_collate`, which in a DataLoader worker writes
-    the batch straight into shared memory (no further copy to pass it to the main process).
-    A batch that :meth:`TileDataset.__getitems__` already collated passes through.
-    """
-    if isinstance(items, dict):
-        return items
-    batch: dict[str, Any] = {
-        "image": default_collate([it["image"] for it in items]),
-        "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
-    }
-    if "mask" in items[0]:
-        batch["mask"] = default_collate([it["mask"] for it in items])
-    if "label" in items[0]:
-        batch["label"] = default_collate([it["label"] for it in items])
-    if "boxes" in items[0]:
-        batch["boxes"] = [it["boxes"] for it in items]
-        batch["labels"] = [it["labels"] for it in items]
-    return batch
+        return {"image": s.image.contiguous(), "index": tile, **self.task.item(self, s, tile)}

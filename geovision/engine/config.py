@@ -15,7 +15,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from geovision.errors import ConfigError
+from geovision.errors import ConfigError, InputError, InputFileError
 from geovision.yamlfile import read_mapping
 
 
@@ -23,32 +23,47 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _key(meaning: str, *, shown: str | None = None, **kwargs: Any) -> Any:
+    """A config key: its default and constraints (``kwargs``) and its meaning.
+
+    ``meaning`` and ``shown`` (what to show as the default when it is not the value) make the
+    README's config reference (:func:`config_reference`).
+    """
+    extra: dict[str, Any] | None = {"shown": shown} if shown is not None else None
+    return Field(description=meaning, json_schema_extra=extra, **kwargs)
+
+
 class AugmentConfig(_Strict):
     """Training augmentations (validation and test are never augmented)."""
 
-    enabled: bool = True
-    hflip: float = Field(0.5, ge=0, le=1)
-    vflip: float = Field(0.5, ge=0, le=1)
-    rot90: bool = True
-    v2: list[dict[str, Any]] = Field(default_factory=list)
+    enabled: bool = _key("augment training tiles (never val/test)", default=True)
+    hflip: float = _key("probability of a horizontal flip", default=0.5, ge=0, le=1)
+    vflip: float = _key("probability of a vertical flip", default=0.5, ge=0, le=1)
+    rot90: bool = _key("random rotation by 0/90/180/270 degrees", default=True)
+    v2: list[dict[str, Any]] = _key(
+        "`[{name, params}]` of `torchvision.transforms.v2`, on the normalized image, mask and "
+        "boxes", default_factory=list)
 
 
 class DataConfig(_Strict):
     """Where the tiles come from and how they are batched."""
 
-    dataset: str
-    train_split: Literal["train", "val", "test"] = "train"
-    val_split: Literal["train", "val", "test"] = "val"
-    batch_size: int = Field(16, ge=1)
-    workers: int = Field(2, ge=0)
+    dataset: str = _key("tile store (relative to the working directory, else to the config)")
+    train_split: Literal["train", "val", "test"] = _key("split trained on", default="train")
+    val_split: Literal["train", "val", "test"] = _key(
+        "split validated on (picks the best checkpoint)", default="val")
+    batch_size: int = _key("tiles per batch (per process under DDP)", default=16, ge=1)
+    workers: int = _key("DataLoader worker processes", default=2, ge=0)
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig.model_validate({}))
 
 
 class ModelConfig(_Strict):
     """Architecture name in the registry and its parameters."""
 
-    name: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    name: str = _key("architecture (see below)")
+    params: dict[str, Any] = _key(
+        "its parameters; `weights: /local/file.pth` loads local pretrained weights (stem "
+        "adapted to the band count; nothing is downloaded)", default_factory=dict)
 
 
 class NamedConfig(_Strict):
@@ -67,52 +82,104 @@ class SchedulerConfig(NamedConfig):
 class LossConfig(_Strict):
     """Loss of classification and segmentation (detectors use their own losses)."""
 
-    name: Literal["ce", "dice", "ce+dice"] = "ce"
-    class_weights: list[float] | Literal["auto"] | None = None
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
-    dice_weight: float = Field(1.0, ge=0)
+    name: Literal["ce", "dice", "ce+dice"] = _key(
+        "`ce`, `dice`, `ce+dice` (classification: `ce`; detectors use their own losses)",
+        default="ce")
+    class_weights: list[float] | Literal["auto"] | None = _key(
+        "list per class, or `auto` (median frequency)", default=None)
+    label_smoothing: float = _key("cross-entropy label smoothing", default=0.0, ge=0, lt=1)
+    dice_weight: float = _key("weight of the Dice term in `ce+dice`", default=1.0, ge=0)
 
 
 class EarlyStoppingConfig(_Strict):
     """Stop when the monitored metric has not improved for ``patience`` epochs."""
 
-    patience: int | None = Field(None, ge=1)
-    min_delta: float = Field(0.0, ge=0)
+    patience: int | None = _key("stop after this many epochs without improvement",
+                                default=None, ge=1)
+    min_delta: float = _key("smallest improvement that counts", default=0.0, ge=0)
 
 
 class TrainSection(_Strict):
     """The training loop."""
 
-    epochs: int = Field(10, ge=1)
-    seed: int = 0
-    device: str = "auto"
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    optimizer: NamedConfig = Field(
-        default_factory=lambda: NamedConfig.model_validate(
+    epochs: int = _key("epochs (at most: see `early_stopping`)", default=10, ge=1)
+    seed: int = _key("seed of weights, order and augmentation", default=0)
+    device: str = _key("`auto`, `cpu`, `cuda`, `cuda:N`, `mps`", default="auto")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = _key(
+        "`auto` (bf16, or fp16 + grad scaler, on CUDA; fp32 on CPU), `fp32`, `bf16`, `fp16`",
+        default="auto")
+    optimizer: NamedConfig = _key(
+        "any `torch.optim` class", default_factory=lambda: NamedConfig.model_validate(
             {"name": "AdamW", "params": {"lr": 1e-3, "weight_decay": 1e-4}}))
-    scheduler: SchedulerConfig | None = Field(
+    scheduler: SchedulerConfig | None = _key(
+        "any `torch.optim.lr_scheduler` class or `null`; `interval: step` steps per optimizer "
+        "step; lengths (`T_max`, `total_steps`) default to the run's",
         default_factory=lambda: SchedulerConfig.model_validate({"name": "CosineAnnealingLR"}))
-    warmup: int = Field(0, ge=0)
-    grad_accumulation: int = Field(1, ge=1)
-    grad_clip: float | None = Field(None, gt=0)
+    warmup: int = _key("linear warmup, in scheduler intervals", default=0, ge=0)
+    grad_accumulation: int = _key("batches per optimizer step", default=1, ge=1)
+    grad_clip: float | None = _key("max gradient norm", default=None, gt=0)
     loss: LossConfig = Field(default_factory=lambda: LossConfig.model_validate({}))
-    monitor: str | None = None
-    monitor_mode: Literal["auto", "max", "min"] = "auto"
+    monitor: str | None = _key(
+        "metric of the best checkpoint: `val/accuracy`, `val/miou`, `val/map_50`",
+        default=None, shown="per task")
+    monitor_mode: Literal["auto", "max", "min"] = _key(
+        "`max`, `min` (`auto`: `min` for losses)", default="auto")
     early_stopping: EarlyStoppingConfig = Field(
         default_factory=lambda: EarlyStoppingConfig.model_validate({}))
-    max_steps_per_epoch: int | None = Field(None, ge=1)
-    previews: int = Field(8, ge=0)
-    deterministic: bool = False
+    max_steps_per_epoch: int | None = _key("cap optimizer steps per epoch", default=None,
+                                           ge=1)
+    previews: int = _key("validation tiles drawn per epoch", default=8, ge=0)
+    deterministic: bool = _key("`torch.use_deterministic_algorithms`", default=False)
 
 
 class TrainConfig(_Strict):
     """A whole training config file."""
 
-    name: str = "run"
-    output: str = "runs"
+    name: str = _key("session name: `<output>/<name>/`", default="run")
+    output: str = _key("parent directory of sessions", default="runs")
     data: DataConfig
     model: ModelConfig
     train: TrainSection = Field(default_factory=lambda: TrainSection.model_validate({}))
+
+
+def _shown(value: Any) -> str:
+    """A default as the config reference shows it: YAML, in backticks."""
+    text = yaml.safe_dump(value, default_flow_style=True, sort_keys=False).strip()
+    return f"`{text.removesuffix('...').strip()}`"
+
+
+def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if field.description is None:  # a section: its keys are rows of their own
+            sub = field.annotation
+            assert isinstance(sub, type) and issubclass(sub, BaseModel)
+            rows.extend(_rows(sub, f"{key}."))
+            continue
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("shown"):
+            default = str(extra["shown"])
+        elif field.is_required():
+            default = "required"
+        else:
+            value = field.get_default(call_default_factory=True)
+            default = _shown(value.model_dump(mode="json") if isinstance(value, BaseModel)
+                             else value)
+        rows.append((f"`{key}`", default, field.description))
+    return rows
+
+
+def config_reference() -> str:
+    """The README's config reference table: every key, its default and meaning.
+
+    Generated from :class:`TrainConfig`, the one source of the defaults (a test compares the
+    README with it).
+    """
+    lines = ["| key | default | meaning |", "|---|---|---|"]
+    lines += [f"| {key} | {default} | {meaning} |" for key, default, meaning in
+              _rows(TrainConfig, "")]
+    return "\n".join(lines) + "\n"
 
 
 def _fields_at(loc: tuple[Any, ...]) -> list[str]:
@@ -234,12 +301,16 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_config(
     config: str | os.PathLike[str] | dict[str, Any] | TrainConfig,
     overrides: list[str] | tuple[str, ...] = (),
+    *,
+    check_dataset: bool = True,
 ) -> TrainConfig:
     """Read, override and validate a training config.
 
     Args:
         config: a YAML file, a dict of the same shape, or a config already validated.
         overrides: ``a.b=value`` strings (values parsed as YAML), applied in order.
+        check_dataset: also check that ``data.dataset`` exists (a job checks its configs
+            before the step that makes the dataset has run).
 
     Returns:
         The validated config with ``data.dataset`` made absolute.
@@ -265,11 +336,37 @@ def load_config(
     if not dataset.is_absolute():
         here = Path.cwd() / dataset
         dataset = here if here.exists() or not (base / dataset).exists() else base / dataset
-    if not dataset.exists():
+    if check_dataset and not dataset.exists():
         raise ConfigError(f"{source}: data.dataset: {dataset} not found (tile a dataset with "
                           "`geovision tile`, or set data.dataset=PATH)")
     data = cfg.data.model_copy(update={"dataset": str(dataset.resolve())})
     return cfg.model_copy(update={"data": data})
+
+
+def resolve_config(
+    config: str | os.PathLike[str] | dict[str, Any] | TrainConfig | None,
+    overrides: list[str] | tuple[str, ...] = (),
+    *,
+    resume: str | os.PathLike[str] | None = None,
+) -> TrainConfig:
+    """The config of a training run: ``config``, or a resumed session's own (``resume``).
+
+    Reads no dataset and imports no torch, so that a mistake is reported at once.
+
+    Raises:
+        ConfigError: the config is invalid.
+        InputFileError: ``resume`` is not a training session.
+        InputError: neither a config nor a session to resume.
+    """
+    if resume is not None and not isinstance(config, TrainConfig):
+        session_config = Path(resume) / "config.yaml"
+        if not session_config.is_file():
+            raise InputFileError(f"{Path(resume)}: not a training session (no config.yaml); "
+                                 "give the runs/<name> directory of the run to resume")
+        return load_config(session_config, overrides)
+    if config is None:
+        raise InputError("train: give a config (file, dict) or resume=RUN_DIR")
+    return load_config(config, overrides)
 
 
 def dump_config(cfg: TrainConfig) -> str:

@@ -29,7 +29,7 @@ def build_optimizer(cfg: NamedConfig, model: nn.Module) -> torch.optim.Optimizer
                           f"{', '.join(_names(torch.optim, torch.optim.Optimizer))}")
     params = [p for p in model.parameters() if p.requires_grad]
     try:
-        return cls(params, **cfg.params)  # type: ignore[no-any-return]
+        return cls(params, **cfg.params)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"train.optimizer.params: {cfg.name}: {exc}") from exc
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +13,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.colors import ListedColormap
-from matplotlib.patches import Rectangle
+
+from geovision.atomic import atomic_path
+from geovision.engine.tasks import PreviewStyle, for_task
+from geovision.formats import BandInfo, ClassInfo
+from geovision.geo.display import rgb_by_name, stretch
 
 
 def _save(fig: Any, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    with atomic_path(path, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
-    os.replace(tmp, path)
     return path
 
 
@@ -68,82 +71,54 @@ def plot_confusion(matrix: torch.Tensor | np.ndarray, names: list[str], path: Pa
     return _save(fig, path)
 
 
-def display_rgb(image: torch.Tensor, bands: list[dict[str, Any]]) -> np.ndarray:
+def display_rgb(image: torch.Tensor, bands: Sequence[BandInfo]) -> np.ndarray:
     """An ``(H, W, 3)`` array in [0, 1] for display, from a normalized ``(C, H, W)`` image.
 
     Bands named red, green and blue are used when present, otherwise the first three (or the
-    first band as grey); each is stretched between its 2nd and 98th percentiles.
+    first band as grey); each is stretched (:func:`geovision.geo.display.stretch`).
     """
-    names = [str(b.get("name", "")).lower() for b in bands]
-    if all(n in names for n in ("red", "green", "blue")):
-        idx = [names.index("red"), names.index("green"), names.index("blue")]
+    named = rgb_by_name([b.name for b in bands])
+    if named is not None:
+        idx = named
     elif image.shape[0] >= 3:
         idx = [0, 1, 2]
     else:
         idx = [0, 0, 0]
-    rgb = image[idx].float().cpu().numpy().transpose(1, 2, 0)
-    lo, hi = np.percentile(rgb, 2, axis=(0, 1)), np.percentile(rgb, 98, axis=(0, 1))
-    return np.asarray(np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1))
+    rgb = image[idx].float().cpu().numpy()
+    return np.stack([stretch(channel, eps=1e-6) for channel in rgb], axis=-1)
 
 
-def class_cmap(classes: list[dict[str, Any]]) -> ListedColormap:
+def class_cmap(classes: Sequence[ClassInfo]) -> ListedColormap:
     """A colormap indexed by class id, from the dataset's class colors."""
-    return ListedColormap([c.get("color", "#000000") for c in classes])
+    return ListedColormap([c.color or "#000000" for c in classes])
 
 
 def plot_previews(task: str, images: list[torch.Tensor], targets: list[Any],
-                  preds: list[Any], classes: list[dict[str, Any]],
-                  bands: list[dict[str, Any]], ignore_index: int, path: Path,
+                  preds: list[Any], classes: Sequence[ClassInfo],
+                  bands: Sequence[BandInfo], ignore_index: int, path: Path,
                   score_threshold: float = 0.5) -> Path:
     """Validation tiles with truth and prediction drawn over the imagery.
 
-    Segmentation: image | truth | prediction (class colors, half transparent). Classification:
-    the image titled ``truth -> prediction``. Detection: truth boxes dashed white, predicted
-    boxes (score >= ``score_threshold``) in class colors with their scores.
+    Each task draws a tile on its own panels (:meth:`EngineTask.draw_preview`): a row of
+    them per tile (segmentation: image | truth | prediction), or one panel per tile, four to
+    a row (classification: the image titled ``truth -> prediction``; detection: truth boxes
+    dashed white, predicted boxes with a score of at least ``score_threshold`` in class
+    colours).
     """
-    names = [str(c["name"]) for c in classes]
-    colors = [c.get("color", "#ff0000") for c in classes]
-    n = len(images)
-    cols = 3 if task == "segmentation" else 1
-    per_row = 1 if task == "segmentation" else min(n, 4)
-    rows = n if task == "segmentation" else -(-n // per_row)
+    drawer = for_task(task)
+    style = PreviewStyle(names=[c.name for c in classes],
+                         colors=[c.color or "#ff0000" for c in classes],
+                         cmap=class_cmap(classes), ignore_index=ignore_index,
+                         score_threshold=score_threshold)
+    n, cols = len(images), drawer.panels
+    per_row = 1 if cols > 1 else min(n, 4)
+    rows = n if cols > 1 else -(-n // per_row)
     fig, axes = plt.subplots(rows, cols * per_row, figsize=(2.6 * cols * per_row, 2.6 * rows),
                              squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    cmap = class_cmap(classes)
     for i in range(n):
         rgb = display_rgb(images[i], bands)
-        if task == "segmentation":
-            truth = np.ma.masked_equal(np.asarray(targets[i].cpu()), ignore_index)
-            row = axes[i]
-            row[0].imshow(rgb)
-            row[0].set_title("image", fontsize=8)
-            for ax, lab, title in ((row[1], truth, "truth"),
-                                   (row[2], np.asarray(preds[i].cpu()), "prediction")):
-                ax.imshow(rgb)
-                ax.imshow(lab, cmap=cmap, vmin=0, vmax=len(classes) - 1, alpha=0.5,
-                          interpolation="nearest")
-                ax.set_title(title, fontsize=8)
-            continue
-        ax = axes[i // per_row][i % per_row]
-        ax.imshow(rgb)
-        if task == "classification":
-            t, p = int(targets[i]), int(preds[i])
-            ax.set_title(f"{names[t]} -> {names[p]}", fontsize=8,
-                         color="green" if t == p else "red")
-        else:
-            for box in targets[i]["boxes"].cpu().tolist():
-                ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0],
-                                       box[3] - box[1], fill=False, ec="white", ls="--",
-                                       lw=1))
-            p = preds[i]
-            for box, score, lab in zip(p["boxes"].cpu().tolist(), p["scores"].cpu().tolist(),
-                                       p["labels"].cpu().tolist(), strict=True):
-                if score < score_threshold:
-                    continue
-                color = colors[lab] if 0 <= lab < len(colors) else "red"
-                ax.add_patch(Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0],
-                                       box[3] - box[1], fill=False, ec=color, lw=1.5))
-                ax.text(box[0], box[1], f"{score:.2f}", color=color, fontsize=6, va="bottom")
+        panels = list(axes[i]) if cols > 1 else [axes[i // per_row][i % per_row]]
+        drawer.draw_preview(panels, rgb, targets[i], preds[i], style)
     return _save(fig, path)

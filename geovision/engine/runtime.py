@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from geovision.device import resolve_device
 from geovision.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,37 +57,6 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a device.
-
-    Raises:
-        ConfigError: the device is unknown or not available.
-    """
-    name = name.strip().lower()
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise ConfigError(f"train.device: '{name}' is not a device; use auto, cpu, cuda or "
-                          "cuda:N") from exc
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"train.device: {name} asked but CUDA is not available; use "
-                              "train.device=cpu")
-        index = local_rank if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise ConfigError(f"train.device: {name}: only {torch.cuda.device_count()} "
-                              "CUDA device(s) here")
-        return torch.device("cuda", index)
-    if device.type not in ("cpu", "mps"):
-        raise ConfigError(f"train.device: '{name}' is not supported; use auto, cpu, cuda, "
-                          "cuda:N")
-    return device
-
-
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``precision`` on ``device`` (None: fp32).
 
@@ -112,7 +82,8 @@ def setup(device: str, precision: str) -> Runtime:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = resolve_device(device, local_rank)
+    dev = resolve_device(device, option="train.device", local_rank=local_rank,
+                         error=ConfigError)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
         if dev.type == "cuda":

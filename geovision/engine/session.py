@@ -1,4 +1,9 @@
-"""The training session directory of DESIGN.md and what is written into it."""
+"""The folders the engine writes and when they are complete: training sessions, evaluations.
+
+A training session is the directory of DESIGN.md (``runs/<name>/``); an evaluation is the
+folder of ``geovision evaluate -o``. Each layout is defined here once, with the
+``is_complete`` that ``geovision run`` asks before running a step again.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from geovision.atomic import write_text
 
 
 @dataclass(frozen=True)
@@ -67,12 +74,50 @@ class Session:
         for d in (self.root, self.last.parent, self.tensorboard, self.plots, self.previews):
             d.mkdir(parents=True, exist_ok=True)
 
+    def is_complete(self) -> bool:
+        """The run is over: its last checkpoint reached ``train.epochs`` or stopped early."""
+        if not (self.last.exists() and self.config.exists() and self.bundle.exists()):
+            return False
+        import torch
+        import yaml
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace a text file in one step."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+        cfg: dict[str, Any] = yaml.safe_load(self.config.read_text()) or {}
+        train: dict[str, Any] = cfg.get("train") or {}
+        state: dict[str, Any] = torch.load(self.last, map_location="cpu", weights_only=True)
+        patience = int((train.get("early_stopping") or {}).get("patience") or 0)
+        stopped = patience > 0 and int(state.get("bad_epochs") or 0) >= patience
+        return int(state.get("epoch") or 0) >= int(train.get("epochs") or 0) or stopped
+
+
+def session_dir(output: str | os.PathLike[str], name: str) -> Path:
+    """The session directory of a run: ``<output>/<name>``, the config's keys of those names."""
+    return Path(output) / name
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Paths of an evaluation's folder (``geovision evaluate -o DIR``)."""
+
+    root: Path
+
+    @property
+    def metrics(self) -> Path:
+        """The metrics and confusion matrix as JSON, written last."""
+        return self.root / "metrics.json"
+
+    @property
+    def confusion(self) -> Path:
+        """The confusion matrix figure (class tasks)."""
+        return self.root / "confusion_matrix.png"
+
+    @property
+    def previews(self) -> Path:
+        """Tiles with truth and prediction."""
+        return self.root / "previews.png"
+
+    def is_complete(self) -> bool:
+        """The evaluation is written (``metrics.json`` comes last)."""
+        return self.metrics.exists()
 
 
 def _json_value(v: Any) -> Any:
@@ -106,7 +151,7 @@ def read_metrics(path: Path, up_to_epoch: int | None = None) -> list[dict[str, A
 
 def rewrite_metrics(path: Path, records: list[dict[str, Any]]) -> None:
     """Replace the records (on resume, drops those of epochs after the checkpoint)."""
-    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+    write_text(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def attach_log(path: Path) -> logging.Handler:

@@ -17,16 +17,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from geovision.data import Augment, EpochSampler, TileDataset, TileInfo, collate, read_info
+from geovision.atomic import write_text
+from geovision.data import Augment, EpochSampler, TileDataset, read_info
 from geovision.engine.checkpoint import (
     load_checkpoint,
     rng_state,
     save_checkpoint,
     set_rng_state,
 )
-from geovision.engine.config import TrainConfig, dump_config, load_config
-from geovision.engine.losses import ClassLoss
-from geovision.engine.metrics import DEFAULT_MONITOR, TaskMetrics
+from geovision.engine.config import TrainConfig, dump_config, resolve_config
+from geovision.engine.metrics import TaskMetrics
 from geovision.engine.optim import build_optimizer, build_scheduler
 from geovision.engine.plots import plot_confusion, plot_curves, plot_previews
 from geovision.engine.runtime import Runtime, all_mean, maybe_no_sync, setup, teardown
@@ -37,11 +37,11 @@ from geovision.engine.session import (
     detach_log,
     read_metrics,
     rewrite_metrics,
-    write_text_atomic,
+    session_dir,
 )
-from geovision.engine.tasks import predict, to_device, train_loss
-from geovision.errors import ConfigError, InputError, InputFileError, OutputExistsError
-from geovision.models.bundle import save_bundle, unwrap
+from geovision.engine.tasks import for_task
+from geovision.errors import ConfigError, InputError, OutputExistsError
+from geovision.models.bundle import save_bundle, unwrap, update_train_record
 from geovision.models.registry import build_model
 from geovision.progress import progress_bar
 
@@ -81,60 +81,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_criterion(cfg: TrainConfig, info: TileInfo, train_ds: TileDataset,
-                    device: torch.device) -> ClassLoss | None:
-    """The loss of a classification or segmentation run (None for detection).
-
-    Raises:
-        ConfigError: dice for classification, or class weights of the wrong length.
-    """
-    if info.task == "detection":
-        return None
-    lc = cfg.train.loss
-    if info.task == "classification" and "dice" in lc.name:
-        raise ConfigError("train.loss.name: dice applies to segmentation; use ce for "
-                          "classification")
-    weight = None
-    if lc.class_weights == "auto":
-        counts = _class_counts(info, train_ds)
-        freq = counts / max(counts.sum(), 1)
-        present = freq[freq > 0]
-        median = float(np.median(present)) if len(present) else 1.0
-        weight = torch.tensor(np.where(freq > 0, median / np.maximum(freq, 1e-12), 0.0),
-                              dtype=torch.float32)
-        log.info("class weights (median frequency): %s",
-                 ", ".join(f"{n} {w:.3g}" for n, w in zip(info.class_names, weight.tolist(),
-                                                          strict=True)))
-    elif lc.class_weights is not None:
-        if len(lc.class_weights) != info.num_classes:
-            raise ConfigError(f"train.loss.class_weights: {len(lc.class_weights)} values for "
-                              f"{info.num_classes} classes ({', '.join(info.class_names)})")
-        weight = torch.tensor(lc.class_weights, dtype=torch.float32)
-    return ClassLoss(lc.name, weight=weight, ignore_index=info.ignore_index,
-                     label_smoothing=lc.label_smoothing,
-                     dice_weight=lc.dice_weight).to(device)
-
-
-def _class_counts(info: TileInfo, ds: TileDataset) -> np.ndarray:
-    if info.task == "classification":
-        labels = np.array([ds.label(int(t)) for t in ds.indices], dtype=np.int64)
-        return np.bincount(labels, minlength=info.num_classes).astype(np.float64)
-    counts = np.zeros(info.num_classes)
-    for t in ds.indices:
-        m = ds.read(int(t)).mask
-        if m is not None:
-            counts += np.bincount(m[m != info.ignore_index].numpy(),
-                                  minlength=info.num_classes)[: info.num_classes]
-    return counts
-
-
 def _loader(ds: TileDataset, cfg: TrainConfig, rt: Runtime, *, shuffle: bool) -> DataLoader:
     sampler = EpochSampler(len(ds), shuffle=shuffle, seed=cfg.train.seed, rank=rt.rank,
                            world=rt.world)
     workers = cfg.data.workers
     return DataLoader(
         ds, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate, persistent_workers=workers > 0,
+        collate_fn=ds.collate, persistent_workers=workers > 0,
         pin_memory=rt.device.type == "cuda",
         drop_last=shuffle and len(ds) // max(rt.world, 1) > cfg.data.batch_size,
     )
@@ -150,17 +103,11 @@ def _is_better(value: float, best: float | None, mode: str, min_delta: float) ->
 
 def _start(config: Any, overrides: tuple[str, ...], resume: Any,
            overwrite: bool) -> tuple[TrainConfig, Session, dict[str, Any] | None]:
+    cfg = resolve_config(config, overrides, resume=resume)
     if resume is not None:
         session = Session(Path(resume))
-        if not session.config.is_file():
-            raise InputFileError(f"{session.root}: not a training session (no config.yaml); "
-                                 "give the runs/<name> directory of the run to resume")
-        cfg = load_config(session.config, overrides)
         return cfg, session, load_checkpoint(session.last)
-    if config is None:
-        raise InputError("train: give a config (file, dict) or resume=RUN_DIR")
-    cfg = load_config(config, overrides)
-    session = Session(Path(cfg.output) / cfg.name)
+    session = Session(session_dir(cfg.output, cfg.name))
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:
             raise OutputExistsError(
@@ -213,7 +160,7 @@ def train(
     try:
         if rt.main:
             session.create()
-            write_text_atomic(session.config, dump_config(cfg))
+            write_text(session.config, dump_config(cfg))
             handler = attach_log(session.log)
         return _Loop(cfg, session, rt, state).run()
     finally:
@@ -243,11 +190,11 @@ class _Loop:
         if len(self.train_ds) == 0:
             raise InputError(f"{info.path}: split '{cfg.data.train_split}' holds no tile "
                              "(set data.train_split, or tile with other --fractions)")
-        self.task = info.task
+        self.task = for_task(info.task)
         model = build_model(info.task, cfg.model.name, in_channels=len(info.bands),
                             num_classes=info.num_classes, params=cfg.model.params)
         self.model: nn.Module = model.to(rt.device)
-        self.criterion = build_criterion(cfg, info, self.train_ds, rt.device)
+        self.criterion = self.task.criterion(cfg.train.loss, info, self.train_ds, rt.device)
         self.train_loader = _loader(self.train_ds, cfg, rt, shuffle=True)
         self.val_loader = (_loader(self.val_ds, cfg, rt, shuffle=False)
                            if len(self.val_ds) else None)
@@ -264,8 +211,7 @@ class _Loop:
         if rt.distributed:
             ids = [rt.device.index] if rt.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        self.monitor = tc.monitor or (DEFAULT_MONITOR[info.task] if self.val_loader
-                                      else "train/loss")
+        self.monitor = tc.monitor or (self.task.monitor if self.val_loader else "train/loss")
         mode = tc.monitor_mode
         self.mode = mode if mode != "auto" else ("min" if "loss" in self.monitor else "max")
         self.metrics = TaskMetrics(info.task, info.class_names, info.ignore_index, rt.device)
@@ -317,7 +263,7 @@ class _Loop:
         info = self.info
         if self.epoch == 0:
             log.info("training %s (%s) on %s: %d train / %d val tiles, %d bands, %d classes, "
-                     "device %s%s", self.cfg.model.name, self.task, info.path,
+                     "device %s%s", self.cfg.model.name, info.task, info.path,
                      len(self.train_ds), len(self.val_ds), len(info.bands), info.num_classes,
                      self.rt.device, f", {self.rt.amp_dtype}" if self.rt.amp_dtype else "")
         stopped = False
@@ -325,6 +271,9 @@ class _Loop:
             stopped = self._epoch()
         if self.writer is not None:
             self.writer.close()
+        if self.rt.main and self.session.bundle.exists():
+            # the bundle was written at the best epoch; now the run's length is known
+            update_train_record(self.session.bundle, epochs=self.epoch, stopped_early=stopped)
         return TrainResult(session=self.session.root, epochs=self.epoch,
                            best={self.monitor: float("nan") if self.best is None
                                  else float(self.best)},
@@ -389,10 +338,10 @@ class _Loop:
         for i, raw in enumerate(self.train_loader):
             if i >= self.batches:
                 break
-            batch = to_device(self.task, raw, rt.device, self.train_ds.batch_normalize)
+            batch = self.task.to_device(raw, rt.device, self.train_ds.batch_normalize)
             last_micro = (i + 1) % accum == 0 or i + 1 == self.batches
             with maybe_no_sync(self.model, not last_micro), rt.autocast():
-                loss = train_loss(self.task, self.model, batch, self.criterion)
+                loss = self.task.loss(self.model, batch, self.criterion)
             if not torch.isfinite(loss):
                 raise InputError(f"epoch {self.epoch + 1}: the loss is {loss.item()}; lower "
                                  "train.optimizer.params.lr or set train.grad_clip")
@@ -432,9 +381,9 @@ class _Loop:
         bar = progress_bar(total=len(self.val_loader), desc="validate", unit="batch",
                            disable=not rt.main)
         for raw in self.val_loader:
-            batch = to_device(self.task, raw, rt.device, self.val_ds.batch_normalize)
+            batch = self.task.to_device(raw, rt.device, self.val_ds.batch_normalize)
             with rt.autocast():
-                pred, loss = predict(self.task, model, batch, self.criterion)
+                pred, loss = self.task.predict(model, batch, self.criterion)
             self.metrics.update(pred, batch.target)
             if loss is not None:
                 total += float(loss) * batch.size
@@ -465,11 +414,12 @@ class _Loop:
         if improved:
             save_checkpoint(s.best, state)
             save_bundle(
-                s.bundle, model=self.model, task=self.task, classes=info.classes,
+                s.bundle, model=self.model, task=info.task, classes=info.classes,
                 ignore_index=info.ignore_index, bands=info.bands,
                 architecture={"name": self.cfg.model.name, "params": self.cfg.model.params},
                 normalization={"mean": info.mean, "std": info.std},
                 tile_size=info.tile_size, resolution=info.resolution,
+                pixel_size=info.pixel_size,
                 train={"config": dump_config(self.cfg), "epochs": self.epoch,
                        "best": {self.monitor: self.best}, "best_epoch": self.best_epoch,
                        "dataset": str(info.path)},
@@ -479,7 +429,7 @@ class _Loop:
                                title=f"validation, epoch {self.epoch}")
         plot_curves(self.history, self.monitor, s.plots / "curves.png")
         if previews[0]:
-            plot_previews(self.task, *previews, classes=info.classes, bands=info.bands,
+            plot_previews(info.task, *previews, classes=info.classes, bands=info.bands,
                           ignore_index=info.ignore_index,
                           path=s.previews / f"epoch_{self.epoch:03d}.png")
         shown = {k: v for k, v in record.items() if "/" in k and k.count("/") == 1}

@@ -2,7 +2,8 @@
 
 * :func:`score` scores a class raster or a detections file against reference labels (vector
   or raster) over a whole scene, block by block, and writes ``score.json``, ``report.md`` and
-  figures; :class:`ScoreOptions` holds its options (with the CLI's help in field metadata).
+  figures; :class:`ScoreOptions` (defined in :mod:`geovision.options.score`, like every
+  command's options) holds its options. ``geovision score`` is its command line.
 * :mod:`geovision.evaluation.estimators`: the accuracy and area estimators (Olofsson et al.
   2014) and the block bootstrap, as small pure functions.
 * :mod:`geovision.evaluation.curves`: precision-recall, ROC and reliability curves
@@ -20,6 +21,6 @@ Example::
 """
 
 from geovision.evaluation.api import ScoreResult, is_complete, score
-from geovision.evaluation.options import ScoreOptions, option_specs
+from geovision.options.score import ScoreOptions
 
-__all__ = ["ScoreOptions", "ScoreResult", "is_complete", "option_specs", "score"]
+__all__ = ["ScoreOptions", "ScoreResult", "is_complete", "score"]

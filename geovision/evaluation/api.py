@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from geovision.errors import InputFileError
-from geovision.evaluation.options import ScoreOptions
 from geovision.evaluation.report import (
     CONFUSION_PNG,
     REPORT_MD,
@@ -22,6 +21,8 @@ from geovision.evaluation.report import (
     write_json,
     write_text_atomic,
 )
+from geovision.options import to_json, with_values
+from geovision.options.score import ScoreOptions
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class ScoreResult:
                        if ci and ci[0] is not None else "")
             return (f"{name}: overall accuracy {_f(d['overall_accuracy'])}{ci_text}, "
                     f"kappa {_f(d['kappa'])}, mIoU {_f(d['miou'])} "
-                    f"(baseline {_f(d['baseline']['miou'])}, {d['baseline']['rule']}); "
+                    f"(baseline {_f(d['baseline']['miou'])}, {_rule(d['baseline']['rule'])}); "
                     f"{d['pixels']:,} pixels")
         return (f"{name}: precision {_f(d['precision'])}, recall {_f(d['recall'])} at IoU "
                 f"{d['match']['iou_threshold']}, mAP@0.5 {_f(d['map_50'])}, mAP@[.5:.95] "
@@ -85,7 +86,7 @@ def prediction_kind(path: str) -> str:
 
 def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
           out_dir: str | os.PathLike[str], options: ScoreOptions | None = None, *,
-          quiet: bool = True) -> ScoreResult:
+          overwrite: bool = False, quiet: bool = True, **kwargs: Any) -> ScoreResult:
     """Score a map against reference labels; write score.json, report.md and figures.
 
     PREDICTIONS is a class raster (``<stem>.class.tif`` of ``geovision infer``, or any
@@ -98,7 +99,10 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
         labels: the reference.
         out_dir: the output folder (created; only the score's own files are written there).
         options: how to score (defaults: :class:`ScoreOptions`).
+        overwrite: replace score.json, report.md and the figures of an earlier score in
+            ``out_dir`` (other files there are never touched).
         quiet: hide the progress bar.
+        **kwargs: fields of the options, as keywords (``class_field="kind"``).
 
     Returns:
         The files written and the content of score.json.
@@ -108,19 +112,20 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
         InputFileError: an input is missing or unreadable.
         OutputExistsError: the folder holds an earlier score and ``overwrite`` is not set.
     """
-    opts = (options or ScoreOptions()).check()
+    opts = with_values(options or ScoreOptions(), kwargs, what="score()")
+    opts.check()
     pred, lab, out = str(predictions), str(labels), Path(out_dir)
     kind = prediction_kind(pred)
     if "://" not in lab and not lab.startswith("/vsi") and not os.path.exists(lab):
         raise InputFileError(f"{lab}: file not found")
     names = OUTPUTS[kind]
-    claim_outputs(out, names, opts.overwrite)
+    claim_outputs(out, names, overwrite)
     if kind == "class_raster":
         from geovision.evaluation.classraster import score_class_raster
         from geovision.evaluation.plots import plot_confusion
 
         body = score_class_raster(pred, lab, opts, quiet=quiet)
-        doc = {"geovision": header(), "options": opts.to_json(), **body}
+        doc = {"geovision": header(), "options": to_json(opts), **body}
         plot_confusion(body["confusion_matrix"]["pixels"],
                        [c["name"] for c in body["classes"]], out / CONFUSION_PNG,
                        title=f"{Path(pred).name}: {body['pixels']:,} pixels")
@@ -129,18 +134,23 @@ def score(predictions: str | os.PathLike[str], labels: str | os.PathLike[str],
         from geovision.evaluation.detection import score_detections
 
         body = score_detections(pred, lab, opts, out)
-        doc = {"geovision": header(), "options": opts.to_json(), **body}
+        doc = {"geovision": header(), "options": to_json(opts), **body}
         write_text_atomic(out / REPORT_MD, markdown_detections(_plain(doc)))
     write_json(out / SCORE_JSON, doc)
     result = ScoreResult(kind=kind, out_dir=out, outputs={n: out / n for n in names},
                          document=_plain(doc))
-    log.info("%s", result.summary())
+    log.debug("%s", result.summary())
     return result
 
 
 def _plain(doc: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = plain(doc)
     return out
+
+
+def _rule(rule: str | None) -> str:
+    """A baseline's rule without its explanation: ``every pixel 'water'``."""
+    return (rule or "no pixel").split(" (")[0]
 
 
 def _f(value: Any) -> str:

@@ -27,8 +27,8 @@ from geovision.evaluation.classes import (
     ValueLookup,
     raster_class_names,
 )
-from geovision.evaluation.estimators import bootstrap_se as _bootstrap_se
 from geovision.evaluation.estimators import (
+    CONFIDENCE,
     census_estimates,
     class_metrics,
     cohen_kappa,
@@ -36,7 +36,7 @@ from geovision.evaluation.estimators import (
     percentile_interval,
     point_estimates,
 )
-from geovision.evaluation.options import CONFIDENCE, ScoreOptions
+from geovision.evaluation.estimators import bootstrap_se as _bootstrap_se
 from geovision.evaluation.reference import (
     AoiMask,
     RasterReference,
@@ -49,6 +49,7 @@ from geovision.geo.grid import Grid
 from geovision.geo.raster import open_raster, valid_mask
 from geovision.geo.rasterlabels import open_label_raster
 from geovision.geo.vector import read_labels, to_crs
+from geovision.options.score import ScoreOptions
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ def tally_class_raster(predictions: str, labels: str, opts: ScoreOptions, *,
         InputFileError: an input cannot be read.
     """
     info = open_raster(predictions)
-    grid = Grid(info.crs, info.transform, info.width, info.height)
+    grid = info.grid
     classes = ClassList()
     with rasterio.open(predictions) as ds:
         names, named_by = prediction_names(ds, predictions, opts)

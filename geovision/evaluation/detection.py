@@ -33,11 +33,11 @@ from pyproj import Transformer
 from geovision.errors import InputError, InputFileError
 from geovision.evaluation.classes import LABELS, PREDICTIONS, ClassList
 from geovision.evaluation.curves import write_detection_curves
-from geovision.evaluation.matching import DetectionMatches
-from geovision.evaluation.options import MATCH_IOU, ScoreOptions
+from geovision.evaluation.matching import MATCH_IOU, DetectionMatches
 from geovision.geo.aoi import read_aoi
 from geovision.geo.raster import open_raster
 from geovision.geo.vector import read_labels
+from geovision.options.score import ScoreOptions
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from geovision.evaluation.options import CONFIDENCE, Z95
+#: Confidence level of every interval.
+CONFIDENCE = 0.95
+#: Two-sided standard normal quantile of :data:`CONFIDENCE` (the 1.96 of Olofsson et al.).
+Z95 = 1.959963984540054
 
 
 def _ratio(num: np.ndarray | float, den: np.ndarray | float) -> Any:

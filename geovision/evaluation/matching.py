@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import shapely
 
-from geovision.evaluation.options import MATCH_IOU
+#: IoU at which a detection matches an object for precision, recall and F1.
+MATCH_IOU = 0.5
 
 
 def as_numpy(value: Any, dtype: Any = None) -> np.ndarray:

@@ -25,8 +25,9 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 
 from geovision.evaluation.classes import LABELS, ClassList, raster_class_names
+from geovision.formats import IGNORE_INDEX
 from geovision.geo.aoi import aoi_mask, read_aoi
-from geovision.geo.classes import IGNORE_INDEX, ClassTable, classes_by_value
+from geovision.geo.classes import ClassTable, classes_by_value
 from geovision.geo.grid import Grid
 from geovision.geo.rasterlabels import label_classes, open_label_raster, read_label_window
 from geovision.geo.windows import PixelWindow, window_bounds

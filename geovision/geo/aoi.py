@@ -28,7 +28,7 @@ from pyproj import CRS as ProjCRS
 from rasterio.features import geometry_mask
 
 from geovision.errors import InputError, InputFileError
-from geovision.geo.classes import BACKGROUND, IGNORE_INDEX
+from geovision.formats import BACKGROUND, IGNORE_INDEX
 from geovision.geo.grid import Grid
 from geovision.geo.paths import gdal_path, is_local
 from geovision.geo.shapes import POLYGON, explode_collections, kinds

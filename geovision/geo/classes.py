@@ -23,13 +23,10 @@ from typing import Any
 import numpy as np
 
 from geovision.errors import InputError
+from geovision.formats import BACKGROUND, IGNORE_INDEX
 
-#: Class id of pixels no label covers.
-BACKGROUND = 0
-#: Mask value of pixels that no loss or metric sees (nodata, unlabelled by choice).
-IGNORE_INDEX = 255
-#: Highest class id (ids are stored as uint8 and 255 is ignore_index).
-MAX_CLASS_ID = 254
+#: Highest class id (ids are stored as uint8 and the next value is ignore_index).
+MAX_CLASS_ID = IGNORE_INDEX - 1
 #: What a class map may do with values it does not list.
 UNLISTED = ("drop", "background", "ignore")
 BACKGROUND_NAME = "background"
@@ -246,7 +243,7 @@ class ClassTable:
             offset = -int(info.min)
             values = np.arange(int(info.min), int(info.max) + 1, dtype=np.int64)
             self._cache[key] = (self._codes(values), offset)
-        return self._cache[key]  # type: ignore[no-any-return]
+        return self._cache[key]
 
     def with_seen(self, ids: Iterable[int]) -> ClassTable:
         """A by-value table with a class for each id seen in the labels and not yet listed.

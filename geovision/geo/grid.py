@@ -1,4 +1,8 @@
-"""A raster grid as one value: CRS, affine transform and size (what a window is cut from)."""
+"""A raster grid as one value: CRS, affine transform and size (what a window is cut from).
+
+Every stage that places pixels on the map passes a :class:`Grid` (rasterio's ``DatasetReader``
+attributes ``crs``, ``transform``, ``width``, ``height`` as one frozen value).
+"""
 
 from __future__ import annotations
 
@@ -46,6 +50,15 @@ class Grid:
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
         return window_bounds(PixelWindow(0, 0, self.height, self.width), self.transform)
+
+    def coarsened(self, factor: int) -> Grid:
+        """The grid of ``factor x factor`` pixel cells, aligned with this one's origin.
+
+        It has ``ceil(height / factor)`` rows and ``ceil(width / factor)`` columns; a last
+        cell may reach past the raster.
+        """
+        return Grid(crs=self.crs, transform=self.transform @ Affine.scale(factor, factor),
+                    width=-(-self.width // factor), height=-(-self.height // factor))
 
     def window(self, window: PixelWindow) -> Grid:
         """The grid of a window of this grid (it may reach past the edges)."""

@@ -29,9 +29,11 @@ Only local paths are ever made absolute, and that with ``os.path.abspath`` (neve
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import os
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,9 @@ from rasterio.windows import Window
 
 from geovision.errors import InputFileError
 
+#: File name endings taken as rasters (in folders, and STAC assets without a media type).
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".h5", ".png",
+                   ".jpg")
 #: URL schemes and the GDAL virtual file system each one is read through.
 SCHEMES = {
     "s3": "/vsis3/",
@@ -54,6 +59,9 @@ SCHEMES = {
 }
 #: Archive schemes (``zip://archive!inner``) and their GDAL virtual file system.
 ARCHIVES = {"zip": "/vsizip/", "tar": "/vsitar/", "gzip": "/vsigzip/"}
+#: Virtual file systems that read over a network.
+REMOTE = ("/vsicurl", "/vsis3", "/vsigs", "/vsiaz", "/vsiadls", "/vsioss", "/vsiswift",
+          "/vsihdfs", "/vsiwebhdfs")
 #: Virtual file systems whose path continues with another path (an archive's location).
 CHAINING = ("/vsizip/", "/vsitar/", "/vsigzip/", "/vsi7z/", "/vsirar/", "/vsisubfile/")
 
@@ -162,6 +170,59 @@ def local_container(path: str) -> str | None:
     return None
 
 
+def vrt_files(xml: str) -> list[str]:
+    """The files a VRT's XML text reads (``SourceFilename`` elements), each once, in order."""
+    found = re.findall(r"<SourceFilename[^>]*>([^<]+)</SourceFilename>", xml)
+    return list(dict.fromkeys(html.unescape(f) for f in found))
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """The path as messages show it: itself, or for VRT XML text the files it reads."""
+    spath = os.fspath(path)
+    if not is_vrt_xml(spath):
+        return spath
+    files = vrt_files(spath)
+    more = f" and {len(files) - 2} more" if len(files) > 2 else ""
+    return f"VRT of {', '.join(files[:2])}{more}" if files else "VRT"
+
+
+def is_remote(path: str | os.PathLike[str]) -> bool:
+    """True when GDAL reads the path over a network (a URL, ``/vsicurl/``, ``/vsis3/``, ...).
+
+    VRT XML text is remote when any file it reads is; ``/vsizip/`` over a local archive and
+    ``/vsimem/`` are not.
+    """
+    spath = os.fspath(path)
+    if is_vrt_xml(spath):
+        return any(is_remote(f) for f in vrt_files(spath))
+    if is_local(spath) or _DRIVER_PREFIX.match(spath):
+        return False
+    gpath = gdal_path(spath)
+    if gpath.startswith(CHAINING):
+        rest = "/" + gpath.split("/", 2)[2].lstrip("{/")
+        return is_remote(rest) if rest.startswith("/vsi") else False
+    return gpath.startswith(REMOTE)
+
+
+def remote_env(paths: Iterable[str]) -> dict[str, str]:
+    """GDAL settings for reading ``paths``: no folder listing when every one is remote.
+
+    That is ``GDAL_DISABLE_READDIR_ON_OPEN=EMPTY_DIR`` when every path is remote, else none.
+
+    Opening a file, GDAL lists its folder to find side-car files (``.aux.xml``, ``.ovr``,
+    ``.msk``); over a network that is one listing request per file, or a probe per side-car
+    where listing fails. The setting skips it, but it is process-wide and would also hide a
+    local file's side-cars (category names, masks), so it is only given when nothing local is
+    read. ``GDAL_DISABLE_READDIR_ON_OPEN`` in the environment wins.
+    """
+    listed = list(paths)
+    if "GDAL_DISABLE_READDIR_ON_OPEN" in os.environ or not listed:
+        return {}
+    if all(is_remote(p) for p in listed):
+        return {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+    return {}
+
+
 def display_name(path: str | os.PathLike[str]) -> str:
     """A short name for messages and output files: the last path element without suffix.
 
@@ -202,9 +263,8 @@ def fingerprint(path: str | os.PathLike[str]) -> dict[str, Any]:
     doc: dict[str, Any] = {"path": _short(spath), "gdal": gdal_digest(spath)}
     if is_vrt_xml(spath):
         doc["xml"] = hashlib.sha256(spath.encode()).hexdigest()
-        files = re.findall(r"<SourceFilename[^>]*>([^<]+)</SourceFilename>", spath)
         doc["files"] = [fingerprint(f) if is_local(f) else {"path": f}
-                        for f in dict.fromkeys(files)]
+                        for f in vrt_files(spath)]
     container = local_container(spath)
     if container is not None:
         st = os.stat(container)

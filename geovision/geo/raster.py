@@ -20,9 +20,8 @@ from rasterio.errors import NodataShadowWarning, RasterioIOError
 from rasterio.windows import Window
 
 from geovision.errors import InputError, InputFileError
-
-#: File name endings that a directory scan takes as rasters.
-RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".png", ".jpg")
+from geovision.geo.grid import Grid
+from geovision.geo.paths import RASTER_SUFFIXES, gdal_path, is_local, shown_path
 
 
 @dataclass(frozen=True)
@@ -65,6 +64,12 @@ class RasterInfo:
         return (self.height, self.width)
 
     @property
+    def grid(self) -> Grid:
+        """The raster's pixel grid (CRS, affine, size) as one value."""
+        return Grid(crs=self.crs, transform=self.transform, width=self.width,
+                    height=self.height)
+
+    @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
         x0, y0 = self.transform @ (0, 0)
@@ -97,13 +102,12 @@ def _plain_nodata(nodata: float | None) -> float | str | None:
 
 
 def absolute(path: str) -> str:
-    """A local path made absolute, so Dask workers in another working directory find it.
+    """The path as GDAL opens it from any working directory (Dask workers elsewhere too).
 
-    URLs and GDAL virtual paths (``/vsi...``) are returned unchanged.
+    Local paths become absolute; URLs become GDAL paths (``s3://b/k`` -> ``/vsis3/b/k``);
+    ``/vsi...`` paths and VRT XML text are kept (see :func:`geovision.geo.paths.gdal_path`).
     """
-    if "://" in path or path.startswith("/vsi"):
-        return path
-    return os.path.abspath(path)
+    return gdal_path(path)
 
 
 def open_raster(path: str | os.PathLike[str], *, check_read: bool = True) -> RasterInfo:
@@ -121,8 +125,9 @@ def open_raster(path: str | os.PathLike[str], *, check_read: bool = True) -> Ras
         InputFileError: the file is missing, not a raster, or cannot be decoded.
         InputError: the raster has no CRS, or a rotated or sheared geotransform.
     """
-    spath = str(path)
-    if "://" not in spath and not spath.startswith("/vsi") and not os.path.exists(spath):
+    spath = os.fspath(path)
+    shown = shown_path(spath)
+    if is_local(spath) and not os.path.exists(spath):
         raise InputFileError(f"{spath}: file not found")
     try:
         with rasterio.open(spath) as ds:
@@ -142,24 +147,24 @@ def open_raster(path: str | os.PathLike[str], *, check_read: bool = True) -> Ras
                 _check_decodes(ds)
     except RasterioIOError as exc:
         raise InputFileError(
-            f"{spath}: not a readable raster ({_first_line(exc)}); check the file is complete "
+            f"{shown}: not a readable raster ({_first_line(exc)}); check the file is complete "
             "and in a format GDAL reads"
         ) from exc
     if info.crs is None:
         raise InputError(
-            f"{spath}: raster has no CRS; assign one first "
+            f"{shown}: raster has no CRS; assign one first "
             "(e.g. gdal_edit.py -a_srs EPSG:XXXX) so labels can be placed on it"
         )
     t = info.transform
     if t.b != 0 or t.d != 0:
         raise InputError(
-            f"{spath}: rotated or sheared geotransform {tuple(t)[:6]} is not supported; "
+            f"{shown}: rotated or sheared geotransform {tuple(t)[:6]} is not supported; "
             "warp it to a north-up grid first (gdalwarp)"
         )
     if t.a == 0 or t.e == 0:
-        raise InputError(f"{spath}: geotransform has a zero pixel size {tuple(t)[:6]}")
+        raise InputError(f"{shown}: geotransform has a zero pixel size {tuple(t)[:6]}")
     if info.transform.is_identity:
-        raise InputError(f"{spath}: raster has no geotransform; georeference it first")
+        raise InputError(f"{shown}: raster has no geotransform; georeference it first")
     return info
 
 
@@ -235,8 +240,8 @@ def find_rasters(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
     """
     found: list[str] = []
     for item in inputs:
-        spath = str(item)
-        if os.path.isdir(spath):
+        spath = os.fspath(item)
+        if is_local(spath) and os.path.isdir(spath):
             inside = sorted(
                 str(p) for p in Path(spath).iterdir()
                 if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES
@@ -247,13 +252,13 @@ def find_rasters(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
                     f"{', '.join(RASTER_SUFFIXES)})"
                 )
             found.extend(inside)
-        elif any(ch in spath for ch in "*?["):
+        elif is_local(spath) and any(ch in spath for ch in "*?["):
             matches = sorted(glob.glob(spath, recursive=True))
             if not matches:
                 raise InputFileError(f"{spath}: pattern matches no file")
             found.extend(matches)
         else:
-            if "://" not in spath and not spath.startswith("/vsi") and not os.path.exists(spath):
+            if is_local(spath) and not os.path.exists(spath):
                 raise InputFileError(f"{spath}: file not found")
             found.append(spath)
     unique = list(dict.fromkeys(found))
@@ -302,8 +307,12 @@ def valid_mask(
         data is not None and ds.nodata is not None and not np.isnan(ds.nodata)
         and all(f == [MaskFlags.nodata] for f in flags)
     ):
-        # The mask GDAL would compute from the nodata value, without decoding the data again.
-        mask = np.all(data != np.asarray(ds.nodata).astype(data.dtype), axis=0)
+        # The mask GDAL would compute from the nodata value, without decoding the data again
+        # (band by band: no (bands, rows, cols) temporary).
+        nodata = np.asarray(ds.nodata).astype(data.dtype)
+        mask = data[0] != nodata
+        for band in data[1:]:
+            mask &= band != nodata
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NodataShadowWarning)

@@ -31,7 +31,8 @@ from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
 from geovision.errors import InputError, InputFileError
-from geovision.geo.classes import BACKGROUND, IGNORE_INDEX, ClassTable, classes_by_value
+from geovision.formats import BACKGROUND, IGNORE_INDEX
+from geovision.geo.classes import ClassTable, classes_by_value
 from geovision.geo.grid import Grid
 from geovision.geo.paths import display_name, gdal_path
 from geovision.geo.raster import open_raster
@@ -94,7 +95,7 @@ def open_label_raster(path: str, *, band: int = 1) -> LabelRaster:
                          f"has {info.count} band(s)")
     names, colors = _categories(spath, band)
     return LabelRaster(
-        path=spath, grid=Grid(info.crs, info.transform, info.width, info.height),
+        path=spath, grid=info.grid,
         dtype=info.dtype, nodata=info.nodata, names=tuple(sorted(names.items())),
         colors=tuple(sorted(colors.items())), band=band)
 

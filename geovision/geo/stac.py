@@ -32,10 +32,8 @@ from urllib.parse import urljoin, urlparse
 import pystac
 
 from geovision.errors import InputError, InputFileError
-from geovision.geo.paths import gdal_path
+from geovision.geo.paths import RASTER_SUFFIXES, gdal_path
 
-#: Suffixes of raster files (assets without a media type).
-RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".jp2", ".img", ".nc", ".hdf", ".h5", ".png")
 #: Roles of assets that are never scene bands.
 NOT_DATA_ROLES = ("thumbnail", "overview", "metadata")
 _BAND_FIELDS = ("raster:bands", "eo:bands", "bands")

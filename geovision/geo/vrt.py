@@ -41,11 +41,10 @@ from rasterio.errors import RasterioIOError
 
 from geovision.errors import InputError, InputFileError
 from geovision.geo.grid import Grid
+from geovision.options.scenes import RESAMPLING
 
 log = logging.getLogger(__name__)
 
-#: Resampling methods for bands resampled onto the scene's grid (GDAL names).
-RESAMPLING = ("nearest", "bilinear", "cubic", "average")
 #: numpy dtype name -> GDAL data type name.
 GDAL_TYPES = {
     "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16",

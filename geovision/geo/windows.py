@@ -1,9 +1,22 @@
-"""Tile and window grids over a raster: small frozen values and the arithmetic on them."""
+"""Windows over a raster: small frozen values and all the arithmetic on them.
+
+Two rules place windows along an axis, named for how they treat the axis's end:
+
+* :func:`flush_origins` (tiling): windows lie inside the raster; the last one is placed
+  flush with the end, so no strip is left out, and an axis shorter than a window gets none;
+* :func:`padded_origins` (inference): a regular grid from 0, whose last window may pass the
+  end; pixels beyond it are read by reflection (:func:`reflect_index`). :func:`cell_origins`
+  centres one window on each cell of a coarser grid (classification).
+
+A raster's pixel grid (CRS, affine, size) as one value is :class:`geovision.geo.grid.Grid`.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numpy as np
 from affine import Affine
 
 
@@ -26,8 +39,18 @@ class PixelWindow:
         return parent @ Affine.translation(self.col, self.row)
 
 
-def axis_origins(length: int, size: int, stride: int) -> list[int]:
-    """Origins of windows of ``size`` pixels every ``stride`` pixels along an axis.
+def intersect(a: PixelWindow, b: PixelWindow) -> PixelWindow | None:
+    """The overlap of two windows, or None when they do not overlap."""
+    r0, c0 = max(a.row, b.row), max(a.col, b.col)
+    r1 = min(a.row + a.height, b.row + b.height)
+    c1 = min(a.col + a.width, b.col + b.width)
+    if r1 <= r0 or c1 <= c0:
+        return None
+    return PixelWindow(r0, c0, r1 - r0, c1 - c0)
+
+
+def flush_origins(length: int, size: int, stride: int) -> list[int]:
+    """Origins of windows of ``size`` pixels every ``stride`` pixels, inside the axis.
 
     The windows cover the whole axis: origins are ``0, stride, 2*stride, ...`` while a window
     fits, and when the last of them stops short of the end, one more window is placed flush
@@ -53,12 +76,62 @@ def axis_origins(length: int, size: int, stride: int) -> list[int]:
     return origins
 
 
+def padded_origins(length: int, window: int, stride: int) -> list[int]:
+    """Origins of a regular grid of windows covering ``length`` pixels, past the end if need be.
+
+    The count is ``ceil((length - window) / stride) + 1`` (one window when the axis is no
+    longer than a window); the last window may pass the end of the axis, whose pixels are then
+    padded. Origins stay multiples of ``stride``, so a model with pooling sees the same pixel
+    phase in every window.
+
+    Returns:
+        The origins ``k * stride`` for ``k = 0 .. count - 1``.
+    """
+    if window <= 0 or stride <= 0 or length <= 0:
+        raise ValueError("length, window and stride must be positive")
+    count = 1 if length <= window else math.ceil((length - window) / stride) + 1
+    return [k * stride for k in range(count)]
+
+
+def cell_origins(length: int, window: int, stride: int) -> list[int]:
+    """Origins of windows centred on each ``stride``-pixel cell of the axis (padded).
+
+    Cell ``k`` covers pixels ``[k * stride, (k + 1) * stride)``; there are
+    ``ceil(length / stride)`` cells, and the window of cell ``k`` starts at
+    ``k * stride + stride // 2 - window // 2`` (it may start before the axis: padded).
+    """
+    if window <= 0 or stride <= 0 or length <= 0:
+        raise ValueError("length, window and stride must be positive")
+    shift = stride // 2 - window // 2
+    return [k * stride + shift for k in range(math.ceil(length / stride))]
+
+
+def window_stride(window: int, overlap: float) -> int:
+    """Pixels between window origins: ``window - round(window * overlap)``, at least 1."""
+    return max(1, window - round(window * overlap))
+
+
+def reflect_index(index: np.ndarray, length: int) -> np.ndarray:
+    """Map pixel indices, possibly outside ``[0, length)``, into it by mirror reflection.
+
+    Reflection does not repeat the edge pixel (numpy's ``reflect``: -1 -> 1, length ->
+    length - 2) and repeats with period ``2 * (length - 1)``, so any index maps inside, even for
+    axes much shorter than a window. A one-pixel axis maps everything to 0.
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if length == 1:
+        return np.zeros_like(index)
+    period = 2 * (length - 1)
+    folded = np.mod(index, period)
+    return np.where(folded >= length, period - folded, folded)
+
+
 def tile_grid(height: int, width: int, size: int, stride: int) -> list[PixelWindow]:
-    """Square windows covering a raster, in row-major order (see :func:`axis_origins`)."""
+    """Square windows inside a raster, in row-major order (see :func:`flush_origins`)."""
     return [
         PixelWindow(r, c, size, size)
-        for r in axis_origins(height, size, stride)
-        for c in axis_origins(width, size, stride)
+        for r in flush_origins(height, size, stride)
+        for c in flush_origins(width, size, stride)
     ]
 
 

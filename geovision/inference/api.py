@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -11,7 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +20,25 @@ import rasterio
 import torch
 
 from geovision import __version__
+from geovision.atomic import write_text
 from geovision.cluster import dask_client, run_graph, task, worker_threads
+from geovision.device import resolve_device
 from geovision.errors import InputError, OutputExistsError
-from geovision.geo.raster import RasterInfo, find_rasters, open_raster
-from geovision.inference.blend import BLENDS
-from geovision.inference.blocks import (
-    Job,
-    Timings,
-    block_pieces,
-    finish_seam,
-    marker,
-    process_block,
-)
-from geovision.inference.checks import check_scene, scene_bands
-from geovision.inference.geojson import CRS_CHOICES
-from geovision.inference.grid import Layout, make_layout, window_stride
-from geovision.inference.outputs import output_names, write_outputs
+from geovision.geo.paths import remote_env
+from geovision.geo.raster import RasterInfo, open_raster
+from geovision.geo.scenes import SceneSource, scenes_for
+from geovision.geo.windows import window_stride
+from geovision.inference.blocks import block_pieces, process_block
+from geovision.inference.checks import check_scene, fit_resolution, model_bands
+from geovision.inference.layout import Layout, make_layout
+from geovision.inference.outputs import PredictionFolder, SceneSummary
 from geovision.inference.pipeline import run_blocks
-from geovision.inference.predict import DEVICES, cached_bundle, check_window, resolve_device
+from geovision.inference.predict import cached_bundle, check_window
+from geovision.inference.tasks import for_task
+from geovision.inference.work import SceneWork, Timings, marker
 from geovision.models.bundle import Bundle
+from geovision.options import fingerprint_fields, to_json, with_values
+from geovision.options.infer import OUTPUT, InferOptions
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -46,74 +47,10 @@ log = logging.getLogger(__name__)
 GDAL_CACHE_MB = 128
 
 
-@dataclass(frozen=True)
-class InferOptions:
-    """How scenes are predicted (the options of ``geovision infer``).
-
-    Attributes:
-        window: window side in pixels (None: the model's tile size).
-        overlap: share of a window shared with each neighbour, ``0 <= overlap < 1``.
-        batch_size: windows per model call.
-        blend: ``gaussian``, ``linear`` or ``none`` (segmentation).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        probabilities: also write ``<stem>.prob.tif`` (segmentation).
-        prob_dtype: ``uint8`` (compact, scaled 0..1) or ``float32``.
-        score_threshold: lowest detection score kept.
-        nms_iou: IoU at which two detections of one class are one object.
-        ios: intersection over the smaller box at which a box cut by a window edge matches.
-        crs: GeoJSON coordinates: ``wgs84`` (RFC 7946) or ``native`` (the scene's CRS).
-        tta: average the predictions of flips and a rotation (segmentation, classification).
-        block_windows: windows per block side (memory grows with its square).
-        preview: also write ``<stem>.preview.png``, a quicklook of the scene and the
-            predictions side by side.
-    """
-
-    window: int | None = None
-    overlap: float = 0.25
-    batch_size: int = 4
-    blend: str = "gaussian"
-    device: str = "auto"
-    probabilities: bool = True
-    prob_dtype: str = "uint8"
-    score_threshold: float = 0.5
-    nms_iou: float = 0.5
-    ios: float = 0.5
-    crs: str = "wgs84"
-    tta: bool = False
-    block_windows: int = 4
-    preview: bool = False
-
-    def check(self) -> None:
-        """Raise :class:`InputError` naming the option that is out of range."""
-        if self.window is not None and self.window < 8:
-            raise InputError(f"--window: {self.window} is too small (8 pixels or more)")
-        if not 0.0 <= self.overlap < 1.0:
-            raise InputError(f"--overlap: {self.overlap} must lie in [0, 1) (a share of the "
-                             "window, e.g. 0.25)")
-        if self.batch_size < 1:
-            raise InputError(f"--batch-size: {self.batch_size} must be at least 1")
-        if self.blend not in BLENDS:
-            raise InputError(f"--blend: '{self.blend}' is not a blend; choose one of "
-                             f"{', '.join(BLENDS)}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise InputError(f"--device: '{self.device}' is not a device; choose one of "
-                             f"{', '.join(DEVICES)}")
-        if self.prob_dtype not in ("uint8", "float32"):
-            raise InputError(f"--prob-dtype: '{self.prob_dtype}' must be uint8 or float32")
-        for name, v in (("--score-threshold", self.score_threshold),
-                        ("--nms-iou", self.nms_iou), ("--ios", self.ios)):
-            if not 0.0 <= v <= 1.0:
-                raise InputError(f"{name}: {v} must lie in [0, 1]")
-        if self.crs not in CRS_CHOICES:
-            raise InputError(f"--crs: '{self.crs}' must be wgs84 or native")
-        if self.block_windows < 1:
-            raise InputError(f"block_windows: {self.block_windows} must be at least 1")
-
-
 def infer(
     model_path: str | os.PathLike[str],
     scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str] = "predictions",
+    out_dir: str | os.PathLike[str] = OUTPUT,
     options: InferOptions | None = None,
     *,
     scheduler: str | None = None,
@@ -122,14 +59,21 @@ def infer(
     resume: bool = False,
     quiet: bool = False,
     **kwargs: Any,
-) -> list[dict[str, Any]]:
+) -> list[SceneSummary]:
     """Predict whole scenes with a model bundle, window by window, on each scene's own grid.
+
+    Scenes are resolved as ``tile`` resolves them (:func:`geovision.geo.scenes.scenes_for`);
+    the model's bands are found by name (:func:`geovision.inference.checks.model_bands`) and
+    a scene at another pixel size may be read at the model's
+    (:func:`geovision.inference.checks.fit_resolution`).
 
     Args:
         model_path: a ``model.pt`` bundle.
-        scenes: raster files, globs or directories.
-        out_dir: the folder of the outputs (``<stem>.class.tif``, ``<stem>.prob.tif``,
-            ``<stem>.detections.geojson``, ``<stem>.classes.geojson``, ``<stem>.json``).
+        scenes: raster files, globs, folders, STAC items (paths or URLs), GDAL paths and
+            URLs; ``options.stack`` adds scenes made of band files.
+        out_dir: the folder of the outputs, named after each scene (a file's stem, a STAC
+            item's id): ``<name>.class.tif``, ``<name>.prob.tif``,
+            ``<name>.detections.geojson``, ``<name>.classes.geojson``, ``<name>.json``.
         options: see :class:`InferOptions`; its fields may also be given as keywords.
         scheduler: Dask scheduler address: blocks run as tasks on its workers, which must
             see the same files; None runs here with reading, model and writing overlapped.
@@ -147,25 +91,22 @@ def infer(
         GeovisionError: bad model file, scene or option, or existing outputs; the message
             names the file or option.
     """
-    opts = options or InferOptions()
-    if kwargs:
-        unknown = sorted(set(kwargs) - set(InferOptions.__dataclass_fields__))
-        if unknown:
-            raise InputError(f"infer(): unknown option(s) {', '.join(unknown)}")
-        opts = InferOptions(**{**asdict(opts), **kwargs})
+    opts = with_values(options or InferOptions(), kwargs, what="infer()")
     opts.check()
-    device = resolve_device(opts.device)
+    device = str(resolve_device(opts.device))
     bundle = cached_bundle(model_path, device)
-    if opts.tta and bundle.task == "detection":
-        raise InputError("--tta: test-time augmentation is for segmentation and "
-                         "classification models; this model detects objects")
+    if opts.tta and not for_task(bundle.task).tta:
+        raise InputError(f"--tta: test-time augmentation does not apply to {bundle.task} "
+                         "models (flips and rotations are for segmentation and "
+                         "classification)")
     window = opts.window or bundle.tile_size
     check_window(bundle, window, len(bundle.bands), device)
-    paths = find_rasters([scenes] if isinstance(scenes, (str, os.PathLike)) else scenes)
-    infos = [open_raster(p) for p in paths]
-    for info in infos:
-        check_scene(info, bundle)
-    stems = [Path(i.path).stem for i in infos]
+    inputs = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
+    sources, resampled = _scenes(inputs, bundle, opts)
+    infos = [open_raster(s.path) for s in sources]
+    for info, source in zip(infos, sources, strict=True):
+        check_scene(info, source, bundle)
+    stems = [s.name for s in sources]
     dupes = sorted({s for s in stems if stems.count(s) > 1})
     if dupes:
         raise InputError(f"scenes share the name(s) {', '.join(dupes)}; outputs are named "
@@ -175,67 +116,99 @@ def infer(
     model = Path(model_path).resolve()
     if workers and not scheduler:
         torch.set_num_threads(workers)
-    summaries = []
+    summaries: dict[int, SceneSummary] = {}
     # GDAL's block cache defaults to 5% of RAM and fills as a large scene streams through it:
     # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    # rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
+    cache: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
+        "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
+    # Remote scenes are opened without listing their folders (when nothing local is read).
+    cache.update(remote_env([f for s in sources for f in s.files]))
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
-        plans = [_plan_scene(model, bundle, info, out, opts, window, device,
-                             overwrite=overwrite, resume=resume) for info in infos]
+        plans: dict[int, ScenePlan] = {}
+        for n, (source, info) in enumerate(zip(sources, infos, strict=True)):
+            done = _completed(out, source.name, overwrite=overwrite, resume=resume)
+            if done is not None:
+                summaries[n] = done
+            else:
+                plans[n] = _plan_scene(model, bundle, source, info, out, opts, window, device,
+                                       resampled=resampled[n], overwrite=overwrite,
+                                       resume=resume)
         if client is None:
-            for plan in plans:
-                if isinstance(plan, dict):
-                    summaries.append(plan)
-                    continue
-                timings = _run(plan.job, plan.layout, plan.todo, quiet=quiet,
+            for n, plan in plans.items():
+                timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
                                stem=plan.stem)
-                summaries.append(finish_scene(plan, timings))
+                summaries[n] = complete_scene(plan, timings)
         else:
-            summaries = _run_on_cluster(plans, client, quiet=quiet)
+            summaries.update(_run_on_cluster(plans, client, quiet=quiet))
+    ordered = [summaries[n] for n in range(len(sources))]
     if opts.preview:
-        for summary in summaries:
-            summary["preview"] = str(_write_preview(out, bundle, summary))
-    return summaries
+        ordered = [dataclasses.replace(s, preview=str(_write_preview(out, bundle, s)))
+                   for s in ordered]
+    return ordered
 
 
-def _write_preview(out: Path, bundle: Bundle, summary: dict[str, Any]) -> Path:
+def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
     """``<stem>.preview.png``: the scene beside its predicted classes or detections."""
     from geovision.inference.preview import write_preview
 
-    scene = summary["scene"]["path"]
-    stem = Path(scene).stem
-    outputs = {Path(n).name: out / n for n in summary["outputs"]}
+    stem = summary.stem
+    layers = for_task(bundle.task).preview_layers(out, stem)
     return write_preview(
-        out / f"{stem}.preview.png", scene, classes=bundle.classes,
-        prediction=outputs.get(f"{stem}.class.tif"),
-        detections=outputs.get(f"{stem}.detections.geojson"),
+        out / f"{stem}.preview.png", summary.scene_source, classes=bundle.classes,
+        prediction=layers.get("prediction"), detections=layers.get("detections"),
         title=f"{stem}: {bundle.architecture['name']} ({bundle.task})")
 
 
-def _fingerprint(model: Path, info: RasterInfo, opts: InferOptions, window: int) -> str:
-    """What makes a scratch directory resumable: the same model, scene and options."""
-    st_m, st_s = model.stat(), os.stat(info.path)
+def _scenes(inputs: list[str | os.PathLike[str]], bundle: Bundle, opts: InferOptions
+            ) -> tuple[list[SceneSource], list[dict[str, Any] | None]]:
+    """The scenes to predict, each reading the model's bands at the pixel size to read.
+
+    Returns:
+        The scenes, and for each the record of its resampling (None: read as it is).
+    """
+    prefer = None if (opts.bands or opts.assets) else [b.name for b in bundle.bands]
+    given = [os.fspath(i) for i in inputs]
+    with rasterio.Env(**remote_env(given)):
+        found = scenes_for(given, opts, prefer=prefer)
+        fitted = [fit_resolution(model_bands(s, bundle, opts), bundle, opts) for s in found]
+    return [f[0] for f in fitted], [f[1] for f in fitted]
+
+
+def _fingerprint(model: Path, scene: SceneSource, opts: InferOptions, window: int) -> str:
+    """What makes a scratch directory resumable: the same model, scene and options.
+
+    The scene's is :meth:`SceneSource.fingerprint`: size and time of local files, what
+    GDAL reports of remote and virtual ones, a STAC item's content, the bands and the grid.
+    """
+    st_m = model.stat()
     key = {"model": [str(model.resolve()), st_m.st_size, st_m.st_mtime_ns],
-           "scene": [str(Path(info.path).resolve()), st_s.st_size, st_s.st_mtime_ns],
-           "options": {k: v for k, v in asdict(opts).items() if k != "preview"},
+           "scene": scene.fingerprint(),
+           "options": fingerprint_fields(opts),
            "window": window}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _completed(out: Path, stem: str, *, overwrite: bool, resume: bool) -> SceneSummary | None:
+    """The summary of a scene whose outputs are complete, when resuming (else None)."""
+    folder = PredictionFolder(out)
+    if resume and not overwrite and folder.scene_complete(stem):
+        log.info("%s: complete already; nothing to do", folder.summary(stem))
+        return SceneSummary.from_json(json.loads(folder.summary(stem).read_text()))
+    return None
+
+
 def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwrite: bool,
-             resume: bool) -> tuple[Path, dict[str, Any] | None]:
-    """Check existing outputs; return the scratch directory, or the finished summary.
+             resume: bool) -> Path:
+    """Check existing outputs; return the scene's scratch directory, ready.
 
     Raises:
         OutputExistsError: outputs or an interrupted run exist and neither overwrite nor
             resume was asked for, or resume was asked with other options.
     """
-    summary = out / f"{stem}.json"
-    scratch = out / f".{stem}.partial"
+    folder = PredictionFolder(out)
+    summary, scratch = folder.summary(stem), folder.scratch(stem)
     existing = [n for n in names if (out / n).exists()]
-    if resume and not overwrite and summary.exists() and not scratch.exists():
-        log.info("%s: complete already; nothing to do", summary)
-        return scratch, json.loads(summary.read_text())
     if existing and not (overwrite or resume):
         raise OutputExistsError(f"{out / existing[0]}: exists; use --overwrite to replace it "
                                 "or --resume to finish an interrupted run")
@@ -253,101 +226,99 @@ def _prepare(out: Path, stem: str, names: list[str], fingerprint: str, *, overwr
         summary.unlink(missing_ok=True)
     scratch.mkdir(parents=True, exist_ok=True)
     stamp.write_text(fingerprint)
-    return scratch, None
+    return scratch
 
 
 @dataclass(frozen=True)
 class ScenePlan:
-    """A scene's work, decided on the client: its job, layout and the blocks still to do."""
+    """A scene's work, decided on the client: its work, layout and the blocks still to do."""
 
     model: Path
     device: str
+    scene: SceneSource
     info: RasterInfo
     out: Path
     stem: str
     opts: InferOptions
     names: tuple[str, ...]
-    job: Job
+    work: SceneWork
     layout: Layout
     todo: tuple[Any, ...]
     started: float  # wall-clock seconds since the epoch, comparable across machines
+    resampled: dict[str, Any] | None = None
 
 
-def _plan_scene(model: Path, bundle: Bundle, info: RasterInfo, out: Path, opts: InferOptions,
-                window: int, device: str, *, overwrite: bool,
-                resume: bool) -> ScenePlan | dict[str, Any]:
-    """Prepare a scene's scratch directory; return its plan, or its summary if complete."""
+def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInfo, out: Path,
+                opts: InferOptions, window: int, device: str, *,
+                resampled: dict[str, Any] | None, overwrite: bool, resume: bool) -> ScenePlan:
+    """Prepare a scene's scratch directory and plan its blocks."""
     t_start = time.time()
-    stem = Path(info.path).stem
-    names = output_names(stem, bundle.task, opts.probabilities)
-    scratch, done = _prepare(out, stem, [*names, f"{stem}.json"],
-                             _fingerprint(model, info, opts, window),
-                             overwrite=overwrite, resume=resume)
-    if done is not None:
-        return done
+    stem = scene.name
+    task = for_task(bundle.task)
+    names = task.output_names(stem, opts)
+    scratch = _prepare(out, stem, [*names, PredictionFolder(out).summary(stem).name],
+                       _fingerprint(model, scene, opts, window), overwrite=overwrite,
+                       resume=resume)
     stride = window_stride(window, opts.overlap)
-    layout = make_layout(info.height, info.width, window, stride,
-                         per_block=opts.block_windows, cells=bundle.task == "classification")
+    layout = make_layout(scene.grid.height, scene.grid.width, window, stride,
+                         per_block=opts.block_windows, cells=task.cells)
     mean, std = bundle.normalization["mean"], bundle.normalization["std"]
-    job = Job(scene=str(Path(info.path).resolve()), bands=tuple(scene_bands(bundle)),
-              model=str(model), device=device, task=bundle.task, window=window,
-              stride=stride, blend=opts.blend, batch_size=opts.batch_size, tta=opts.tta,
-              prob_dtype=opts.prob_dtype, probabilities=opts.probabilities,
-              score_threshold=opts.score_threshold, mean=tuple(float(v) for v in mean),
-              std=tuple(float(v) for v in std), height=info.height, width=info.width,
-              n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
-              num_classes=len(bundle.classes), scratch=str(scratch.resolve()))
+    work = SceneWork(scene=scene.path, grid=scene.grid,
+                     bands=scene.bands, model=str(model), device=device,
+                     task=bundle.task, window=window, stride=stride,
+                     n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
+                     num_classes=len(bundle.classes), mean=tuple(float(v) for v in mean),
+                     std=tuple(float(v) for v in std), options=opts,
+                     scratch=str(scratch.resolve()))
     todo = tuple(b for b in layout.blocks if not marker(scratch, b).exists())
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),
                  len(layout.blocks))
-    return ScenePlan(model=model, device=device, info=info, out=out, stem=stem, opts=opts,
-                     names=tuple(names), job=job, layout=layout, todo=todo, started=t_start)
+    return ScenePlan(model=model, device=device, scene=scene, info=info, out=out, stem=stem,
+                     opts=opts, names=tuple(names), work=work, layout=layout, todo=todo,
+                     started=t_start, resampled=resampled)
 
 
-def finish_scene(plan: ScenePlan, timings: Timings) -> dict[str, Any]:
-    """Finish seams, write the scene's outputs and its summary, drop the scratch directory.
+def complete_scene(plan: ScenePlan, timings: Timings) -> SceneSummary:
+    """Merge seams, write the scene's outputs and its summary, drop the scratch directory.
 
     Runs where the blocks ran: here, or as the scene's last task on a Dask worker.
     """
-    job, layout, stem, out = plan.job, plan.layout, plan.stem, plan.out
+    work, layout, stem, out = plan.work, plan.layout, plan.stem, plan.out
     bundle = cached_bundle(plan.model, plan.device)
+    task = for_task(work.task)
     t0 = time.perf_counter()
-    if bundle.task == "segmentation":
-        for piece in layout.pieces:
-            if piece.is_seam:
-                finish_seam(job, piece)
+    task.merge_blocks(work, layout)
     timings.extra["seams"] = time.perf_counter() - t0
-    counts = write_outputs(job, layout, bundle, plan.info, out, stem, plan.opts, timings)
+    t1 = time.perf_counter()
+    counts = task.write(work, layout, bundle, plan.info, out, stem, timings)
+    timings.extra["outputs"] = time.perf_counter() - t1
     total = time.time() - plan.started
-    summary = _summary(plan.model, bundle, plan.info, plan.opts, layout, list(plan.names),
-                       timings, counts, total, plan.device)
-    tmp = out / f".{stem}.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / f"{stem}.json")
-    shutil.rmtree(job.scratch, ignore_errors=True)
+    summary = _summary(plan, bundle, timings, counts, total)
+    write_text(PredictionFolder(out).summary(stem), json.dumps(summary.to_json(), indent=2))
+    shutil.rmtree(work.scratch, ignore_errors=True)
     log.info("%s: %d windows in %.1f s (%.2f MP/s)", stem, layout.n_windows, total,
-             summary["megapixels_per_s"])
+             summary.megapixels_per_s)
     return summary
 
 
-def _block_task(job: Job, block: Any, pieces: list[Any]) -> dict[str, float]:
+def _block_task(work: SceneWork, block: Any, pieces: list[Any]) -> dict[str, float]:
     """One block as a Dask task: torch kept to this task's share of the worker's cores."""
     worker_threads()
-    return process_block(job, block, pieces)
+    return process_block(work, block, pieces)
 
 
-def _finish_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> dict[str, Any]:
+def _complete_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> SceneSummary:
     """A scene's last task on a worker: runs once every block task of the scene is done."""
     worker_threads()
     timings = Timings()
     for part in seconds:
         timings.add(Timings(part["read"], part["model"], part["write"]))
-    return finish_scene(plan, timings)
+    return complete_scene(plan, timings)
 
 
-def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
-                    quiet: bool) -> list[dict[str, Any]]:
+def _run_on_cluster(plans: dict[int, ScenePlan], client: Any, *,
+                    quiet: bool) -> dict[int, SceneSummary]:
     """Every scene's blocks, and then each scene's outputs, as tasks of one Dask graph.
 
     Scenes proceed in parallel: many small scenes are one block and one finishing task each;
@@ -356,27 +327,23 @@ def _run_on_cluster(plans: list[ScenePlan | dict[str, Any]], client: Any, *,
     processes write one output file.
     """
     tasks, weights, finals = [], [], []
-    for n, plan in enumerate(plans):
-        if isinstance(plan, dict):
-            continue
-        blocks = [task(f"infer-{n}-block-{i}", _block_task, plan.job, b,
+    for n, plan in plans.items():
+        blocks = [task(f"infer-{n}-block-{i}", _block_task, plan.work, b,
                        block_pieces(b, plan.layout.pieces)) for i, b in enumerate(plan.todo)]
-        done = task(f"infer-{n}-finish", _finish_task, plan, deps=blocks)
+        done = task(f"infer-{n}-finish", _complete_task, plan, deps=blocks)
         tasks += [*blocks, done]
         weights += [len(b.windows) for b in plan.todo] + [0]
         finals.append((n, len(tasks) - 1))
     results = run_graph(tasks, client=client, desc="infer", unit="win", weights=weights,
                         quiet=quiet)
-    out = [p if isinstance(p, dict) else {} for p in plans]
-    for n, i in finals:
-        out[n] = results[i]
-    return out
+    return {n: results[i] for n, i in finals}
 
 
-def _run(job: Job, layout: Layout, todo: Sequence[Any], *, quiet: bool, stem: str) -> Timings:
+def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
+         stem: str) -> Timings:
     """Run the blocks still to do here, with reading, the model and writing overlapped."""
     n_windows = sum(len(b.windows) for b in todo)
-    pixels = job.stride * job.stride
+    pixels = work.stride * work.stride
     with progress_bar(total=n_windows, desc=f"infer {stem}", unit="win",
                       disable=quiet) as bar:
         t0 = time.perf_counter()
@@ -386,31 +353,31 @@ def _run(job: Job, layout: Layout, todo: Sequence[Any], *, quiet: bool, stem: st
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix_str(f"{bar.n * pixels / 1e6 / elapsed:.2f} MP/s", refresh=False)
 
-        return run_blocks(job, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
+        return run_blocks(work, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
 
 
-def _summary(model: Path, bundle: Bundle, info: RasterInfo, opts: InferOptions, layout: Layout,
-             names: list[str], timings: Timings, counts: dict[str, Any], total: float,
-             device: str) -> dict[str, Any]:
-    megapixels = info.width * info.height / 1e6
-    return {
-        "geovision": {"format": "inference", "version": 1,
-                      "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                      "geovision_version": __version__},
-        "model": {"path": str(model), "task": bundle.task, "architecture": bundle.architecture,
-                  "classes": bundle.classes, "tile_size": bundle.tile_size,
-                  "bands": bundle.bands},
-        "scene": info.describe(),
-        "parameters": {**asdict(opts), "window": layout.window, "stride": layout.stride,
-                       "device": device},
-        "windows": layout.n_windows,
-        "blocks": len(layout.blocks),
-        "outputs": names,
-        "counts": counts,
-        "timings": {"read": round(timings.read, 3), "model": round(timings.model, 3),
-                    "write": round(timings.write, 3),
-                    **{k: round(v, 3) for k, v in timings.extra.items()},
-                    "total": round(total, 3)},
-        "megapixels": round(megapixels, 3),
-        "megapixels_per_s": round(megapixels / total, 4) if total > 0 else math.inf,
-    }
+def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str, Any],
+             total: float) -> SceneSummary:
+    info, layout, grid = plan.info, plan.layout, plan.scene.grid
+    megapixels = grid.width * grid.height / 1e6
+    scene = {**info.describe(), **plan.scene.describe()}
+    if plan.resampled is not None:
+        scene["resampled"] = plan.resampled
+    return SceneSummary(
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        geovision_version=__version__,
+        model={"path": str(plan.model), "task": bundle.task,
+               "architecture": bundle.architecture,
+               "classes": [c.to_json() for c in bundle.classes],
+               "tile_size": bundle.tile_size, "bands": [b.to_json() for b in bundle.bands]},
+        scene=scene,
+        parameters={**to_json(plan.opts), "window": layout.window, "stride": layout.stride,
+                    "device": plan.device},
+        windows=layout.n_windows, blocks=len(layout.blocks), outputs=plan.names,
+        counts=counts,
+        timings={"read": round(timings.read, 3), "model": round(timings.model, 3),
+                 "write": round(timings.write, 3),
+                 **{k: round(v, 3) for k, v in timings.extra.items()},
+                 "total": round(total, 3)},
+        megapixels=round(megapixels, 3),
+        megapixels_per_s=round(megapixels / total, 4) if total > 0 else math.inf)

@@ -1,9 +1,9 @@
 """Blending weights: how much each overlapping window counts at each pixel.
 
-A window's weight is the outer product of one 1-D profile along rows and one along columns.
+A window's weight is the outer product of its 1-D axis weights along rows and along columns.
 Each pixel's weights are divided by their sum over every window covering it, so the blended
 value is a convex combination of the windows' predictions (a partition of unity). Because the
-profiles are separable and the grid is regular, that sum is the product of two 1-D sums
+axis weights are separable and the grid is regular, that sum is the product of two 1-D sums
 (:func:`axis_weight_sum`), known before any window runs; each window's contribution can be
 weighted and added on its own, in any order, by any block.
 """
@@ -15,14 +15,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-BLENDS = ("gaussian", "linear", "none")
+from geovision.options.infer import BLENDS
 
-#: Smallest profile value: weights stay positive, so every covered pixel has a finite blend.
+#: Smallest weight: weights stay positive, so every covered pixel has a finite blend.
 FLOOR = 1e-12
 
 
 def gaussian_sigma(window: int, overlap_px: int) -> float:
-    """Standard deviation of the gaussian profile: ``sqrt(o * (w - o)) / 6.5``.
+    """Standard deviation of the gaussian weights: ``sqrt(o * (w - o)) / 6.5``.
 
     Where two windows overlap by ``o`` pixels, the ratio of the outgoing to the incoming
     window's gaussian weight at ``d`` pixels from the outgoing window's edge is
@@ -37,7 +37,7 @@ def gaussian_sigma(window: int, overlap_px: int) -> float:
     return math.sqrt(overlap_px * (window - overlap_px)) / 6.5
 
 
-def profile(window: int, overlap_px: int, mode: str = "gaussian") -> np.ndarray:
+def axis_weights(window: int, overlap_px: int, mode: str = "gaussian") -> np.ndarray:
     """1-D weights along a window side, highest at the centre, falling towards both edges.
 
     Args:
@@ -68,7 +68,7 @@ def profile(window: int, overlap_px: int, mode: str = "gaussian") -> np.ndarray:
 
 
 def axis_weight_sum(origins: Sequence[int], weights: np.ndarray) -> np.ndarray:
-    """Sum of the profiles of every window along an axis, from the first origin on.
+    """Sum of the axis weights of every window along an axis, from the first origin on.
 
     Returns:
         Array of length ``origins[-1] + len(weights) - origins[0]``; element ``i`` is the

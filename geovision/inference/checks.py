@@ -1,16 +1,42 @@
-"""Does a scene fit a model? Bands, value type and resolution against the bundle."""
+"""Does a scene fit a model? Its bands, value type and pixel size against the bundle.
+
+**Bands.** A model reads the bands it was trained on, named in the bundle (STAC asset names,
+band file names, band descriptions, or ``band1``, ``band2``, ... for undescribed bands,
+which is their index). :func:`model_bands` picks them:
+
+1. ``--bands`` or ``--assets`` given: those bands, which must be as many as the model reads
+   (a difference in names is logged);
+2. else the scene's bands named like the model's, in the model's order (a 12-band
+   Sentinel-2 scene read by a 4-band model gives B04, B03, B02, B08);
+3. else, when the scene has exactly as many bands as the model, all of them in order, with a
+   warning that names differ;
+4. else the scene is refused, with a message listing both sides and naming ``--bands`` and
+   ``--assets``.
+
+**Pixel size.** The bundle stores its pixel size with its unit and CRS
+(:class:`~geovision.geo.resolution.PixelSize`); :func:`fit_resolution` compares like with
+like (:func:`~geovision.geo.resolution.compare_resolution`: metres with metres, degrees
+converted at the scene's centre). A scene whose pixel size differs by more than
+:data:`RESOLUTION_TOLERANCE` gets a warning. It is read at the model's pixel size
+(:func:`~geovision.geo.scenes.resample_scene`: a VRT aligned to the scene's origin, covering
+its extent) with ``--resample``, or by itself when the sizes differ by more than
+:data:`~geovision.options.infer.AUTO_RESAMPLE_FACTOR` either way, the model's unit is known
+and no ``--resolution`` was given; ``--no-resample`` never does.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
+from typing import Any
 
 import numpy as np
-from pyproj import Transformer
 
 from geovision.errors import InputError
 from geovision.geo.raster import RasterInfo
+from geovision.geo.resolution import PixelSize, ResolutionMatch, compare_resolution
+from geovision.geo.scenes import SceneSource, resample_scene
 from geovision.models.bundle import Bundle
+from geovision.options.infer import AUTO_RESAMPLE_FACTOR, InferOptions
 
 log = logging.getLogger(__name__)
 
@@ -18,61 +44,118 @@ log = logging.getLogger(__name__)
 RESOLUTION_TOLERANCE = 0.05
 
 
-def scene_bands(bundle: Bundle) -> list[int]:
-    """1-based scene bands the model reads, in its order (the bundle's band indices)."""
-    return [int(b.get("index", i + 1)) for i, b in enumerate(bundle.bands)]
+def _listing(names: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(f"{i}:{n}" for i, n in enumerate(names, start=1))
 
 
-def metric_resolution(info: RasterInfo) -> tuple[float, float]:
-    """The scene's pixel size in metres (geographic CRSs: at the scene's centre)."""
-    rx, ry = info.res
-    if not info.crs.is_geographic:
-        factor = info.crs.linear_units_factor[1] if info.crs.linear_units_factor else 1.0
-        return rx * factor, ry * factor
-    left, bottom, right, top = info.bounds
-    lat = math.radians((bottom + top) / 2)
-    if info.crs.to_epsg() != 4326:
-        tr = Transformer.from_crs(info.crs.to_wkt(), "EPSG:4326", always_xy=True)
-        lat = math.radians(tr.transform((left + right) / 2, (bottom + top) / 2)[1])
-    return rx * 111_320.0 * math.cos(lat), ry * 110_540.0
-
-
-def resolution_factor(info: RasterInfo, model_res: list[float] | None) -> float | None:
-    """Scene pixel size divided by the model's (x axis), or None when unknown."""
-    if not model_res or model_res[0] <= 0:
-        return None
-    try:
-        scene = metric_resolution(info)
-    except Exception:  # an exotic CRS: no opinion
-        return None
-    return scene[0] / float(model_res[0])
-
-
-def check_scene(info: RasterInfo, bundle: Bundle) -> None:
-    """Refuse a scene the model cannot read; warn where it may predict badly.
+def model_bands(scene: SceneSource, bundle: Bundle, opts: InferOptions) -> SceneSource:
+    """The scene reading the model's bands, in the model's order (see the module).
 
     Raises:
-        InputError: the scene lacks bands the model needs.
+        InputError: the bands given, or the scene's, do not fit the model's; the message
+            lists both and says how to choose.
     """
-    bands = scene_bands(bundle)
-    missing = [b for b in bands if b > info.count]
-    if missing:
-        names = ", ".join(f"{b.get('index')}:{b.get('name', '?')}" for b in bundle.bands)
-        raise InputError(f"{info.path}: has {info.count} band(s) but the model reads "
-                         f"{len(bands)} ({names}); give a scene with the bands it was "
-                         "trained on")
-    trained = {str(b.get("dtype")) for b in bundle.bands if b.get("dtype")}
+    want = [b.name for b in bundle.bands]
+    n, have = len(want), list(scene.band_names)
+    model = f"the model reads {n} ({_listing(want)})"
+    if opts.bands or opts.assets:
+        given = "--bands" if opts.bands else "--assets"
+        if len(have) != n:
+            raise InputError(f"{scene.given}: {given} picks {len(have)} band(s) "
+                             f"({_listing(have)}) but {model}; pick {n}, in the model's order")
+        if have != want:
+            log.info("%s: reading %s as the model's %s (%s)", scene.given, ", ".join(have),
+                     ", ".join(want), given)
+        return scene
+    if all(w in have for w in want):
+        return scene.select([have.index(w) + 1 for w in want])
+    if len(have) == n:
+        log.warning("%s: band names (%s) are not the model's (%s); reading the scene's %d "
+                    "bands in order as the model's (choose others with --bands or --assets)",
+                    scene.given, ", ".join(have), ", ".join(want), n)
+        return scene
+    missing = [w for w in want if w not in have]
+    raise InputError(
+        f"{scene.given}: has {len(have)} band(s) ({_listing(have)}) but {model}, and "
+        f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not among its names; "
+        f"say which to read, in the model's order: --bands (1-based, e.g. "
+        f"--bands {','.join(str(i) for i in range(1, min(n, len(have)) + 1))}) or --assets "
+        "(by name)")
+
+
+def check_scene(info: RasterInfo, scene: SceneSource, bundle: Bundle) -> None:
+    """Warn where the scene's value type differs from the model's training data."""
+    trained = {b.dtype for b in bundle.bands if b.dtype}
     if trained and info.dtype not in trained:
         kind = np.dtype(info.dtype).kind
         same_kind = all(np.dtype(t).kind == kind for t in trained)
-        log.warning("%s: pixels are %s but the model was trained on %s%s", info.path,
+        log.warning("%s: pixels are %s but the model was trained on %s%s", scene.given,
                     info.dtype, "/".join(sorted(trained)),
                     "" if same_kind else "; the value range likely differs, so predictions "
                     "will be wrong unless the scene is rescaled to the training range")
-    factor = resolution_factor(info, bundle.resolution)
-    if factor is not None and abs(factor - 1.0) > RESOLUTION_TOLERANCE:
-        log.warning("%s: pixel size is %.3gx the model's (%.3g vs %.3g m); objects look "
-                    "%s than in training; resample the scene to the model's resolution "
-                    "(gdalwarp -tr) for best results", info.path, factor,
-                    metric_resolution(info)[0], float(bundle.resolution[0]),  # type: ignore[index]
-                    "smaller" if factor > 1 else "larger")
+
+
+def model_pixel_size(bundle: Bundle) -> PixelSize | None:
+    """The pixel size the model was trained at (without unit for bundles before it was kept)."""
+    if bundle.pixel_size is not None:
+        return bundle.pixel_size
+    res = bundle.resolution
+    if not res or float(res[0]) <= 0 or float(res[1]) <= 0:
+        return None
+    return PixelSize(float(res[0]), float(res[1]), None)
+
+
+def fit_resolution(scene: SceneSource, bundle: Bundle, opts: InferOptions
+                   ) -> tuple[SceneSource, dict[str, Any] | None]:
+    """Compare the scene's pixel size with the model's; read it at the model's when asked.
+
+    Returns:
+        The scene to read (resampled or not) and, when resampled, a record for the run
+        summary (``from`` and ``to`` pixel sizes in the scene's CRS units, ``factor``,
+        ``unit``, ``resampling``, ``auto``).
+    """
+    model = model_pixel_size(bundle)
+    if model is None:
+        return scene, None
+    try:
+        match = compare_resolution(model, scene.grid)
+    except Exception as exc:  # an exotic CRS pyproj cannot place: no opinion
+        log.debug("%s: pixel sizes not compared (%s)", scene.given, exc)
+        return scene, None
+    differs = match.differs(RESOLUTION_TOLERANCE)
+    far = max(match.factor, 1 / match.factor) > AUTO_RESAMPLE_FACTOR
+    auto = (opts.resample is None and far and model.crs is not None
+            and opts.resolution is None)
+    if not (opts.resample or auto) or not differs:
+        if differs:
+            _warn(scene, match, model, opts)
+        return scene, None
+    fx, fy = match.factors
+    sx, sy = scene.grid.res
+    target = (sx / fx, sy / fy)
+    resampled = resample_scene(scene, target, opts.resampling)
+    why = (f", automatic beyond {AUTO_RESAMPLE_FACTOR:g}x; --no-resample keeps the scene's "
+           "grid" if auto else "")
+    log.warning("%s: pixel size is %.3gx the model's (%s); read at the model's pixel size "
+                "%.6g x %.6g (%s resampling%s): outputs are on that grid, %dx%d pixels "
+                "aligned to the scene's origin", scene.given, match.factor, _sizes(match),
+                target[0], target[1], opts.resampling, why, resampled.grid.width,
+                resampled.grid.height)
+    return resampled, {"from": [sx, sy], "to": list(target), "factor": match.factor,
+                       "unit": match.unit, "resampling": opts.resampling, "auto": auto}
+
+
+def _sizes(match: ResolutionMatch) -> str:
+    unit = {"metre": "m", "degree": "°"}.get(match.unit, f" {match.unit}")
+    return (f"{match.scene[0]:.4g}{unit} vs {match.model[0]:.4g}{unit}")
+
+
+def _warn(scene: SceneSource, match: ResolutionMatch, model: PixelSize,
+          opts: InferOptions) -> None:
+    assumed = "" if model.crs is not None else (
+        "; the model file does not say its unit, taken to be the scene's")
+    hint = ("" if opts.resample is False else
+            "; read it at the model's pixel size with --resample")
+    log.warning("%s: pixel size is %.3gx the model's (%s); objects look %s than in training"
+                "%s%s", scene.given, match.factor, _sizes(match),
+                "smaller" if match.factor > 1 else "larger", assumed, hint)

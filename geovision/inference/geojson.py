@@ -19,9 +19,8 @@ from affine import Affine
 from pyproj import Transformer
 from rasterio.crs import CRS
 
+from geovision.atomic import write_text
 from geovision.errors import InputError
-
-CRS_CHOICES = ("wgs84", "native")
 
 
 def pixel_boxes(boxes: np.ndarray, transform: Affine) -> np.ndarray:
@@ -99,8 +98,4 @@ def write_features(path: str | os.PathLike[str], geoms: np.ndarray,
     if target == "native":
         doc["crs"] = crs_member(crs)
     doc["features"] = features
-    out = Path(path)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, separators=(",", ":")))
-    os.replace(tmp, out)
-    return out
+    return write_text(path, json.dumps(doc, separators=(",", ":")))

@@ -1,143 +1,145 @@
-"""Turning a scene's stored block results into its output files."""
+"""The output folder of ``geovision infer``, and when a scene's outputs there are complete.
+
+Per scene ``<stem>`` (the scene's name: a file's stem, a STAC item's id, a stack's folder;
+:attr:`geovision.geo.scenes.SceneSource.name`): the task's outputs
+(:meth:`~geovision.inference.tasks.InferenceTask.output_names`), the run summary
+``<stem>.json``, written last, and while the scene is in progress its scratch directory
+``.<stem>.partial/`` (laid out by :mod:`geovision.inference.work`).
+"""
 
 from __future__ import annotations
 
-import time
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import rasterio
-from affine import Affine
-
-from geovision.inference import detections
-from geovision.inference.blocks import Job, Timings, block_result, piece_path
-from geovision.inference.geojson import pixel_boxes, to_target, write_features
-from geovision.inference.grid import Layout, Piece
-from geovision.inference.writers import (
-    NODATA,
-    assemble,
-    describe_classes,
-    describe_probabilities,
-    tiled_profile,
-    to_cog,
-)
+from geovision.errors import GeovisionError
 
 if TYPE_CHECKING:
-    from geovision.geo.raster import RasterInfo
-    from geovision.inference.api import InferOptions
-    from geovision.models.bundle import Bundle
+    from geovision.options.scenes import SceneOptions
+
+#: Format of a run summary.
+FORMAT = {"format": "inference", "version": 1}
 
 
-def output_names(stem: str, task: str, probabilities: bool) -> list[str]:
-    """File names a scene's outputs get in the output folder (the summary aside)."""
-    if task == "segmentation":
-        return [f"{stem}.class.tif"] + ([f"{stem}.prob.tif"] if probabilities else [])
-    if task == "detection":
-        return [f"{stem}.detections.geojson"]
-    return [f"{stem}.class.tif", f"{stem}.classes.geojson"]
+@dataclass(frozen=True)
+class PredictionFolder:
+    """Paths of an inference output folder."""
+
+    root: Path
+
+    def summary(self, stem: str) -> Path:
+        """The run summary of scene ``stem``, written once its outputs are."""
+        return self.root / f"{stem}.json"
+
+    def scratch(self, stem: str) -> Path:
+        """Work in progress of scene ``stem`` (removed when the scene is complete)."""
+        return self.root / f".{stem}.partial"
+
+    def scene_complete(self, stem: str) -> bool:
+        """Scene ``stem``'s outputs are written and no run of it is in progress."""
+        return self.summary(stem).exists() and not self.scratch(stem).exists()
+
+    def is_complete(self, scenes: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+                    options: SceneOptions | None = None) -> bool:
+        """Every scene's outputs are complete.
+
+        Args:
+            scenes: what ``infer`` was given (files, globs, folders, STAC items, URLs).
+            options: its scene options (``--stack``, ``--stack-folders``, ...).
+        """
+        from geovision.geo.scenes import scenes_for
+        from geovision.options.scenes import SceneOptions
+
+        given = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
+        try:
+            names = [s.name for s in scenes_for(given, options or SceneOptions())]
+        except GeovisionError:
+            return False
+        return all(self.scene_complete(s) for s in names)
 
 
-def write_outputs(job: Job, layout: Layout, bundle: Bundle, info: RasterInfo, out: Path,
-                  stem: str, opts: InferOptions, timings: Timings) -> dict[str, Any]:
-    """Write the scene's outputs from the scratch directory; return counts for the summary."""
-    t0 = time.perf_counter()
-    scratch = Path(job.scratch)
-    counts: dict[str, Any] = {}
-    if job.task == "segmentation":
-        _segmentation(job, layout, bundle, info, out, stem, timings)
-    elif job.task == "detection":
-        counts["detections"] = _detections(job, layout, bundle, info, out, stem, opts)
-    else:
-        counts["cells"] = _classification(job, layout, bundle, info, out, stem, opts, scratch)
-    timings.extra["outputs"] = time.perf_counter() - t0
-    return counts
+@dataclass(frozen=True)
+class SceneSummary:
+    """The run summary of one scene: ``<stem>.json``, and what :func:`infer` returns.
 
+    Attributes:
+        created: when the outputs were written (ISO 8601, UTC).
+        geovision_version: the version that wrote them.
+        model: the model's path, task, architecture, classes, tile size and bands.
+        scene: the scene's description (path, CRS, transform, size, dtype, nodata, ...).
+        parameters: the inference options, with the window, stride and device used.
+        windows: windows run.
+        blocks: blocks they were grouped into.
+        outputs: file names of the outputs, in the output folder.
+        counts: what the outputs hold (``detections``, ``cells``).
+        timings: seconds per stage (they overlap in time) and ``total``.
+        megapixels: the scene's size.
+        megapixels_per_s: its size over the total time.
+        preview: the quicklook written with ``preview``, or None (not in the file).
+    """
 
-def _segmentation(job: Job, layout: Layout, bundle: Bundle, info: RasterInfo, out: Path,
-                  stem: str, timings: Timings) -> None:
-    scratch = Path(job.scratch)
-    base = {"height": info.height, "width": info.width, "crs": info.crs,
-            "transform": info.transform}
+    created: str
+    geovision_version: str
+    model: dict[str, Any]
+    scene: dict[str, Any]
+    parameters: dict[str, Any]
+    windows: int
+    blocks: int
+    outputs: tuple[str, ...]
+    counts: dict[str, int]
+    timings: dict[str, float]
+    megapixels: float
+    megapixels_per_s: float
+    preview: str | None = None
 
-    def loader(what: str) -> Any:
-        def load(piece: Piece) -> np.ndarray:
-            return np.load(piece_path(scratch, piece, what), mmap_mode="r")
-        return load
+    @property
+    def scene_path(self) -> str:
+        """The scene as it was given (a file's GDAL path, a STAC item, a stack's files)."""
+        return str(self.scene["path"])
 
-    t0 = time.perf_counter()
-    tif = scratch / "class.tif"
-    with rasterio.open(tif, "w", **tiled_profile(count=1, dtype="uint8", nodata=NODATA,
-                                                  **base)) as dst:
-        describe_classes(dst, bundle.classes)
-        assemble(dst, layout.pieces, loader("class"), NODATA)
-    prob_tif = scratch / "prob.tif"
-    if job.probabilities:
-        compact = job.prob_dtype == "uint8"
-        nodata = NODATA if compact else float("nan")
-        with rasterio.open(prob_tif, "w", **tiled_profile(
-                count=job.num_classes, dtype=job.prob_dtype, nodata=nodata, **base)) as dst:
-            describe_probabilities(dst, bundle.classes, compact)
-            assemble(dst, layout.pieces, loader("prob"), nodata)
-    t1 = time.perf_counter()
-    to_cog(tif, out / f"{stem}.class.tif", resampling="MODE")
-    if job.probabilities:
-        to_cog(prob_tif, out / f"{stem}.prob.tif", resampling="AVERAGE")
-    timings.extra["assemble"] = t1 - t0
-    timings.extra["cog"] = time.perf_counter() - t1
+    @property
+    def scene_source(self) -> str:
+        """What GDAL opens to read the scene as it was predicted (a path, or VRT XML)."""
+        return str(self.scene.get("vrt") or self.scene["path"])
 
+    @property
+    def stem(self) -> str:
+        """The scene's name, which names its outputs."""
+        return str(self.scene.get("name") or Path(self.scene_path).stem)
 
-def _detections(job: Job, layout: Layout, bundle: Bundle, info: RasterInfo, out: Path,
-                stem: str, opts: InferOptions) -> int:
-    tables = [np.load(block_result(job.scratch, b, "det")) for b in layout.blocks]
-    table = np.concatenate(tables) if tables else detections.empty()
-    merged = detections.merge(table, detections.MergeRule(iou=opts.nms_iou, ios=opts.ios),
-                              cell=float(job.window))
-    geoms = to_target(pixel_boxes(merged[:, :4], info.transform), info.crs, opts.crs)
-    names = bundle.class_names
-    props = [{"class": names[int(r[5])] if int(r[5]) < len(names) else str(int(r[5])),
-              "class_id": int(r[5]), "score": round(float(r[4]), 4)} for r in merged]
-    write_features(out / f"{stem}.detections.geojson", geoms, props, crs=info.crs,
-                   target=opts.crs)
-    return len(merged)
+    def to_json(self) -> dict[str, Any]:
+        """The summary as ``<stem>.json`` holds it (format ``inference`` version 1)."""
+        doc: dict[str, Any] = {
+            "geovision": {**FORMAT, "created": self.created,
+                          "geovision_version": self.geovision_version},
+            "model": self.model, "scene": self.scene, "parameters": self.parameters,
+            "windows": self.windows, "blocks": self.blocks, "outputs": list(self.outputs),
+            "counts": self.counts, "timings": self.timings, "megapixels": self.megapixels,
+            "megapixels_per_s": self.megapixels_per_s,
+        }
+        if self.preview is not None:
+            doc["preview"] = self.preview
+        return doc
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> SceneSummary:
+        """A summary read back from ``<stem>.json``."""
+        gv = doc.get("geovision") or {}
+        return cls(
+            created=str(gv.get("created", "")), geovision_version=str(
+                gv.get("geovision_version", "")),
+            model=doc["model"], scene=doc["scene"], parameters=doc["parameters"],
+            windows=int(doc["windows"]), blocks=int(doc["blocks"]),
+            outputs=tuple(doc["outputs"]), counts=dict(doc.get("counts") or {}),
+            timings=dict(doc.get("timings") or {}), megapixels=float(doc["megapixels"]),
+            megapixels_per_s=float(doc["megapixels_per_s"]), preview=doc.get("preview"))
 
-def cell_transform(transform: Affine, stride: int) -> Affine:
-    """Affine of the coarse classification grid: one cell per ``stride`` scene pixels."""
-    return transform * Affine.scale(stride, stride)
-
-
-def _classification(job: Job, layout: Layout, bundle: Bundle, info: RasterInfo, out: Path,
-                    stem: str, opts: InferOptions, scratch: Path) -> int:
-    tables = [np.load(block_result(scratch, b, "cells")) for b in layout.blocks]
-    cells = np.concatenate(tables)
-    n_rows, n_cols = len(layout.row_origins), len(layout.col_origins)
-    grid = np.full((1, n_rows, n_cols), NODATA, dtype=np.uint8)
-    probs = cells[:, 3:]
-    valid = cells[:, 2] > 0
-    ids = np.argmax(probs, axis=1)
-    rows, cols = cells[:, 0].astype(int), cells[:, 1].astype(int)
-    grid[0, rows[valid], cols[valid]] = ids[valid]
-    transform = cell_transform(info.transform, job.stride)
-    tif = scratch / "cells.tif"
-    with rasterio.open(tif, "w", **tiled_profile(
-            height=n_rows, width=n_cols, count=1, dtype="uint8", crs=info.crs,
-            transform=transform, nodata=NODATA)) as dst:
-        describe_classes(dst, bundle.classes)
-        dst.write(grid)
-    to_cog(tif, out / f"{stem}.class.tif", resampling="MODE")
-    s = job.stride
-    boxes = np.column_stack([cols * s, rows * s, (cols + 1) * s, (rows + 1) * s]).astype(float)
-    boxes[:, 2] = np.minimum(boxes[:, 2], info.width)
-    boxes[:, 3] = np.minimum(boxes[:, 3], info.height)
-    keep = valid
-    geoms = to_target(pixel_boxes(boxes[keep], info.transform), info.crs, opts.crs,
-                      segment=abs(info.transform.a) * s / 8)
-    names = bundle.class_names
-    props = [{"class": names[int(i)], "class_id": int(i), "score": round(float(p.max()), 4),
-              "row": int(r), "col": int(c), "valid": round(float(v), 4)}
-             for i, p, r, c, v in zip(ids[keep], probs[keep], rows[keep], cols[keep],
-                                      cells[keep, 2], strict=True)]
-    write_features(out / f"{stem}.classes.geojson", geoms, props, crs=info.crs,
-                   target=opts.crs)
-    return int(keep.sum())
+    def report_line(self, out: Path) -> str:
+        """One line for the command line: the scene, its speed and the files written."""
+        files = [*(str(out / n) for n in (*self.outputs, f"{self.stem}.json")),
+                 *([self.preview] if self.preview else [])]
+        return (f"{self.scene_path}: {self.windows} windows, "
+                f"{self.megapixels_per_s:.2f} MP/s -> {', '.join(files)}")

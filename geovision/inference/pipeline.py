@@ -15,16 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from geovision.inference.blocks import (
-    Block,
-    BlockData,
-    Job,
-    Timings,
-    predict_block,
-    read_block,
-    store,
-)
-from geovision.inference.grid import Piece
+from geovision.inference.blocks import predict_block, read_block, store
+from geovision.inference.layout import Block, Piece
+from geovision.inference.work import BlockData, SceneWork, Timings
 
 _DONE = object()
 
@@ -70,12 +63,12 @@ def _raise_failed(stages: Sequence[_Stage]) -> None:
             raise stage.error
 
 
-def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list[Piece]],
+def run_blocks(work: SceneWork, blocks: Sequence[Block], pieces: Callable[[Block], list[Piece]],
                on_batch: Callable[[int], None] | None = None) -> Timings:
     """Run blocks through the read / model / write stages.
 
     Args:
-        job: the scene's job.
+        work: the scene's work.
         blocks: the blocks to run, in order.
         pieces: the pieces of a block (segmentation).
         on_batch: called with the window count of each batch once the model has run it.
@@ -90,7 +83,7 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
 
     def read() -> None:
         for block in blocks:
-            data = read_block(job, block)
+            data = read_block(work, block)
             timings.read += data.seconds
             _put(reads, data, [stages[1]])
         _put(reads, _DONE, [stages[1]])
@@ -101,7 +94,7 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
             if item is _DONE:
                 return
             t0 = time.perf_counter()
-            store(job, *item)
+            store(work, *item)
             timings.write += time.perf_counter() - t0
 
     stages.extend([_Stage(read, "geovision-read"), _Stage(write, "geovision-write")])
@@ -113,7 +106,7 @@ def run_blocks(job: Job, blocks: Sequence[Block], pieces: Callable[[Block], list
             if data is _DONE:
                 break
             assert isinstance(data, BlockData)
-            results, model, blend = predict_block(job, data, pieces(data.block), on_batch)
+            results, model, blend = predict_block(work, data, pieces(data.block), on_batch)
             timings.model += model
             timings.extra["blend"] = timings.extra.get("blend", 0.0) + blend
             _put(writes, (data.block, results, {"read": data.seconds, "model": model,

@@ -15,24 +15,8 @@ import numpy as np
 import torch
 
 from geovision.errors import InputError
+from geovision.inference.tasks import for_task
 from geovision.models.bundle import Bundle, load_bundle
-
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``.
-
-    Raises:
-        InputError: unknown device, or ``cuda`` without a GPU.
-    """
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in DEVICES and not device.startswith("cuda:"):
-        raise InputError(f"--device: '{device}' is not a device; choose auto, cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError("--device cuda: no CUDA GPU is visible; use --device cpu")
-    return device
 
 
 @functools.lru_cache(maxsize=4)
@@ -64,51 +48,21 @@ def cached_bundle(path: str | os.PathLike[str], device: str = "cpu") -> Bundle:
     return _load(str(p), stamp, device)
 
 
-def _dihedral() -> list[tuple[Callable[[torch.Tensor], torch.Tensor],
-                              Callable[[torch.Tensor], torch.Tensor]]]:
-    """Test-time augmentations (forward, inverse) on ``(..., H, W)``: identity, flips, rot90."""
-    return [
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def dihedral(tta: bool = True) -> list[tuple[Transform, Transform]]:
+    """Test-time augmentations (forward, inverse) on ``(..., H, W)``: identity, flips, rot90.
+
+    Without ``tta``, the identity alone.
+    """
+    transforms: list[tuple[Transform, Transform]] = [
         (lambda t: t, lambda t: t),
         (lambda t: t.flip(-1), lambda t: t.flip(-1)),
         (lambda t: t.flip(-2), lambda t: t.flip(-2)),
         (lambda t: t.rot90(1, (-2, -1)), lambda t: t.rot90(-1, (-2, -1))),
     ]
-
-
-@torch.inference_mode()
-def segment(model: torch.nn.Module, batch: np.ndarray, device: str,
-            tta: bool = False) -> torch.Tensor:
-    """Class probabilities ``(N, K, H, W)`` float32 on ``device``, for ``(N, C, H, W)`` input."""
-    x = torch.from_numpy(batch).to(device)
-    transforms = _dihedral() if tta else _dihedral()[:1]
-    probs = None
-    for fwd, inv in transforms:
-        p = inv(torch.softmax(model(fwd(x)).float(), dim=1))
-        probs = p if probs is None else probs + p
-    assert probs is not None
-    return probs / len(transforms)
-
-
-@torch.inference_mode()
-def classify(model: torch.nn.Module, batch: np.ndarray, device: str,
-             tta: bool = False) -> np.ndarray:
-    """Class probabilities ``(N, K)`` float32 for normalized windows ``(N, C, H, W)``."""
-    x = torch.from_numpy(batch).to(device)
-    transforms = _dihedral() if tta else _dihedral()[:1]
-    probs = sum(torch.softmax(model(fwd(x)).float(), dim=1) for fwd, _ in transforms)
-    return (probs / len(transforms)).cpu().numpy()  # type: ignore[union-attr]
-
-
-@torch.inference_mode()
-def detect(model: torch.nn.Module, batch: np.ndarray,
-           device: str) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Boxes (xyxy, window pixels), scores and labels for each normalized window."""
-    images = list(torch.from_numpy(batch).to(device))
-    out = []
-    for d in model(images):
-        out.append((d["boxes"].float().cpu().numpy(), d["scores"].float().cpu().numpy(),
-                    d["labels"].cpu().numpy().astype(np.int64)))
-    return out
+    return transforms if tta else transforms[:1]
 
 
 def check_window(bundle: Bundle, window: int, bands: int, device: str) -> None:
@@ -117,18 +71,13 @@ def check_window(bundle: Bundle, window: int, bands: int, device: str) -> None:
     Raises:
         InputError: the model fails on ``window x window`` inputs or returns another size.
     """
+    task = for_task(bundle.task)
     x = np.zeros((1, bands, window, window), dtype=np.float32)
     try:
-        if bundle.task == "segmentation":
-            out = segment(bundle.model, x, device)
-            if out.shape[-2:] != (window, window):
-                raise InputError(f"--window {window}: the model returns {out.shape[-2:]} "
-                                 "outputs for this window; choose a multiple of 32")
-        elif bundle.task == "classification":
-            classify(bundle.model, x, device)
-        else:
-            detect(bundle.model, x, device)
+        problem = task.output_problem(task.predict(bundle.model, x, device), window)
     except RuntimeError as exc:
         first = (str(exc).strip().splitlines() or ["error"])[0][:160]
         raise InputError(f"--window {window}: the model cannot run on {window}x{window} "
                          f"windows ({first}); choose a multiple of 32") from None
+    if problem is not None:
+        raise InputError(f"--window {window}: {problem}; choose a multiple of 32")

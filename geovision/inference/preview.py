@@ -3,39 +3,38 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.enums import Resampling
 
+from geovision.atomic import atomic_path
+from geovision.formats import CLASS_NODATA, ClassInfo
+from geovision.geo.display import rgb_by_name, stretch
+
 #: Longest side of a panel, in pixels (scenes are read decimated to this size).
 PANEL = 768
 
 
 def _rgb(scene: str, bands: list[int] | None, shape: tuple[int, int]) -> np.ndarray:
-    """The scene as RGB in 0..1, each band stretched between its 2nd and 98th percentiles.
+    """The scene as RGB in 0..1, each band stretched (:func:`geovision.geo.display.stretch`).
 
-    Nodata pixels are black.
+    Bands named red, green and blue are shown as such, else bands 1, 2, 3. Nodata pixels are
+    black.
     """
     with rasterio.open(scene) as ds:
         if bands is None:
-            names = [(d or "").lower() for d in ds.descriptions]
-            if all(n in names for n in ("red", "green", "blue")):
-                bands = [names.index(n) + 1 for n in ("red", "green", "blue")]
-            else:
-                bands = [min(i, ds.count) for i in (1, 2, 3)]
+            named = rgb_by_name(ds.descriptions)
+            bands = ([i + 1 for i in named] if named is not None
+                     else [min(i, ds.count) for i in (1, 2, 3)])
         data = ds.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.nearest,
                        masked=True).astype(np.float64)
     out = np.zeros((*shape, 3))
     for i in range(3):
-        band = data[i]
-        valid = band.compressed()
-        if valid.size:
-            lo, hi = np.percentile(valid, [2, 98])
-            out[..., i] = np.clip((band.filled(lo) - lo) / max(hi - lo, 1e-9), 0, 1)
+        out[..., i] = stretch(data[i].data, ~np.ma.getmaskarray(data[i]))
     if np.ma.is_masked(data):
         out[np.ma.getmaskarray(data).all(axis=0)] = 0
     return out
@@ -49,7 +48,7 @@ def _class_image(raster: str, shape: tuple[int, int], colors: dict[int, str]) ->
     out = np.zeros((*shape, 3))
     for cid, color in colors.items():
         out[ids == cid] = to_rgb(color)
-    out[ids == 255] = (1.0, 1.0, 1.0)
+    out[ids == CLASS_NODATA] = (1.0, 1.0, 1.0)
     return out
 
 
@@ -74,7 +73,7 @@ def _labels_image(labels: str, scene: str, shape: tuple[int, int], class_field: 
 
 def write_preview(
     path: str | os.PathLike[str], scene: str | os.PathLike[str], *,
-    classes: list[dict[str, Any]], prediction: str | os.PathLike[str] | None = None,
+    classes: Sequence[ClassInfo], prediction: str | os.PathLike[str] | None = None,
     detections: str | os.PathLike[str] | None = None,
     labels: str | os.PathLike[str] | None = None, class_field: str | None = None,
     truth_boxes: str | os.PathLike[str] | None = None, title: str | None = None,
@@ -99,8 +98,8 @@ def write_preview(
         crs, inv = ds.crs, ~ds.transform
         sx, sy = shape[1] / ds.width, shape[0] / ds.height
     rgb = _rgb(str(scene), None, shape)
-    by_name = {c["name"]: c["color"] for c in classes}
-    by_id = {int(c["id"]): c["color"] for c in classes}
+    by_name = {c.name: c.color or "#000000" for c in classes}
+    by_id = {c.id: c.color or "#000000" for c in classes}
     panels: list[tuple[str, np.ndarray]] = [("scene", rgb)]
     if labels is not None and prediction is not None:
         panels.append(("labels", _labels_image(str(labels), str(scene), shape, class_field,
@@ -130,7 +129,7 @@ def write_preview(
                 ax.add_patch(Rectangle((min(c0, c1) * sx, min(r0, r1) * sy),
                                        abs(c1 - c0) * sx, abs(r1 - r0) * sy, fill=False,
                                        edgecolor=color, linewidth=0.8))
-    handles = [Patch(color=c["color"], label=c["name"]) for c in classes]
+    handles = [Patch(color=c.color or "#000000", label=c.name) for c in classes]
     if prediction is not None:
         fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     if title:
@@ -138,8 +137,7 @@ def write_preview(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout(rect=(0, 0.05, 1, 0.95))
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
+    with atomic_path(out, keep_suffix=True) as tmp:
+        fig.savefig(tmp, dpi=100)
     plt.close(fig)
-    os.replace(tmp, out)
     return out

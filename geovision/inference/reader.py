@@ -9,8 +9,7 @@ import rasterio
 from rasterio.windows import Window
 
 from geovision.geo.raster import valid_mask
-from geovision.geo.windows import PixelWindow
-from geovision.inference.grid import reflect_index
+from geovision.geo.windows import PixelWindow, reflect_index
 
 
 def source_span(start: int, size: int, length: int) -> tuple[np.ndarray, int, int]:

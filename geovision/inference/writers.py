@@ -11,7 +11,6 @@ from __future__ import annotations
 import bisect
 import json
 import os
-import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,19 +18,16 @@ from typing import Any
 import numpy as np
 import rasterio
 import rasterio.shutil
-from affine import Affine
-from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from geovision.geo.windows import PixelWindow
-from geovision.inference.grid import Piece, intersect
+from geovision.atomic import atomic_path
+from geovision.formats import CLASS_NODATA, PROB_SCALE, ClassInfo
+from geovision.geo.grid import Grid
+from geovision.geo.windows import PixelWindow, intersect
+from geovision.inference.layout import Piece
 
 #: Tile side of every raster written (GeoTIFF blocks and COG tiles).
 TILE = 512
-#: Class id written where the scene holds no data, and the compact probability nodata.
-NODATA = 255
-#: Compact probabilities store round(p * PROB_SCALE) in uint8: 0..254 <-> 0..1.
-PROB_SCALE = 254.0
 
 
 def hex_to_rgba(color: str | None, index: int) -> tuple[int, int, int, int]:
@@ -47,65 +43,42 @@ def hex_to_rgba(color: str | None, index: int) -> tuple[int, int, int, int]:
     return (r, g, b, 255)
 
 
-def colormap(classes: Sequence[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]]:
+def colormap(classes: Sequence[ClassInfo]) -> dict[int, tuple[int, int, int, int]]:
     """GDAL colour table of a class raster: each class's colour, nodata transparent."""
-    table = {int(c["id"]): hex_to_rgba(c.get("color"), int(c["id"])) for c in classes}
-    table[NODATA] = (0, 0, 0, 0)
+    table = {c.id: hex_to_rgba(c.color, c.id) for c in classes}
+    table[CLASS_NODATA] = (0, 0, 0, 0)
     return table
 
 
-def compact(probs: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Probabilities ``0..1`` as uint8 ``round(p * 254)``, :data:`NODATA` where invalid."""
-    out = np.rint(np.clip(probs, 0.0, 1.0) * PROB_SCALE).astype(np.uint8)
-    out[:, ~valid] = NODATA
-    return out
-
-
-def finish(probs: np.ndarray, valid: np.ndarray, prob_dtype: str,
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Class ids and stored probabilities of blended probabilities ``(K, rows, cols)``.
-
-    Returns:
-        ``(classes, probabilities)``: uint8 argmax with :data:`NODATA` where invalid, and
-        compact uint8 or float32 (NaN where invalid) probabilities.
-    """
-    classes = np.argmax(probs, axis=0).astype(np.uint8)
-    classes[~valid] = NODATA
-    if prob_dtype == "uint8":
-        return classes, compact(probs, valid)
-    out = probs.astype(np.float32, copy=True)
-    out[:, ~valid] = np.nan
-    return classes, out
-
-
-def tiled_profile(*, height: int, width: int, count: int, dtype: str, crs: CRS,
-                  transform: Affine, nodata: float | None) -> dict[str, Any]:
-    """Creation options of the intermediate tiled GeoTIFF (fast ZSTD, 512 tiles)."""
+def tiled_profile(grid: Grid, *, count: int, dtype: str,
+                  nodata: float | None) -> dict[str, Any]:
+    """Creation options of the intermediate tiled GeoTIFF on ``grid`` (fast ZSTD, 512 tiles)."""
     return {
-        "driver": "GTiff", "height": height, "width": width, "count": count, "dtype": dtype,
-        "crs": crs, "transform": transform, "nodata": nodata, "tiled": True,
+        "driver": "GTiff", "height": grid.height, "width": grid.width, "count": count,
+        "dtype": dtype, "crs": grid.crs, "transform": grid.transform, "nodata": nodata,
+        "tiled": True,
         "blockxsize": TILE, "blockysize": TILE, "compress": "zstd", "zstd_level": 1,
         "interleave": "pixel" if count <= 4 else "band", "bigtiff": "if_safer",
     }
 
 
-def describe_classes(dst: rasterio.io.DatasetWriter, classes: Sequence[dict[str, Any]]) -> None:
+def describe_classes(dst: rasterio.io.DatasetWriter, classes: Sequence[ClassInfo]) -> None:
     """Write the class names into a class raster's metadata and set its colour table."""
-    dst.update_tags(classes=json.dumps([{"id": c["id"], "name": c["name"]} for c in classes]))
-    dst.update_tags(1, **{f"class_{int(c['id'])}": str(c["name"]) for c in classes})
+    dst.update_tags(classes=json.dumps([{"id": c.id, "name": c.name} for c in classes]))
+    dst.update_tags(1, **{f"class_{c.id}": c.name for c in classes})
     dst.set_band_description(1, "class")
     dst.write_colormap(1, colormap(classes))
 
 
-def describe_probabilities(dst: rasterio.io.DatasetWriter, classes: Sequence[dict[str, Any]],
+def describe_probabilities(dst: rasterio.io.DatasetWriter, classes: Sequence[ClassInfo],
                            compact_dtype: bool) -> None:
     """Name each probability band after its class; compact bands get scale ``1/254``."""
     for i, c in enumerate(classes, start=1):
-        dst.set_band_description(i, f"p_{c['name']}")
+        dst.set_band_description(i, f"p_{c.name}")
     if compact_dtype:
         dst.scales = [1.0 / PROB_SCALE] * len(classes)
         dst.offsets = [0.0] * len(classes)
-    dst.update_tags(classes=json.dumps([{"id": c["id"], "name": c["name"]} for c in classes]))
+    dst.update_tags(classes=json.dumps([{"id": c.id, "name": c.name} for c in classes]))
 
 
 def output_tiles(height: int, width: int, tile: int = TILE) -> list[PixelWindow]:
@@ -168,21 +141,14 @@ def to_cog(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
         resampling: overview resampling (``MODE`` or ``NEAREST`` for classes, ``AVERAGE`` for
             probabilities).
     """
-    dst = Path(dst)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(dst) as tmp:
         rasterio.shutil.copy(
             str(src), str(tmp), driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES",
             BLOCKSIZE=str(TILE), OVERVIEW_RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
             BIGTIFF="IF_SAFER")
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` through a temporary name, so a crash never leaves a partial array."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as f:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
-    os.replace(tmp, path)

@@ -12,12 +12,20 @@ A job file is YAML::
           labels: labels.gpkg
           output: tiles.zarr
           class_field: kind
-      - name: segmenter         # optional step name (default: kind-N)
+      - name: segmenter         # optional step name (default: <kind>-N, N counting that kind)
         train: {config: configs/segmentation.yaml, set: {data.dataset: tiles.zarr}}
+      - command:                # any program: an argv list (no shell), run in the workdir
+          argv: ["{python}", "{job_dir}/areas.py", "predictions/scene.class.tif"]
+          inputs: [predictions/scene.class.tif]
+          outputs: [areas.csv]
 
-Every option of a step is an argument of the library function the step calls, so an option
-that does not exist, a missing required one, an input pattern that matches nothing (and is not
-made by an earlier step) or an unknown step kind is reported for the whole file at once.
+A step takes its command's arguments (:data:`KINDS`) and options: the fields of the command's
+options dataclass (:mod:`geovision.options`), converted and checked as the command line does,
+YAML lists accepted too. An option that does not exist, a value the command line would refuse,
+a missing required argument, a train step's config key that does not exist, an input pattern
+that matches nothing (and is not made by an earlier step), a command step's output outside
+the workdir or an unknown step kind is reported for the whole file at once, before anything
+heavy is imported.
 """
 
 from __future__ import annotations
@@ -25,64 +33,67 @@ from __future__ import annotations
 import difflib
 import glob
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from geovision.errors import ConfigError
+from geovision.errors import ConfigError, GeovisionError
+from geovision.options import convert_fields, fields_of
+from geovision.options.evaluate import EvaluateOptions
+from geovision.options.generate import GenerateOptions
+from geovision.options.infer import OUTPUT, InferOptions
+from geovision.options.score import FILE_OPTIONS, ScoreOptions
+from geovision.options.tile import TileOptions
+from geovision.ownership import safe_name, safe_subpath
 from geovision.yamlfile import read_mapping
 
 
 @dataclass(frozen=True)
 class Kind:
-    """What a step kind takes: required and optional options, and which name paths.
+    """What a step kind takes: its arguments, its command's options, and which name paths.
 
     Attributes:
-        required: options that must be given.
-        optional: options that may be given (with the library's defaults otherwise).
-        inputs: options naming files or patterns that must exist (or be made earlier).
-        outputs: options naming what the step writes.
-        lists: options that take a list (a single string is turned into a list of one).
+        required: arguments that must be given.
+        arguments: further arguments that may be given.
+        options: the options dataclass of the command (its fields may be given, spelled and
+            checked as on the command line; see :mod:`geovision.options`), or None.
+        inputs: arguments naming files or patterns that must exist (or be made earlier).
+        outputs: arguments naming what the step writes.
+        lists: arguments that take a list (a single string is turned into a list of one).
     """
 
     required: tuple[str, ...]
-    optional: tuple[str, ...]
+    arguments: tuple[str, ...] = ()
+    options: type | None = None
     inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     lists: tuple[str, ...] = ()
 
+    @property
+    def optional(self) -> tuple[str, ...]:
+        """Everything that may be given besides the required arguments."""
+        names = tuple(f.name for f in fields_of(self.options)) if self.options else ()
+        return (*self.arguments, *names)
 
-def _dataclass_fields(cls: Any) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
 
-
-def _kinds() -> dict[str, Kind]:
-    from geovision.inference import InferOptions
-    from geovision.tiling import TileOptions
-
-    return {
-        "generate": Kind(
-            required=("output",),
-            optional=("size", "crss", "res", "bands", "dtype", "seed", "n_regions",
-                      "n_objects", "stem"),
-            outputs=("output",), lists=("crss",)),
-        "tile": Kind(
-            required=("rasters", "labels", "output"),
-            optional=_dataclass_fields(TileOptions),
-            inputs=("rasters", "labels"), outputs=("output",), lists=("rasters", "bands")),
-        "train": Kind(
-            required=("config",), optional=("set",), inputs=("config",)),
-        "infer": Kind(
-            required=("model", "scenes"),
-            optional=("output", *_dataclass_fields(InferOptions)),
-            inputs=("model", "scenes"), outputs=("output",), lists=("scenes",)),
-        "evaluate": Kind(
-            required=("model", "dataset", "output"),
-            optional=("split", "batch_size", "device", "previews"),
-            inputs=("model", "dataset"), outputs=("output",)),
-    }
+KINDS: dict[str, Kind] = {
+    "generate": Kind(required=("output",), options=GenerateOptions, outputs=("output",)),
+    "tile": Kind(required=("rasters", "labels", "output"), options=TileOptions,
+                 inputs=("rasters", "labels"), outputs=("output",), lists=("rasters",)),
+    "train": Kind(required=("config",), arguments=("set",), inputs=("config",)),
+    "infer": Kind(required=("model", "scenes"), arguments=("output",), options=InferOptions,
+                  inputs=("model", "scenes"), outputs=("output",), lists=("scenes",)),
+    "evaluate": Kind(required=("model", "dataset", "output"), options=EvaluateOptions,
+                     inputs=("model", "dataset"), outputs=("output",)),
+    "score": Kind(required=("predictions", "labels", "output"), options=ScoreOptions,
+                  inputs=("predictions", "labels", *FILE_OPTIONS), outputs=("output",)),
+    "command": Kind(required=("argv",), arguments=("inputs", "outputs"), inputs=("inputs",),
+                    outputs=("outputs",), lists=("argv", "inputs", "outputs")),
+}
+#: Placeholders of a command step's argv: the Python running geovision, the job file's folder.
+ARGV_PLACEHOLDERS = ("{python}", "{job_dir}")
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,15 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def step_options(step: Step) -> Any:
+    """The options value of a step (its command's options dataclass), defaults filled in."""
+    cls = KINDS[step.kind].options
+    if cls is None:
+        raise ValueError(f"step kind '{step.kind}' has no options")
+    names = {f.name for f in fields_of(cls)}
+    return cls(**{k: v for k, v in step.options.items() if k in names})
+
+
 def _suggest(word: str, choices: list[str] | tuple[str, ...]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean '{close[0]}'?)" if close else ""
@@ -123,20 +143,23 @@ def load_job(path: str | os.PathLike[str]) -> Job:
     top = ("name", "workdir", "scheduler", "workers", "steps")
     problems = [f"unknown key '{k}'{_suggest(k, top)}" for k in doc if k not in top]
     workdir = (p.parent / str(doc.get("workdir", "."))).resolve()
+    job_name = str(doc.get("name") or p.stem)
+    problems.extend(_name_problem(job_name, workdir, "name"))
     raw_steps = doc.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         problems.append("'steps' must be a non-empty list of steps")
         raw_steps = []
-    kinds = _kinds()
+    kinds = KINDS
     steps: list[Step] = []
     made: list[Path] = []
+    counts: dict[str, int] = {}
     for i, raw in enumerate(raw_steps, start=1):
-        step, errors = _check_step(i, raw, kinds, workdir, made)
+        step, errors = _check_step(i, raw, kinds, workdir, made, counts)
         problems.extend(errors)
         if step is not None:
             steps.append(step)
-            made.extend(Path(step.options[o]) for o in kinds[step.kind].outputs
-                         if o in step.options)
+            made.extend(Path(out) for o in kinds[step.kind].outputs
+                        for out in _as_list(step.options.get(o)))
             if step.kind == "train":
                 made.append(train_session(step))
     names = [s.name for s in steps]
@@ -145,13 +168,22 @@ def load_job(path: str | os.PathLike[str]) -> Job:
     if problems:
         raise ConfigError(f"{p}: " + "; ".join(problems))
     workers = doc.get("workers")
-    return Job(path=p.resolve(), name=str(doc.get("name") or p.stem), workdir=workdir,
+    return Job(path=p.resolve(), name=job_name, workdir=workdir,
                steps=tuple(steps), scheduler=doc.get("scheduler"),
                workers=int(workers) if workers else None)
 
 
+def _name_problem(name: str, workdir: Path, option: str) -> list[str]:
+    """A job or step name names files in the workdir: it must be a plain name."""
+    try:
+        safe_name(name, workdir, option=option, what="file")
+    except GeovisionError as exc:
+        return [str(exc)]
+    return []
+
+
 def _check_step(i: int, raw: Any, kinds: dict[str, Kind], workdir: Path,
-                made: list[Path]) -> tuple[Step | None, list[str]]:
+                made: list[Path], counts: dict[str, int]) -> tuple[Step | None, list[str]]:
     if not isinstance(raw, dict):
         return None, [f"step {i}: expected a mapping like '- tile: {{...}}'"]
     name = raw.get("name")
@@ -164,11 +196,14 @@ def _check_step(i: int, raw: Any, kinds: dict[str, Kind], workdir: Path,
     if kind not in kinds:
         return None, [f"{label}: unknown step kind '{kind}'{_suggest(kind, tuple(kinds))}; "
                       f"kinds are {', '.join(kinds)}"]
+    counts[kind] = counts.get(kind, 0) + 1
     spec = kinds[kind]
     options = raw[kind] or {}
     if not isinstance(options, dict):
         return None, [f"{label}: the options of '{kind}' must be a mapping"]
     errors = []
+    if name is not None:
+        errors.extend(_name_problem(str(name), workdir, f"{label}: name"))
     allowed = (*spec.required, *spec.optional)
     for key in options:
         if key not in allowed:
@@ -177,11 +212,18 @@ def _check_step(i: int, raw: Any, kinds: dict[str, Kind], workdir: Path,
                   if key not in options)
     resolved = dict(options)
     for key in spec.lists:
-        if isinstance(resolved.get(key), (str, int)):
+        if isinstance(resolved.get(key), (str, int, float)):
             resolved[key] = [resolved[key]]
+    if kind == "command":
+        _check_command(resolved, workdir, label, errors)
     for key in (*spec.inputs, *spec.outputs):
-        if key in resolved:
+        if resolved.get(key) is not None and not (kind == "command" and key == "outputs"):
             resolved[key] = _absolute(resolved[key], workdir)
+    if kind == "infer" and resolved.get("output") is None:
+        resolved["output"] = str(workdir / OUTPUT)
+    if spec.options is not None:
+        resolved, problems = convert_fields(spec.options, resolved)
+        errors.extend(f"{label}: {p}" for p in problems)
     if kind == "train":
         resolved["set"] = _train_overrides(resolved.get("set"), workdir, label, errors)
     for key in spec.inputs:
@@ -189,8 +231,53 @@ def _check_step(i: int, raw: Any, kinds: dict[str, Kind], workdir: Path,
             if not _exists_or_made(pattern, made):
                 errors.append(f"{label}: {key} '{pattern}' matches no file (and no earlier "
                               "step makes it)")
-    step = Step(kind=kind, name=str(name or f"{kind}-{i}"), options=resolved)
+    if kind == "train" and not errors:
+        errors.extend(f"{label}: {p}" for p in _config_problems(resolved))
+    step = Step(kind=kind, name=str(name or f"{kind}-{counts[kind]}"), options=resolved)
     return (step if not errors else None), errors
+
+
+def _check_command(options: dict[str, Any], workdir: Path, label: str,
+                   errors: list[str]) -> None:
+    """A command step: argv a non-empty list of words; outputs relative paths in the workdir.
+
+    ``outputs`` become absolute paths inside the workdir (the job may replace them); ``argv``
+    stays as written (its placeholders are filled in when the step runs).
+    """
+    argv = options.get("argv")
+    if argv is not None:
+        if (not isinstance(argv, list) or not argv
+                or not all(isinstance(a, (str, int, float)) and not isinstance(a, bool)
+                           for a in argv)):
+            errors.append(f"{label}: argv is a non-empty list of words, e.g. "
+                          "[gdal_translate, -of, COG, in.tif, out.tif] (no shell)")
+        else:
+            options["argv"] = [str(a) for a in argv]
+    for key in ("inputs", "outputs"):
+        value = options.get(key)
+        if value is not None and not (isinstance(value, list)
+                                      and all(isinstance(v, str) for v in value)):
+            errors.append(f"{label}: {key} is a list of paths")
+            options[key] = []
+    outputs = []
+    for value in options.get("outputs") or []:
+        try:
+            outputs.append(str(safe_subpath(value, workdir, option=f"{label}: outputs")))
+        except GeovisionError as exc:
+            errors.append(str(exc))
+    options["outputs"] = outputs
+    options.setdefault("inputs", [])
+
+
+def _config_problems(options: dict[str, Any]) -> list[str]:
+    """What is wrong with a train step's config and overrides (its dataset may come later)."""
+    from geovision.engine.config import load_config
+
+    try:
+        load_config(options["config"], options["set"], check_dataset=False)
+    except GeovisionError as exc:
+        return [str(exc)]
+    return []
 
 
 def _as_list(value: Any) -> list[str]:
@@ -231,7 +318,7 @@ def _train_overrides(value: Any, workdir: Path, label: str, errors: list[str]) -
     elif isinstance(value, dict):
         pairs = list(value.items())
     elif isinstance(value, list) and all(isinstance(v, str) and "=" in v for v in value):
-        pairs = [tuple(v.split("=", 1)) for v in value]  # type: ignore[misc]
+        pairs = [tuple(v.split("=", 1)) for v in value]
     else:
         errors.append(f"{label}: 'set' is a mapping of config keys to values, e.g. "
                       "{train.epochs: 2}")
@@ -255,8 +342,9 @@ def _yaml_scalar(value: Any) -> str:
 
 def train_session(step: Step) -> Path:
     """The session directory a train step writes: <output>/<name> of its resolved config."""
-    from geovision.engine.config import apply_overrides, read_yaml
+    from geovision.engine.config import load_config
+    from geovision.engine.session import session_dir
 
-    raw = apply_overrides(read_yaml(step.options["config"]), step.options["set"])
-    return Path(str(raw.get("output", "runs"))).resolve() / str(raw.get("name", "run"))
+    cfg = load_config(step.options["config"], step.options["set"], check_dataset=False)
+    return session_dir(cfg.output, cfg.name).resolve()
 

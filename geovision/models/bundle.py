@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import pickle
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,16 @@ import torch
 from torch import nn
 
 from geovision import __version__
+from geovision.atomic import atomic_path
 from geovision.errors import InputError, InputFileError, ModelFileError
+from geovision.formats import (
+    IGNORE_INDEX,
+    BandInfo,
+    ClassInfo,
+    bands_from_json,
+    classes_from_json,
+)
+from geovision.geo.resolution import PixelSize
 from geovision.models.registry import build_model
 
 FORMAT = {"format": "model", "version": 1}
@@ -32,9 +42,9 @@ class Bundle:
     Attributes:
         model: the network with the bundle's weights.
         task: classification, segmentation or detection.
-        classes: ``[{id, name, color}, ...]`` with background as id 0.
+        classes: the classes, background (id 0) first.
         ignore_index: mask value that marks unlabeled pixels.
-        bands: ``[{index, name, dtype}, ...]``, the band order the model expects.
+        bands: the bands, in the order the model expects.
         architecture: ``{name, params}`` in the registry.
         normalization: ``{mean: [...], std: [...]}`` per band, to apply before the model.
         tile_size: tile side in pixels seen in training.
@@ -42,13 +52,15 @@ class Bundle:
         train: ``{config, epochs, best, dataset}``.
         raw: the whole file content, state dict included.
         path: where the bundle was read from.
+        pixel_size: the pixel size seen in training with its CRS (and so its unit); None in
+            bundles written before it was kept (their ``resolution`` has no unit).
     """
 
     model: nn.Module
     task: str
-    classes: list[dict[str, Any]]
+    classes: tuple[ClassInfo, ...]
     ignore_index: int
-    bands: list[dict[str, Any]]
+    bands: tuple[BandInfo, ...]
     architecture: dict[str, Any]
     normalization: dict[str, list[float]]
     tile_size: int
@@ -56,15 +68,18 @@ class Bundle:
     train: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
     path: Path | None = None
+    pixel_size: PixelSize | None = None
 
     @property
     def class_names(self) -> list[str]:
         """Class names by id."""
-        return [str(c["name"]) for c in self.classes]
+        return [c.name for c in self.classes]
 
 
 def _plain(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples and paths to plain Python values."""
+    """Convert records, numpy scalars/arrays, tuples and paths to plain Python values."""
+    if isinstance(value, (ClassInfo, BandInfo)):
+        return value.to_json()
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -90,14 +105,15 @@ def save_bundle(
     *,
     model: nn.Module | dict[str, torch.Tensor],
     task: str,
-    classes: list[dict[str, Any]],
+    classes: Sequence[ClassInfo | dict[str, Any]],
     ignore_index: int,
-    bands: list[dict[str, Any]],
+    bands: Sequence[BandInfo | dict[str, Any]],
     architecture: dict[str, Any],
     normalization: dict[str, Any],
     tile_size: int,
     resolution: list[float] | tuple[float, float] | None,
     train: dict[str, Any],
+    pixel_size: PixelSize | None = None,
 ) -> Path:
     """Write a model bundle atomically (temporary file, then rename).
 
@@ -113,6 +129,8 @@ def save_bundle(
         tile_size: tile side in pixels.
         resolution: ``[x, y]`` pixel size of the training data, or None if unknown.
         train: ``{config, epochs, best, dataset}``.
+        pixel_size: the training pixel size with its CRS, stored as ``pixel_size: {x, y,
+            unit, crs}`` (``resolution`` stays, for readers of older bundles).
 
     Returns:
         The path written.
@@ -137,6 +155,8 @@ def save_bundle(
         "resolution": None if resolution is None else [float(v) for v in resolution],
         "train": _plain(train),
     }
+    if pixel_size is not None:
+        content["pixel_size"] = pixel_size.describe()
     save_atomic(content, out)
     return out
 
@@ -209,12 +229,26 @@ def load_bundle(path: str | os.PathLike[str], device: str | torch.device = "cpu"
                              f"'{arch.get('name')}' ({first})") from None
     model.to(device).eval()
     return Bundle(
-        model=model, task=raw["task"], classes=raw["classes"],
-        ignore_index=int(raw.get("ignore_index", 255)), bands=raw["bands"],
+        model=model, task=raw["task"], classes=classes_from_json(raw["classes"]),
+        ignore_index=int(raw.get("ignore_index", IGNORE_INDEX)),
+        bands=bands_from_json(raw["bands"]),
         architecture=arch, normalization=raw["normalization"],
         tile_size=int(raw["tile_size"]), resolution=raw.get("resolution"),
         train=raw.get("train") or {}, raw=raw, path=Path(path),
+        pixel_size=_pixel_size(raw.get("pixel_size")),
     )
+
+
+def _pixel_size(record: Any) -> PixelSize | None:
+    """The ``pixel_size`` record of a bundle (None when absent or malformed)."""
+    if not isinstance(record, dict):
+        return None
+    try:
+        x, y = float(record["x"]), float(record["y"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    crs = record.get("crs")
+    return PixelSize(x, y, str(crs) if crs else None) if x > 0 and y > 0 else None
 
 
 def format_bundle_summary(path: str | os.PathLike[str]) -> str:
@@ -233,15 +267,23 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
     best = train.get("best") or {}
     params = ", ".join(f"{k}={v}" for k, v in (arch.get("params") or {}).items()) or "defaults"
     res = raw.get("resolution")
+    size = _pixel_size(raw.get("pixel_size"))
+    if size is not None:
+        unit = raw["pixel_size"].get("unit") or "CRS units"
+        crs = _crs_name(size.crs)
+        res_text = f", pixel {size.x:g} x {size.y:g} {unit}" + (f" ({crs})" if crs else "")
+    else:
+        res_text = f", resolution {res[0]:g},{res[1]:g}" if res else ""
     lines = [
         str(path),
         f"  format     model v{gv.get('version')} (geovision {gv.get('geovision_version')}, "
         f"created {gv.get('created')})",
         f"  task       {raw['task']}",
         f"  model      {arch['name']} ({params}), {n_params:,} parameters",
-        f"  input      {len(raw['bands'])} bands, tile {raw['tile_size']} px"
-        + (f", resolution {res[0]:g},{res[1]:g}" if res else ""),
-        f"  trained    {train.get('epochs', '?')} epochs on {train.get('dataset', '?')}"
+        f"  input      {len(raw['bands'])} bands, tile {raw['tile_size']} px" + res_text,
+        f"  trained    {train.get('epochs', '?')} epochs"
+        + (f" (best epoch {train['best_epoch']})" if train.get("best_epoch") else "")
+        + f" on {train.get('dataset', '?')}"
         + ("; best " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                  for k, v in best.items()) if best else ""),
         "  classes",
@@ -255,12 +297,33 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
     return "\n".join(lines)
 
 
+def _crs_name(wkt: str | None) -> str:
+    """``EPSG:32633`` when the CRS has a code, else its name (empty without a CRS)."""
+    if not wkt:
+        return ""
+    from pyproj import CRS
+
+    try:
+        crs = CRS.from_user_input(wkt)
+    except Exception:
+        return ""
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else str(crs.name)
+
+
+def update_train_record(path: str | os.PathLike[str], **values: Any) -> None:
+    """Update fields of a bundle's ``train`` record (what is known at the end of a run).
+
+    Raises:
+        InputFileError, ModelFileError: the bundle is missing or invalid.
+    """
+    raw = read_bundle(path)
+    raw["train"] = {**(raw.get("train") or {}), **_plain(values)}
+    save_atomic(raw, Path(path))
+
+
 def save_atomic(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` through a temporary file, so no reader sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

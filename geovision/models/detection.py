@@ -82,7 +82,7 @@ class TinyBackbone(nn.Module):
             x = st(x)
             if i >= 1:
                 feats[str(i - 1)] = x
-        return self.fpn(feats)  # type: ignore[no-any-return]
+        return self.fpn(feats)
 
 
 def _fcos_tiny(in_channels: int, num_classes: int, params: dict[str, Any]) -> nn.Module:
@@ -174,7 +174,7 @@ def build_detector(name: str, *, in_channels: int, num_classes: int,
                      **params)
     else:  # pragma: no cover - names are checked by the registry
         raise InputError(f"unknown detector {name}")
-    model.transform = TileTransform(32)  # type: ignore[assignment]
+    model.transform = TileTransform(32)
     model.register_forward_hook(_drop_background)
     return set_in_channels(model, in_channels)
 

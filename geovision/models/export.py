@@ -28,22 +28,16 @@ import torch
 from torch import nn
 
 from geovision import __version__
+from geovision.atomic import atomic_path
 from geovision.errors import InputError, InputFileError, OutputExistsError
 from geovision.models.bundle import Bundle, load_bundle
+from geovision.options.export import FORMATS
+from geovision.tasks import get_task
 
-FORMATS = ("torchscript", "onnx")
 #: Name of the metadata entry inside an exported file.
 METADATA_KEY = "geovision"
 #: Suffix of the default output path, per format.
 SUFFIXES = {"torchscript": ".torchscript.pt", "onnx": ".onnx"}
-
-OUTPUTS = {
-    "segmentation": "probabilities float32 (N, classes, H, W)",
-    "classification": "probabilities float32 (N, classes)",
-    "detection": "list of {boxes float32 (M, 4) xyxy in input pixels, scores (M,), "
-                 "labels int64 (M,)} per image",
-}
-
 
 class _Normalized(nn.Module):
     """``(x - mean) / std`` per band, then the network; softmax for class tasks."""
@@ -90,7 +84,7 @@ def deployable(bundle: Bundle) -> nn.Module:
     """The bundle's model behind its normalization, in eval mode on the CPU."""
     mean = [float(v) for v in bundle.normalization["mean"]]
     std = [float(v) for v in bundle.normalization["std"]]
-    if bundle.task != "detection":
+    if get_task(bundle.task).logits:
         return _Normalized(bundle.model, mean, std).cpu().eval()
     # The registry's hook that drops background detections is untyped (TorchScript refuses
     # it); the wrapper drops them instead, on a copy so that the bundle's model keeps it.
@@ -104,11 +98,12 @@ def export_metadata(bundle: Bundle, fmt: str) -> dict[str, Any]:
     return {
         "format": f"geovision-{fmt}", "version": 1, "geovision_version": __version__,
         "task": bundle.task, "architecture": bundle.architecture["name"],
-        "classes": bundle.classes, "bands": bundle.bands, "tile_size": bundle.tile_size,
+        "classes": [c.to_json() for c in bundle.classes],
+        "bands": [b.to_json() for b in bundle.bands], "tile_size": bundle.tile_size,
         "resolution": bundle.resolution, "normalization": bundle.normalization,
         "input": "raw pixels float32 (N, bands, H, W) in the order of `bands`; "
                  "normalization is inside the model; fill nodata with the band mean",
-        "output": OUTPUTS[bundle.task],
+        "output": get_task(bundle.task).model_output,
     }
 
 
@@ -144,22 +139,18 @@ def export_model(
         raise OutputExistsError(f"{dest}: exists; use --overwrite to replace it or -o for "
                                 "another path")
     bundle = load_bundle(src)
-    if fmt == "onnx" and bundle.task == "detection":
+    if fmt == "onnx" and not get_task(bundle.task).logits:
         raise InputError(f"{src}: --format onnx: torchvision detectors do not export to ONNX "
                          "here (their box decoding and NMS are dynamic); use --format "
                          "torchscript")
     module = deployable(bundle)
     meta = export_metadata(bundle, fmt)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(dest) as tmp:
         if fmt == "torchscript":
             _write_torchscript(module, bundle, meta, tmp)
         else:
             _write_onnx(module, bundle, meta, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     return dest
 
 
@@ -182,7 +173,7 @@ def _script_or_trace(module: nn.Module, bundle: Bundle, meta: dict[str, Any]
             meta["fixed_size"] = False
             return scripted
         except Exception as exc:  # torch raises many types for unscriptable code
-            if bundle.task == "detection":
+            if not get_task(bundle.task).logits:
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
                 raise InputError(f"{bundle.path}: detector '{bundle.architecture['name']}' "
                                  f"cannot be exported to TorchScript ({first})") from None
@@ -244,9 +235,9 @@ def read_export_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
         found = {e.key: e.value for e in proto.metadata_props}
         if METADATA_KEY not in found:
             raise InputError(f"{p}: no geovision metadata (not written by geovision export)")
-        return json.loads(found[METADATA_KEY])  # type: ignore[no-any-return]
+        return json.loads(found[METADATA_KEY])
     extra = {f"{METADATA_KEY}.json": ""}
     torch.jit.load(str(p), map_location="cpu", _extra_files=extra)
     if not extra[f"{METADATA_KEY}.json"]:
         raise InputError(f"{p}: no geovision metadata (not written by geovision export)")
-    return json.loads(extra[f"{METADATA_KEY}.json"])  # type: ignore[no-any-return]
+    return json.loads(extra[f"{METADATA_KEY}.json"])

@@ -26,8 +26,7 @@ from geovision.errors import InputError
 from geovision.models.adapt import load_pretrained, set_in_channels
 from geovision.models.detection import DETECTORS
 from geovision.models.unet import UNet
-
-TASKS = ("classification", "segmentation", "detection")
+from geovision.tasks import TASK_NAMES as TASKS
 
 Builder = Callable[..., nn.Module]
 

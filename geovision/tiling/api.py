@@ -9,7 +9,7 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,17 +19,15 @@ import shapely
 
 from geovision.cluster import dask_client, run_graph, task
 from geovision.errors import InputError, OutputExistsError
-from geovision.geo.raster import (
-    RasterInfo,
-    absolute,
-    close_cached,
-    find_rasters,
-    open_raster,
-    select_bands,
-)
+from geovision.formats import IGNORE_INDEX, SPLITS
+from geovision.geo.paths import remote_env
+from geovision.geo.raster import RasterInfo, absolute, close_cached, open_raster
+from geovision.geo.scenes import SceneSource, scenes_for
 from geovision.geo.vector import Labels, read_labels, to_crs
 from geovision.geo.windows import PixelWindow, window_bounds
+from geovision.options.tile import TileOptions
 from geovision.tiling.plan import (
+    DROPPED_SPLIT,
     TileRef,
     assign_splits,
     candidate_tiles,
@@ -40,87 +38,19 @@ from geovision.tiling.plan import (
 from geovision.tiling.stats import BandStats
 from geovision.tiling.store import (
     check_pending,
+    commit_store,
     create_store,
-    finish_store,
     is_complete,
     open_group,
     partial_path,
 )
-from geovision.tiling.work import ShardJob, SourceFeatures, build_shard, marker_path
+from geovision.tiling.tasks import for_task
+from geovision.tiling.work import ShardWork, SourceFeatures, build_shard, marker_path
 
 log = logging.getLogger(__name__)
 
-TASKS = ("segmentation", "classification", "detection")
 #: GDAL block cache (MB) while tiling, unless GDAL_CACHEMAX is set.
 GDAL_CACHE_MB = 512
-IGNORE_INDEX = 255
-
-
-@dataclass(frozen=True)
-class TileOptions:
-    """How a tile dataset is cut (the options of ``geovision tile``).
-
-    Attributes:
-        task: segmentation, classification or detection.
-        class_field: label field whose sorted values become classes 1..K (None: one class).
-        layer: layer of a multi-layer vector file (None: the first).
-        tile_size: tile side in pixels.
-        stride: pixels between tile origins (None: ``tile_size``, no overlap).
-        bands: 1-based bands to keep, in order (None: all).
-        min_valid: tiles whose fraction of valid (not nodata) pixels is lower are skipped.
-        split: ``block`` (spatial blocks, default) or ``random``.
-        fractions: train, val, test shares.
-        block_size: side of a split block in pixels (None: 4 x ``tile_size``).
-        seed: seed of the split.
-        min_box_visible: detection; share of a box's area that must lie in a tile.
-        shard: tiles stored together in one shard object.
-    """
-
-    task: str = "segmentation"
-    class_field: str | None = None
-    layer: str | None = None
-    tile_size: int = 256
-    stride: int | None = None
-    bands: tuple[int, ...] | None = None
-    min_valid: float = 0.5
-    split: str = "block"
-    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    block_size: int | None = None
-    seed: int = 0
-    min_box_visible: float = 0.5
-    shard: int = 16
-
-    def check(self) -> None:
-        """Raise :class:`InputError` naming the option that is out of range."""
-        if self.task not in TASKS:
-            raise InputError(f"--task: '{self.task}' is not a task; choose one of "
-                             f"{', '.join(TASKS)}")
-        if self.tile_size < 8:
-            raise InputError(f"--tile-size: {self.tile_size} is too small (8 pixels or more)")
-        if self.stride is not None and not 0 < self.stride:
-            raise InputError(f"--stride: {self.stride} must be a positive number of pixels")
-        if not 0.0 <= self.min_valid <= 1.0:
-            raise InputError(f"--min-valid: {self.min_valid} must lie in 0..1")
-        if self.split not in ("block", "random"):
-            raise InputError(f"--split: '{self.split}' is not a method; choose block or random")
-        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or not np.isclose(
-                sum(self.fractions), 1.0):
-            raise InputError(f"--fractions: {self.fractions} must be three shares "
-                             "(train,val,test) that add up to 1")
-        if self.block_size is not None and self.block_size < 1:
-            raise InputError(f"--block-size: {self.block_size} must be positive")
-        if not 0.0 < self.min_box_visible <= 1.0:
-            raise InputError(f"--min-box-visible: {self.min_box_visible} must lie in (0, 1]")
-
-    @property
-    def step(self) -> int:
-        """Pixels between tile origins."""
-        return self.stride or self.tile_size
-
-    @property
-    def blocks(self) -> int:
-        """Split block side in pixels."""
-        return self.block_size or 4 * self.tile_size
 
 
 def tile(
@@ -138,7 +68,9 @@ def tile(
     """Cut rasters and their vector labels into a Zarr tile dataset.
 
     Args:
-        rasters: raster files, globs or directories.
+        rasters: raster files, globs, folders, STAC items (paths or URLs), GDAL paths and
+            URLs (see :func:`geovision.geo.scenes.resolve_scenes`); ``options.stack`` adds
+            scenes made of band files.
         labels: a vector file OGR reads.
         out: the Zarr store to write (a directory).
         options: how to cut; see :class:`TileOptions`.
@@ -169,29 +101,36 @@ def tile(
         raise OutputExistsError(f"{partial}: an interrupted run left this; use --resume to "
                                 "finish it or --overwrite to start again")
 
-    sources = [open_raster(p) for p in find_rasters(rasters)]
-    bands = _check_sources(sources, opts)
+    scenes = scenes_for(rasters, opts)
+    sources = [open_raster(s.path) for s in scenes]
+    bands, band_names = _check_scenes(scenes, opts)
     lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
-    per_source, outside = _place_labels(lab, sources)
+    per_source, outside = _place_labels(lab, sources, scenes)
     lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
     if outside:
         log.warning("%s: %d of %d features lie outside every raster and are not used",
                     lab.path, outside, lab.features)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
     if not refs:
-        sizes = ", ".join(f"{Path(s.path).name} {s.width}x{s.height}" for s in sources)
+        sizes = ", ".join(f"{sc.name} {s.width}x{s.height}" for sc, s in zip(
+            scenes, sources, strict=True))
         raise InputError(f"--tile-size {opts.tile_size} is larger than every raster ({sizes}); "
                          "choose a smaller tile size")
-    for s in sources:
+    for sc, s in zip(scenes, sources, strict=True):
         if s.width < opts.tile_size or s.height < opts.tile_size:
-            log.warning("%s: %dx%d is smaller than one tile; skipped", s.path, s.width, s.height)
-    fingerprint = _fingerprint(sources, lab, opts, bands)
+            log.warning("%s: %dx%d is smaller than one tile; skipped", sc.given, s.width,
+                        s.height)
+    fingerprint = _fingerprint(scenes, lab, opts, bands)
     dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
 
     # Tasks of one thread share its open datasets, so the scan's decoded blocks serve the
     # shard pass from GDAL's block cache; cap that cache so memory stays bounded for rasters
     # larger than it (they are then decoded twice). GDAL_CACHEMAX in the environment wins.
-    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": GDAL_CACHE_MB}
+    # rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
+    cache: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
+        "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
+    # Remote scenes are opened without listing their folders (when nothing local is read).
+    cache.update(remote_env([f for sc in scenes for f in sc.files] + [str(labels)]))
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         if resume and partial.exists():
             check_pending(partial, fingerprint)
@@ -208,40 +147,61 @@ def tile(
             if overwrite and partial.exists():
                 shutil.rmtree(partial)
             create_store(
-                partial, n_tiles=len(refs), bands=len(bands), size=opts.tile_size,
+                partial, n_tiles=len(refs), bands=len(bands), tile_size=opts.tile_size,
                 dtype=dtype, task=opts.task, shard=opts.shard,
                 fill_value=_fill(sources[0], dtype), plan=_plan_arrays(refs, sources, splits,
                                                                        valid),
                 pending={"fingerprint": fingerprint, "border_dropped": border_dropped,
                          "started": dt.datetime.now(dt.timezone.utc).isoformat()},
             )
-        jobs = _shard_jobs(partial, refs, splits, sources, bands, opts, dtype, lab, per_source)
-        todo = [j for j in jobs if not marker_path(partial, j.index).exists()]
-        if len(todo) < len(jobs):
-            log.info("%d of %d shards done already", len(jobs) - len(todo), len(jobs))
-        tasks = [task(f"shard-{j.index}", build_shard, j) for j in todo]
+        shards = _shard_work(partial, refs, splits, sources, bands, opts, dtype, lab,
+                             per_source)
+        todo = [w for w in shards if not marker_path(partial, w.index).exists()]
+        if len(todo) < len(shards):
+            log.info("%d of %d shards done already", len(shards) - len(todo), len(shards))
+        tasks = [task(f"shard-{w.index}", build_shard, w) for w in todo]
         run_graph(tasks, client=client, workers=workers, desc="tiles", unit="tile",
-                  weights=[len(j.tiles) for j in todo], quiet=quiet)
+                  weights=[len(w.tiles) for w in todo], quiet=quiet)
 
     close_cached()
-    attrs, boxes = _summarize(partial, jobs, sources, bands, lab, opts, splits, border_dropped)
-    finish_store(partial, out, attrs, boxes)
+    attrs, boxes = _summarize(partial, shards, scenes, sources, bands, band_names, lab, opts,
+                              splits, border_dropped)
+    commit_store(partial, out, attrs, boxes)
     log.info("%s: %d tiles written", out, len(refs))
     return out
 
 
-def _check_sources(sources: list[RasterInfo], opts: TileOptions) -> list[int]:
-    counts = {s.count for s in sources}
+def _check_scenes(scenes: list[SceneSource], opts: TileOptions) -> tuple[list[int],
+                                                                           list[str]]:
+    """The bands every scene reads (1-based, in ``path``) and their names in the store.
+
+    Raises:
+        InputError: the scenes read different bands, or ``--band-names`` does not fit.
+    """
+    counts = {len(s.bands) for s in scenes}
     if len(counts) > 1:
-        listing = ", ".join(f"{Path(s.path).name}: {s.count}" for s in sources)
+        listing = ", ".join(f"{s.name}: {len(s.bands)}" for s in scenes)
         raise InputError(f"rasters have different band counts ({listing}); tile them "
-                         "separately or pick common bands with --bands")
-    bands = next(select_bands(s, opts.bands) for s in sources)
-    return bands
+                         "separately or pick common bands with --bands or --assets")
+    if len({s.bands for s in scenes}) > 1:
+        listing = "; ".join(f"{s.name}: {','.join(map(str, s.bands))}" for s in scenes)
+        raise InputError(f"--assets picks different bands of each raster ({listing}); tile "
+                         "rasters whose bands are in one order together")
+    names = list(scenes[0].band_names)
+    if opts.band_names is not None:
+        if len(opts.band_names) != len(names):
+            raise InputError(f"--band-names: {len(opts.band_names)} name(s) for "
+                             f"{len(names)} band(s) ({', '.join(names)}); give one name per "
+                             "band read")
+        names = list(opts.band_names)
+    if len(set(names)) < len(names):
+        raise InputError(f"band names {', '.join(names)} repeat; the model finds bands by "
+                         "name, so give distinct ones with --band-names")
+    return list(scenes[0].bands), names
 
 
 def _place_labels(
-    lab: Labels, sources: list[RasterInfo]
+    lab: Labels, sources: list[RasterInfo], scenes: list[SceneSource]
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, shapely.STRtree]], int]:
     """Reproject labels to each source's CRS; count the features that touch no source.
 
@@ -259,8 +219,8 @@ def _place_labels(
     if not touches.any():
         lb = lab.frame.total_bounds
         extents = "; ".join(
-            f"{Path(s.path).name} {tuple(round(v, 4) for v in s.bounds)} in "
-            f"{s.crs.to_string()}" for s in sources)
+            f"{sc.name} {tuple(round(v, 4) for v in s.bounds)} in "
+            f"{s.crs.to_string()}" for sc, s in zip(scenes, sources, strict=True))
         raise InputError(
             f"{lab.path}: no label feature overlaps any raster (labels span "
             f"{tuple(round(float(v), 4) for v in lb)} in {lab.frame.crs.to_string()}; rasters: "
@@ -287,8 +247,8 @@ def _plan(
     refs = [r for r, k in zip(refs, keep, strict=True) if k]
     valid = valid[keep]
     splits, dropped = assign_splits(refs, method=opts.split, fractions=opts.fractions,
-                                    block_size=opts.blocks, seed=opts.seed)
-    kept = splits != 255
+                                    block_size=opts.split_block_size, seed=opts.seed)
+    kept = splits != DROPPED_SPLIT
     if dropped:
         log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
     return [r for r, k in zip(refs, kept, strict=True) if k], splits[kept], valid[kept], dropped
@@ -315,13 +275,13 @@ def _refs_from_plan(src: np.ndarray, rows: np.ndarray, cols: np.ndarray,
             for s, r, c in zip(src, rows, cols, strict=True)]
 
 
-def _shard_jobs(
+def _shard_work(
     partial: Path, refs: list[TileRef], splits: np.ndarray, sources: list[RasterInfo],
     bands: list[int], opts: TileOptions, dtype: str, lab: Labels,
     per_source: list[tuple[np.ndarray, np.ndarray, shapely.STRtree]],
-) -> list[ShardJob]:
-    jobs = []
-    burn = opts.task != "detection"
+) -> list[ShardWork]:
+    shards = []
+    burn = for_task(opts.task).burns
     interfaces = [np.empty(len(geoms), dtype=object) for geoms, _, _ in per_source]
     for index, start in enumerate(range(0, len(refs), opts.shard)):
         tiles = tuple(refs[start:start + opts.shard])
@@ -337,16 +297,14 @@ def _shard_jobs(
                            interfaces[src] if burn else None)
             for src, hits in hits_by_source.items()
         }
-        jobs.append(ShardJob(
+        shards.append(ShardWork(
             store=str(partial.resolve()), index=index, start=start, tiles=tiles,
             splits=splits[start:start + opts.shard],
             paths=tuple(absolute(s.path) for s in sources),
             transforms=tuple(s.transform for s in sources), bands=tuple(bands),
-            size=opts.tile_size, task=opts.task, dtype=dtype, num_classes=len(lab.classes),
-            ignore_index=IGNORE_INDEX, min_box_visible=opts.min_box_visible,
-            features=features,
+            dtype=dtype, num_classes=len(lab.classes), options=opts, features=features,
         ))
-    return jobs
+    return shards
 
 
 def _features(geoms: np.ndarray, class_ids: np.ndarray, idx: np.ndarray,
@@ -374,7 +332,7 @@ def _fill(src: RasterInfo, dtype: str) -> float | int:
     return np.dtype(dtype).type(src.nodata).item()
 
 
-def _fingerprint(sources: list[RasterInfo], lab: Labels, opts: TileOptions,
+def _fingerprint(scenes: list[SceneSource], lab: Labels, opts: TileOptions,
                  bands: list[int]) -> str:
     def stamp(path: str) -> list[Any]:
         try:
@@ -383,23 +341,25 @@ def _fingerprint(sources: list[RasterInfo], lab: Labels, opts: TileOptions,
         except OSError:
             return [path]
 
-    doc = {"sources": [stamp(s.path) for s in sources], "labels": stamp(lab.path),
+    doc = {"sources": [s.fingerprint() for s in scenes], "labels": stamp(lab.path),
            "options": asdict(opts), "bands": bands}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _summarize(
-    partial: Path, jobs: list[ShardJob], sources: list[RasterInfo], bands: list[int],
-    lab: Labels, opts: TileOptions, splits: np.ndarray, border_dropped: int,
+    partial: Path, shards: list[ShardWork], scenes: list[SceneSource],
+    sources: list[RasterInfo], bands: list[int], band_names: list[str], lab: Labels,
+    opts: TileOptions, splits: np.ndarray, border_dropped: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
     """Merge the shards' markers (in shard order) into the root attributes and box arrays."""
+    labelling = for_task(opts.task)
     stats = BandStats.empty(len(bands))
     k1 = len(lab.classes)
     pixels = np.zeros(k1, dtype=np.int64)
     tiles_per_class = np.zeros(k1, dtype=np.int64)
     boxes, box_label, box_tile = [], [], []
-    for job in jobs:
-        with np.load(marker_path(partial, job.index)) as m:
+    for shard in shards:
+        with np.load(marker_path(partial, shard.index)) as m:
             stats = stats.merge(BandStats.from_arrays(
                 {k[6:]: m[k] for k in m.files if k.startswith("stats_")}))
             pixels += m["class_pixels"]
@@ -409,36 +369,30 @@ def _summarize(
             box_tile.append(m["box_tile"])
     if stats.count.max(initial=0) == 0:
         log.warning("no train tile has valid pixels; stats are empty")
-    names = [s.descriptions[b - 1] for s in sources[:1] for b in bands]
     attrs: dict[str, Any] = {
         "task": opts.task,
         "classes": lab.classes,
         "ignore_index": IGNORE_INDEX,
-        "bands": [{"index": b, "name": n or f"band{b}", "dtype": sources[0].dtype}
-                  for b, n in zip(bands, names, strict=True)],
+        "bands": [{"index": b, "name": n, "dtype": sources[0].dtype}
+                  for b, n in zip(bands, band_names, strict=True)],
         "tile_size": opts.tile_size,
         "stride": opts.step,
-        "sources": [s.describe() for s in sources],
+        "sources": [{**s.describe(), **sc.describe()} for sc, s in zip(scenes, sources,
+                                                                        strict=True)],
         "labels": lab.describe(),
         "stats": stats.describe(),
         "split": {
-            "method": opts.split, "block_size": opts.blocks if opts.split == "block" else None,
+            "method": opts.split,
+            "block_size": opts.split_block_size if opts.split == "block" else None,
             "fractions": list(opts.fractions), "seed": opts.seed,
             "border_dropped": border_dropped,
         },
         "counts": {
             "tiles": {name: int((splits == i).sum()) for i, name in
-                      enumerate(("train", "val", "test"))},
+                      enumerate(SPLITS)},
             "class_tiles": tiles_per_class.tolist(),
-            ("class_boxes" if opts.task == "detection" else "class_pixels"): pixels.tolist(),
+            f"class_{labelling.counted}": pixels.tolist(),
         },
         "options": {"min_valid": opts.min_valid, "min_box_visible": opts.min_box_visible},
     }
-    box_arrays: dict[str, np.ndarray] | None = None
-    if opts.task == "detection":
-        box_arrays = {
-            "boxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
-            "box_label": np.concatenate(box_label).astype(np.int16),
-            "box_tile": np.concatenate(box_tile).astype(np.int32),
-        }
-    return attrs, box_arrays
+    return attrs, labelling.box_arrays(boxes, box_label, box_tile)

@@ -14,7 +14,9 @@ from geovision.cluster import task
 from geovision.geo.raster import RasterInfo, absolute, cached_open, valid_mask
 from geovision.geo.windows import PixelWindow, tile_grid
 
-SPLITS = ("train", "val", "test")
+#: Split code of a tile left out because it reaches into a block of another split; such
+#: tiles are dropped before the store is written, so the code is never stored.
+DROPPED_SPLIT = 255
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,8 @@ def assign_splits(
     ``block``: the sources are cut into square blocks of ``block_size`` pixels; the blocks are
     shuffled with ``seed`` and dealt to the splits in proportion to ``fractions``; a tile goes
     to the block holding its centre. A tile that reaches into a block of another split would
-    share pixels across splits, so it is left out (marked 255). ``random``: each tile draws
-    its split independently.
+    share pixels across splits, so it is left out (marked :data:`DROPPED_SPLIT`). ``random``:
+    each tile draws its split independently.
 
     Returns:
         (split per tile, tiles left out on block borders)
@@ -154,7 +156,7 @@ def assign_splits(
             for r in range(r0, r1 + 1) for c in range(c0, c1 + 1)
         }
         if len(touched) > 1:
-            splits[i] = 255
+            splits[i] = DROPPED_SPLIT
             dropped += 1
     return splits, dropped
 

@@ -6,6 +6,82 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Pixels per band below which sums of squares of 16-bit integers stay under 2**53, so that
+#: float64 holds every partial sum exactly (65535**2 * n < 2**53); also keeps 8-bit sums
+#: within 32-bit integers.
+_EXACT_PIXELS = 2**53 // 65535**2
+
+
+def _exact_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row sum and sum of squares of a 2-D array of integers of up to 16 bits, exactly.
+
+    Every partial sum is an integer below 2**53, so the result does not depend on the order
+    of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. For 8-bit
+    values the sum is taken in 32-bit integers (``255 * n < 2**31``) and the squares in
+    float32 over runs of 256 values (a run's sum stays below ``256 * 255**2 < 2**24``, the
+    range float32 holds exactly), which keeps the temporaries small; wider values in float64.
+
+    Returns:
+        (sums, sums of squares), float64, one per row.
+    """
+    bands, n = flat.shape
+    if flat.dtype.itemsize == 1:
+        total = flat.sum(axis=1, dtype=np.int32 if flat.dtype.kind == "i" else np.uint32)
+        k = n - n % 256
+        f = flat.astype(np.float32)
+        head = f[:, :k].reshape(bands, -1, 256)
+        squares = np.einsum("ijk,ijk->ij", head, head).sum(axis=1, dtype=np.float64)
+        tail = f[:, k:]
+        squares += np.einsum("ij,ij->i", tail, tail).astype(np.float64)
+        return total.astype(np.float64), squares
+    values = flat.astype(np.float64)
+    total = values.sum(axis=1)
+    values *= values
+    return total, values.sum(axis=1)
+
+
+def tile_stats(tiles: np.ndarray, valid: list[np.ndarray] | None = None,
+               group: int = 2) -> dict[str, np.ndarray]:
+    """:meth:`BandStats.of` of every tile of a ``(tiles, bands, rows, cols)`` array, at once.
+
+    Tiles valid everywhere (``valid`` None, or a tile's mask all True) with integer pixels of
+    up to 16 bits are summed ``group`` tiles per numpy call (rows are independent and every
+    sum exact, so each tile's figures are those :meth:`BandStats.of` gives); the others go
+    through :meth:`BandStats.of` one by one.
+
+    Args:
+        tiles: the pixels, one tile per item.
+        valid: each tile's ``(rows, cols)`` valid mask; None: every pixel is valid.
+        group: tiles per call of the vectorized sums.
+
+    Returns:
+        ``count``, ``mean``, ``m2``, ``min``, ``max``, each ``(tiles, bands)``.
+    """
+    n, bands = tiles.shape[:2]
+    px = int(np.prod(tiles.shape[2:], dtype=np.int64))
+    out = {"count": np.zeros((n, bands), np.int64), "mean": np.zeros((n, bands)),
+           "m2": np.zeros((n, bands)), "min": np.zeros((n, bands)), "max": np.zeros((n, bands))}
+    full = np.ones(n, bool) if valid is None else np.array([v.all() for v in valid], dtype=bool)
+    fast = tiles.dtype.kind in "iub" and tiles.dtype.itemsize <= 2 and px < _EXACT_PIXELS
+    if fast:
+        idx = np.flatnonzero(full)
+        for k in range(0, len(idx), group):
+            sel = idx[k:k + group]
+            flat = tiles[sel].reshape(len(sel) * bands, px)
+            total, squares = _exact_sums(flat)
+            mean = total / px
+            out["count"][sel] = px
+            out["mean"][sel] = mean.reshape(-1, bands)
+            out["m2"][sel] = np.maximum(squares - total * mean, 0.0).reshape(-1, bands)
+            out["min"][sel] = flat.min(axis=1).astype(np.float64).reshape(-1, bands)
+            out["max"][sel] = flat.max(axis=1).astype(np.float64).reshape(-1, bands)
+    for i in range(n) if not fast else np.flatnonzero(~full):
+        mask = np.ones(tiles.shape[2:], bool) if valid is None else valid[i]
+        st = BandStats.of(tiles[i], mask)
+        for name in out:
+            out[name][i] = getattr(st, name)
+    return out
+
 
 @dataclass
 class BandStats:
@@ -43,6 +119,14 @@ class BandStats:
                 return cls.empty(bands)
             flat = pixels[:, valid]
         n = flat.shape[1]
+        if flat.dtype.kind in "iub" and flat.dtype.itemsize <= 2 and n < _EXACT_PIXELS:
+            total, squares = _exact_sums(flat)
+            mean = total / n
+            m2 = np.maximum(squares - total * mean, 0.0)
+            return cls(
+                count=np.full(bands, n, dtype=np.int64), mean=mean, m2=m2,
+                min=flat.min(axis=1).astype(np.float64), max=flat.max(axis=1).astype(np.float64),
+            )
         values = flat.astype(np.float64)
         total = values.sum(axis=1)
         mean = total / n

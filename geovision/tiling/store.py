@@ -16,6 +16,7 @@ from zarr.codecs import BloscCodec
 
 from geovision import __version__
 from geovision.errors import InputError
+from geovision.tiling.tasks import for_task
 
 FORMAT = {"format": "tiles", "version": 1}
 PENDING_ATTR = "geovision_pending"
@@ -62,7 +63,7 @@ def create_store(
     *,
     n_tiles: int,
     bands: int,
-    size: int,
+    tile_size: int,
     dtype: str,
     task: str,
     shard: int,
@@ -77,22 +78,34 @@ def create_store(
     """
     group = zarr.open_group(str(path), mode="w", zarr_format=3)
     group.attrs[PENDING_ATTR] = pending
+    create_tile_arrays(group, n_tiles=n_tiles, bands=bands, tile_size=tile_size, dtype=dtype,
+                       task=task,
+                       shard=shard, fill_value=fill_value, plan=plan)
+    return group
+
+
+def create_tile_arrays(
+    group: Any,
+    *,
+    n_tiles: int,
+    bands: int,
+    tile_size: int,
+    dtype: str,
+    task: str,
+    shard: int,
+    fill_value: float | int,
+    plan: dict[str, np.ndarray],
+) -> None:
+    """Create the tile arrays in an open group and write the tile plan (see create_store)."""
     n = max(n_tiles, 1)
     group.create_array(
-        "image", shape=(n_tiles, bands, size, size), dtype=dtype,
+        "image", shape=(n_tiles, bands, tile_size, tile_size), dtype=dtype,
         compressors=image_codec(dtype),
-        chunks=(1, bands, size, size), shards=(min(shard, n), bands, size, size),
+        chunks=(1, bands, tile_size, tile_size),
+        shards=(min(shard, n), bands, tile_size, tile_size),
         fill_value=fill_value, dimension_names=("tile", "band", "y", "x"),
     )
-    if task == "segmentation":
-        group.create_array(
-            "mask", shape=(n_tiles, size, size), dtype="uint8", chunks=(1, size, size),
-            shards=(min(shard, n), size, size), fill_value=255,
-            dimension_names=("tile", "y", "x"),
-        )
-    if task == "classification":
-        group.create_array("label", shape=(n_tiles,), dtype="int16", chunks=(min(shard, n),),
-                           fill_value=0, dimension_names=("tile",))
+    for_task(task).create_arrays(group, n_tiles=n_tiles, tile_size=tile_size, shard=shard)
     dims = {"transform": ("tile", "affine")}
     for name, values in plan.items():
         arr = group.create_array(
@@ -102,7 +115,6 @@ def create_store(
         )
         if values.size:
             arr[...] = values
-    return group
 
 
 def check_pending(path: Path, fingerprint: str) -> None:
@@ -125,7 +137,7 @@ def check_pending(path: Path, fingerprint: str) -> None:
         )
 
 
-def finish_store(
+def commit_store(
     partial: Path, out: Path, attrs: dict[str, Any], boxes: dict[str, np.ndarray] | None
 ) -> None:
     """Write the final arrays and attributes, then move the store to its final name.

@@ -14,11 +14,14 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 from rasterio.windows import Window
 
+from geovision.atomic import atomic_path
+from geovision.formats import IGNORE_INDEX
 from geovision.geo.raster import cached_open, valid_mask
-from geovision.geo.windows import PixelWindow
+from geovision.options.tile import TileOptions
 from geovision.tiling.plan import TileRef, row_runs, run_window
 from geovision.tiling.stats import BandStats
 from geovision.tiling.store import open_group
+from geovision.tiling.tasks import for_task
 
 PROGRESS_DIR = ".geovision-progress"
 
@@ -45,8 +48,23 @@ class SourceFeatures:
 
 
 @dataclass(frozen=True)
-class ShardJob:
-    """Everything a worker needs to build one shard, in plain picklable values."""
+class ShardWork:
+    """Everything a worker needs to build one shard, in plain picklable values.
+
+    Attributes:
+        store: the in-progress store.
+        index: the shard's index.
+        start: index of its first tile in the store.
+        tiles: its tiles.
+        splits: their splits.
+        paths: every source's path.
+        transforms: every source's affine.
+        bands: 1-based bands read.
+        dtype: the store's pixel type.
+        num_classes: classes, background included.
+        options: the tiling options.
+        features: label features touching the shard, per source index.
+    """
 
     store: str
     index: int
@@ -56,12 +74,9 @@ class ShardJob:
     paths: tuple[str, ...]
     transforms: tuple[Affine, ...]
     bands: tuple[int, ...]
-    size: int
-    task: str
     dtype: str
     num_classes: int
-    ignore_index: int
-    min_box_visible: float
+    options: TileOptions
     features: dict[int, SourceFeatures] = field(default_factory=dict)
 
 
@@ -70,83 +85,54 @@ def marker_path(store: str | os.PathLike[str], index: int) -> Path:
     return Path(store) / PROGRESS_DIR / f"shard-{index:06d}.npz"
 
 
-def build_shard(job: ShardJob) -> int:
+def build_shard(work: ShardWork) -> int:
     """Read, label and write one shard of tiles; return the number of tiles written.
 
     The shard's arrays are written first, then a marker holding its statistics, labels counts
-    and boxes; a shard with a marker is complete, so a resumed run skips it.
+    and boxes; a shard with a marker is complete, so a resumed run skips it. How a tile is
+    labelled is its task's (:mod:`geovision.tiling.tasks`).
     """
-    n, size, nb = len(job.tiles), job.size, len(job.bands)
-    image = np.empty((n, nb, size, size), dtype=job.dtype)
-    burn_classes = job.task != "detection"
-    mask = np.empty((n, size, size), dtype=np.uint8) if burn_classes else None
+    task = for_task(work.options.task)
+    n, size, nb = len(work.tiles), work.options.tile_size, len(work.bands)
+    image = np.empty((n, nb, size, size), dtype=work.dtype)
     stats = BandStats.empty(nb)
-    k1 = job.num_classes
-    class_pixels = np.zeros(k1, dtype=np.int64)
-    class_tiles = np.zeros(k1, dtype=np.int64)
-    labels = np.zeros(n, dtype=np.int16)
-    boxes: list[np.ndarray] = []
-    box_labels: list[np.ndarray] = []
-    box_tiles: list[np.ndarray] = []
+    labels = task.shard_labels(n, size, work.num_classes, work.options)
 
-    for run in row_runs(job.tiles, max_run=n):
-        src = job.tiles[run[0]].source
-        ds = cached_open(job.paths[src])
-        span = run_window(job.tiles, run)
+    for run in row_runs(work.tiles, max_run=n):
+        src = work.tiles[run[0]].source
+        ds = cached_open(work.paths[src])
+        span = run_window(work.tiles, run)
         window = Window(span.col, span.row, span.width, span.height)
-        data = ds.read(list(job.bands), window=window)
-        valid = valid_mask(ds, job.bands, window, data)
-        feats = job.features.get(src)
-        if burn_classes:
-            burned = _burn(feats, span.transform(job.transforms[src]),
+        data = ds.read(list(work.bands), window=window)
+        valid = valid_mask(ds, work.bands, window, data)
+        feats = work.features.get(src)
+        burned = None
+        if task.burns:
+            burned = _burn(feats, span.transform(work.transforms[src]),
                            (span.height, span.width))
-            burned[~valid] = job.ignore_index
+            burned[~valid] = IGNORE_INDEX
         for i in run:
-            w = job.tiles[i].window
+            w = work.tiles[i].window
             cols = slice(w.col - span.col, w.col - span.col + size)
             image[i] = data[:, :, cols]
-            tile_valid = valid[:, cols]
-            if job.splits[i] == 0:
-                stats = stats.merge(BandStats.of(image[i], tile_valid))
-            if burn_classes and mask is not None:
-                mask[i] = burned[:, cols]
-                counts = np.bincount(mask[i].ravel(), minlength=256)[:k1]
-                class_pixels += counts
-                if job.task == "segmentation":
-                    class_tiles += counts > 0
-                labels[i] = int(np.argmax(counts)) if counts.any() else 0
-            elif feats is not None:
-                b, lab = _tile_boxes(feats, w, job.min_box_visible)
-                if len(b):
-                    boxes.append(b)
-                    box_labels.append(lab)
-                    box_tiles.append(np.full(len(b), job.start + i, dtype=np.int32))
-                    class_tiles[np.unique(lab)] += 1
-                    class_pixels += np.bincount(lab, minlength=k1)[:k1]
+            if work.splits[i] == 0:
+                stats = stats.merge(BandStats.of(image[i], valid[:, cols]))
+            labels.add(i, work.start + i, None if burned is None else burned[:, cols], feats,
+                       w)
 
-    group = open_group(job.store, "r+")
-    stop = job.start + n
-    group["image"][job.start:stop] = image
-    if job.task == "segmentation" and mask is not None:
-        group["mask"][job.start:stop] = mask
-    if job.task == "classification":  # tiles per class: by each tile's label
-        group["label"][job.start:stop] = labels
-        class_tiles = np.bincount(labels, minlength=k1)[:k1].astype(np.int64)
+    group = open_group(work.store, "r+")
+    stop = work.start + n
+    group["image"][work.start:stop] = image
+    labels.write(group, work.start, stop)
 
-    marker = marker_path(job.store, job.index)
+    class_pixels, class_tiles = labels.counts()
+    boxes, box_label, box_tile = labels.boxes()
+    marker = marker_path(work.store, work.index)
     marker.parent.mkdir(parents=True, exist_ok=True)
-    tmp = marker.with_suffix(".tmp.npz")
     arrays: dict[str, Any] = {f"stats_{k}": v for k, v in stats.to_arrays().items()}
-    np.savez(
-        tmp,
-        **arrays,
-        class_pixels=class_pixels,
-        class_tiles=class_tiles,
-        boxes=np.concatenate(boxes) if boxes else np.zeros((0, 4), np.float32),
-        box_label=np.concatenate(box_labels) if box_labels else np.zeros(0, np.int16),
-        box_tile=np.concatenate(box_tiles) if box_tiles else np.zeros(0, np.int32),
-    )
-    os.replace(tmp, marker)
+    with atomic_path(marker, keep_suffix=True) as tmp:
+        np.savez(tmp, **arrays, class_pixels=class_pixels, class_tiles=class_tiles,
+                 boxes=boxes, box_label=box_label, box_tile=box_tile)
     return n
 
 
@@ -158,24 +144,3 @@ def _burn(feats: SourceFeatures | None, transform: Affine, shape: tuple[int, int
         zip(feats.shapes, feats.class_ids.tolist(), strict=True),
         out_shape=shape, transform=transform, fill=0, dtype="uint8",
     )
-
-
-def _tile_boxes(
-    feats: SourceFeatures, w: PixelWindow, min_visible: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes of the features seen in a tile, in tile pixels, clipped to the tile.
-
-    A box is kept when at least ``min_visible`` of its area lies inside the tile and it is at
-    least one pixel wide and high there.
-    """
-    pb = feats.pixel_boxes
-    if len(pb) == 0:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.int16)
-    shifted = pb - np.array([w.col, w.row, w.col, w.row], dtype=np.float64)
-    clipped = shifted.copy()
-    clipped[:, [0, 2]] = np.clip(clipped[:, [0, 2]], 0, w.width)
-    clipped[:, [1, 3]] = np.clip(clipped[:, [1, 3]], 0, w.height)
-    cw, ch = clipped[:, 2] - clipped[:, 0], clipped[:, 3] - clipped[:, 1]
-    full = np.maximum((shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1]), 1e-12)
-    keep = (cw >= 1) & (ch >= 1) & (cw * ch / full >= min_visible)
-    return clipped[keep].astype(np.float32), feats.class_ids[keep].astype(np.int16)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from distributed import Client
-from infer_cluster_helpers import assert_same_outputs, infer, scenes, unet_bundle
 
 from geovision.inference.predict import bundle_loads
+from tests.cluster.infer_cluster_helpers import assert_same_outputs, infer, scenes, unet_bundle
+
+pytestmark = pytest.mark.slow  # a real Dask cluster: run by make test, not make test-fast
 
 
 def test_many_scenes_on_cluster_equal_local(dask_cluster, tmp_path):

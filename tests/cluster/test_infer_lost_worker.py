@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import time
 
-from infer_cluster_helpers import assert_same_outputs, infer, scenes, unet_bundle
+import pytest
+
+from tests.cluster.infer_cluster_helpers import assert_same_outputs, infer, scenes, unet_bundle
+
+pytestmark = pytest.mark.slow  # a real Dask cluster: run by make test, not make test-fast
 
 
 def test_killing_a_worker_mid_job_loses_nothing(dask_cluster, tmp_path):

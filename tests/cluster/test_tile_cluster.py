@@ -6,7 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import zarr
+
+pytestmark = pytest.mark.slow  # a real Dask cluster: run by make test, not make test-fast
 
 
 def _tile(sample, out, *extra):

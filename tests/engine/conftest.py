@@ -1,8 +1,6 @@
 """Small generated tile stores shared by the engine tests (classes visible in the pixels)."""
 
-import numpy as np
 import pytest
-import zarr
 
 from geovision.synthetic import make_sample
 from geovision.tiling import TileOptions, tile
@@ -38,9 +36,3 @@ def det_store(tmp_path_factory):
     return _store(tmp_path_factory.mktemp("det"), "detection", size=384, tile_size=64, res=4.0,
                   objects=True, n_objects=40, split="random", fractions=(0.75, 0.25, 0.0),
                   seed=1)
-
-
-def split_labels(store, name, split=1):
-    g = zarr.open_group(str(store), mode="r")
-    keep = np.asarray(g["split"][:]) == split
-    return np.asarray(g[name][:])[keep]

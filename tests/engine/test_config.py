@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from geovision.cli import main
+from geovision.cli.main import main
 from geovision.engine.config import apply_overrides, load_config
 from geovision.errors import ConfigError
 
@@ -76,3 +76,14 @@ def test_unknown_architecture_and_optimizer_are_config_errors(base, tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         train(base)
     assert issubclass(ConfigError, GeovisionError)
+
+
+def test_readme_config_reference_is_the_config_models():
+    from pathlib import Path
+
+    from geovision.engine.config import config_reference
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert config_reference() in readme, (
+        "the README's config table differs from the config model; paste the output of "
+        "python -c 'from geovision.engine.config import config_reference as c; print(c())'")

@@ -13,7 +13,9 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.features import rasterize
 
-from geovision.inference.writers import NODATA, describe_classes
+from geovision.formats import CLASS_NODATA as NODATA
+from geovision.formats import ClassInfo
+from geovision.inference.writers import describe_classes
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ def write_class_raster(path: Path, data: np.ndarray, crs: Any, transform: Affine
                "dtype": "uint8", "crs": crs, "transform": transform, "nodata": nodata}
     with rasterio.open(path, "w", **profile) as dst:
         if names is not None:
-            describe_classes(dst, [{"id": k, "name": v} for k, v in sorted(names.items())])
+            describe_classes(dst, [ClassInfo(k, v) for k, v in sorted(names.items())])
         dst.write(data, 1)
     return path
 
@@ -69,3 +71,24 @@ def confusion_by_name(reference: np.ndarray, ref_names: dict[int, str], predicte
     r = np.array([index[ref_names[int(v)]] for v in reference[scored]], dtype=np.int64)
     p = np.array([index[pred_names[int(v)]] for v in predicted[scored]], dtype=np.int64)
     return np.bincount(r * k + p, minlength=k * k).reshape(k, k)
+
+
+def lux_map(luxembourg: Path, out: Path) -> Scene:
+    """A perturbed district map of Luxembourg: 20% of the pixels get a random class.
+
+    ``luxembourg`` is the real sample's folder (elev.tif, lux.shp); the map is written to
+    ``out/lux.class.tif`` on elev.tif's grid, nodata where elev.tif is.
+    """
+    labels = luxembourg / "lux.shp"
+    with rasterio.open(luxembourg / "elev.tif") as ds:
+        crs, transform, shape = ds.crs, ds.transform, ds.shape
+        valid = ds.read_masks(1) > 0
+    names = {0: "background", 1: "Diekirch", 2: "Grevenmacher", 3: "Luxembourg"}
+    truth = burn_districts(labels, shape, transform, names)
+    rng = np.random.default_rng(0)
+    predicted = truth.copy()
+    flip = rng.random(shape) < 0.2
+    predicted[flip] = rng.integers(0, 4, int(flip.sum()))
+    predicted[~valid] = NODATA
+    path = write_class_raster(out / "lux.class.tif", predicted, crs, transform, names)
+    return Scene(labels, path, crs, transform, names, truth, predicted)

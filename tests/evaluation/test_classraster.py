@@ -12,16 +12,16 @@ import rasterio
 import shapely
 from pyproj import Geod, Transformer
 from rasterio.features import rasterize
-from score_helpers import (
+
+from geovision.errors import InputError, OutputExistsError
+from geovision.evaluation import ScoreOptions, is_complete, score
+from geovision.formats import CLASS_NODATA as NODATA
+from tests.evaluation.score_helpers import (
     Scene,
     burn_districts,
     confusion_by_name,
     write_class_raster,
 )
-
-from geovision.errors import InputError, OutputExistsError
-from geovision.evaluation import ScoreOptions, is_complete, score
-from geovision.inference.writers import NODATA
 
 FAST = {"replicates": 50}
 
@@ -252,8 +252,7 @@ def test_outputs_are_never_overwritten_unless_asked(lux_scene: Scene, tmp_path: 
                                                 r"score.json of an earlier score; use "
                                                 r"--overwrite"):
         score(lux_scene.prediction, lux_scene.labels, out, opts)
-    score(lux_scene.prediction, lux_scene.labels, out,
-          ScoreOptions(class_field="NAME_1", replicates=0, overwrite=True))
+    score(lux_scene.prediction, lux_scene.labels, out, opts, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
     assert not [p for p in out.iterdir() if ".tmp" in p.name]
 
@@ -291,11 +290,11 @@ def test_errors_name_the_option(lux_scene: Scene, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"--class-field: without it every feature is one "
                                          r"class, but the predictions have 3 classes"):
         score(lux_scene.prediction, lux_scene.labels, tmp_path / "a", ScoreOptions())
-    with pytest.raises(InputError, match=r"--unlabeled: 'none' is not one of background, "
-                                         r"ignore"):
+    with pytest.raises(InputError, match=r"--unlabeled: 'none' is not a choice for "
+                                         r"unlabeled pixels; choose one of background, ignore"):
         score(lux_scene.prediction, lux_scene.labels, tmp_path / "b",
               ScoreOptions(unlabeled="none"))
-    with pytest.raises(InputError, match=r"--block-size: must be at least 16, got 8"):
+    with pytest.raises(InputError, match=r"--block-size: 8 must be at least 16 \(pixels\)"):
         score(lux_scene.prediction, lux_scene.labels, tmp_path / "c",
               ScoreOptions(block_size=8))
     with pytest.raises(InputError, match=r"field 'KIND' not found"):

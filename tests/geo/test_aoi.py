@@ -8,6 +8,7 @@ import shapely
 from rasterio.features import rasterize
 
 from geovision.errors import InputError, InputFileError
+from geovision.formats import IGNORE_INDEX
 from geovision.geo.aoi import (
     aoi_mask,
     finish_mask,
@@ -16,7 +17,7 @@ from geovision.geo.aoi import (
     valid_share,
     window_inside,
 )
-from geovision.geo.classes import IGNORE_INDEX, classes_from_values
+from geovision.geo.classes import classes_from_values
 from geovision.geo.grid import Grid
 from geovision.geo.windows import PixelWindow
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from geovision.errors import InputError, InputFileError
-from geovision.geo.classes import IGNORE_INDEX, palette_color
+from geovision.formats import IGNORE_INDEX
+from geovision.geo.classes import palette_color
 from geovision.geo.classmap import parse_class_map, read_class_map
 
 CLASS_MAP = """

@@ -8,7 +8,8 @@ from rasterio.features import rasterize
 from rasterio.warp import transform
 
 from geovision.errors import InputError
-from geovision.geo.classes import IGNORE_INDEX, classes_from_values
+from geovision.formats import IGNORE_INDEX
+from geovision.geo.classes import classes_from_values
 from geovision.geo.classmap import parse_class_map
 from geovision.geo.grid import Grid
 from geovision.geo.rasterlabels import (

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from infer_helpers import TINY_UNET, BrightBoxes, write_bundle, write_scene
 from torch import nn
 
 from geovision.models import registry
+from tests.inference.infer_helpers import TINY_UNET, BrightBoxes, write_bundle, write_scene
 
 
 @pytest.fixture

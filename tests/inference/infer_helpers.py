@@ -24,8 +24,13 @@ CLASSES = [
 TINY_UNET = {"base_channels": 4, "depth": 2}
 
 
+#: Band names of generated samples (geovision.synthetic), which the test bundles read.
+SAMPLE_BANDS = ("blue", "green", "red", "nir")
+
+
 def bands(n: int = 4, dtype: str = "uint8") -> list[dict[str, Any]]:
-    return [{"index": i + 1, "name": f"b{i + 1}", "dtype": dtype} for i in range(n)]
+    names = [*SAMPLE_BANDS, *(f"band{i}" for i in range(5, n + 1))]
+    return [{"index": i + 1, "name": names[i], "dtype": dtype} for i in range(n)]
 
 
 def write_bundle(path: Path, task: str, name: str, *, params: dict[str, Any] | None = None,

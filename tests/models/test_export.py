@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from geovision.cli import main
+from geovision.cli.main import main
 from geovision.errors import InputError, OutputExistsError
 from geovision.models import build_model, load_bundle, save_bundle
 from geovision.models.export import export_model, read_export_metadata

@@ -1,0 +1,107 @@
+"""What a sample of each task holds: one :class:`DataTask` per task.
+
+:class:`~geovision.data.dataset.TileDataset` reads a tile's image and leaves its target (a
+mask, a label, boxes) to the task's object, in ``<task>.py`` beside this module, found through
+:data:`geovision.tasks.TASKS`: what is read once per store, what a sample and an item hold,
+how a batch is read whole and how items are collated.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import numpy as np
+import torch
+from torch.utils.data import default_collate
+
+from geovision.data.info import TileInfo
+from geovision.tasks import get_task
+
+if TYPE_CHECKING:
+    from geovision.data.transforms import Sample
+
+#: A tile's flips and quarter turns, as :meth:`~geovision.data.transforms.Augment.draw` gives.
+Turn = tuple[bool, bool, int] | None
+
+
+class TileSource(Protocol):
+    """What a task reads of a :class:`geovision.data.dataset.TileDataset`."""
+
+    info: TileInfo
+    indices: np.ndarray
+    targets: Any
+    task: DataTask
+
+    def tile_array(self, name: str, tile: int) -> np.ndarray:
+        """Tile ``tile`` of the per-tile array ``name``, in its stored dtype."""
+
+    def read_batch(self, name: str, tiles: list[int], turns: list[Turn]) -> torch.Tensor:
+        """Tiles of array ``name`` stacked, each flipped and rotated as ``turns`` says."""
+
+
+class DataTask(ABC):
+    """What the data stage does differently for a task.
+
+    Attributes:
+        name: the task.
+        tile_arrays: per-tile arrays read beside ``image`` (one chunk per tile).
+        batched: a batch can be decoded whole, straight into its arrays
+            (:meth:`TileSource.__getitems__`); else items are read and collated one by one.
+    """
+
+    name: str
+    tile_arrays: tuple[str, ...] = ()
+    batched: bool = True
+
+    def preload(self, path: Path) -> Any:
+        """What is read once per store (small per-tile targets), or None."""
+        return None
+
+    @abstractmethod
+    def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
+        """The target fields of tile ``tile``'s :class:`~geovision.data.transforms.Sample`."""
+
+    @abstractmethod
+    def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
+        """The target fields of an item, from its (augmented) sample."""
+
+    def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
+        """The target fields of a batch read whole (tasks with ``batched``)."""
+        raise NotImplementedError(f"{self.name}: batches are collated from items")
+
+    @abstractmethod
+    def collate_targets(self, items: list[dict[str, Any]]) -> dict[str, Any]:
+        """The target fields of a batch, from its items."""
+
+    def collate(self, items: list[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
+        """Stack images (and targets); a batch already read whole passes through.
+
+        Stacks with :func:`torch.utils.data.default_collate`, which in a DataLoader worker
+        writes the batch straight into shared memory (no further copy to pass it on).
+        """
+        if isinstance(items, dict):
+            return items
+        return {"image": default_collate([it["image"] for it in items]),
+                "index": torch.tensor([it["index"] for it in items], dtype=torch.int64),
+                **self.collate_targets(items)}
+
+    def class_counts(self, ds: TileSource) -> np.ndarray:
+        """How often each class occurs in the dataset's split (for ``class_weights: auto``).
+
+        Raises:
+            InputError: the task has no class counts of that kind.
+        """
+        from geovision.errors import InputError
+
+        raise InputError(f"{ds.info.path}: {self.name} has no per-class weights")
+
+
+def for_task(name: str) -> DataTask:
+    """The data object of task ``name``.
+
+    Raises:
+        InputError: no such task.
+    """
+    return cast(DataTask, get_task(name).stage("data"))

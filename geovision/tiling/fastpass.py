@@ -1,0 +1,489 @@
+"""``tile_fast()``: the one-pass tiling path (prototype for issue 14, same output as ``tile()``).
+
+``tile()`` decodes every source pixel twice (a nodata scan, then the shard pass) and writes
+through zarr-python. Here every pixel is decoded once and shards are written as bytes:
+
+1. **blocks** (:mod:`~geovision.tiling.blocks`): candidate tiles grouped into windows that
+   follow the sources' storage blocks, each read once;
+2. **pass**: each block is read, its tiles' valid fractions measured, labels burned once per
+   block (:mod:`~geovision.tiling.burn`), the kept tiles' chunks encoded with the store's
+   codecs (:mod:`~geovision.tiling.shards`) and their figures computed
+   (:mod:`~geovision.tiling.encode`). Locally, blocks are committed in order straight into
+   their final shards (:mod:`~geovision.tiling.ordered`); on a Dask cluster, or when tiles on
+   split-block borders may be left out, through spill files (:mod:`~geovision.tiling.spill`);
+3. **selection**: the rules of ``tile()`` on the measured fractions (``--min-valid``, splits,
+   border tiles left out) give the same tiles in the same order;
+4. **arrays**: the tile arrays and the tile plan are created (``store.create_tile_arrays``);
+   the last shard (ordered pass) or every shard (spill pass) is written;
+5. **finish**: attributes from the tiles' figures in memory
+   (:mod:`~geovision.tiling.summary`), and the store completed as ``tile()`` does.
+
+A killed run resumes (``resume=True``) from the markers of the pass; the selection is
+recomputed (it is deterministic); the arrays are created again unless ``arrays.done`` says
+they were. Memory per task is bounded by :data:`BLOCK_BUDGET` and GDAL's block cache by
+:data:`CACHE_BYTES`; the ordered pass also holds one row of blocks' encoded tiles, so rows of
+more than :data:`ORDERED_ROW_BUDGET` bytes go through spill files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import numpy as np
+import rasterio
+import zarr
+
+from geovision.cluster import dask_client, default_workers, run_graph, task
+from geovision.errors import GeovisionError, InputError, OutputExistsError
+from geovision.geo.raster import RasterInfo, absolute, close_cached, open_raster
+from geovision.geo.scenes import SceneSource, scenes_for
+from geovision.geo.vector import Labels, read_labels
+from geovision.tiling.api import (
+    IGNORE_INDEX,
+    TileOptions,
+    _check_scenes,
+    _fill,
+    _fingerprint,
+    _place_labels,
+)
+from geovision.tiling.blocks import BLOCK_BUDGET, Block, plan_blocks
+from geovision.tiling.burn import BlockLabels, SourceLabels
+from geovision.tiling.encode import BlockJob, TileFigures
+from geovision.tiling.ordered import borders_possible, ordered_pass
+from geovision.tiling.plan import TileRef, assign_splits, candidate_tiles
+from geovision.tiling.shards import ShardLayout, shard_layout
+from geovision.tiling.spill import (
+    ShardsJob,
+    block_paths,
+    done_path,
+    load_block,
+    run_block,
+    run_shards,
+)
+from geovision.tiling.store import (
+    PENDING_ATTR,
+    check_pending,
+    commit_store,
+    create_tile_arrays,
+    is_complete,
+    open_group,
+    partial_path,
+)
+from geovision.tiling.summary import summarize
+from geovision.tiling.work import PROGRESS_DIR
+
+log = logging.getLogger(__name__)
+
+#: GDAL block cache while tiling (bytes; GDAL_CACHEMAX in the environment wins). Blocks are
+#: read once, so the cache only needs to hold what one read decodes; GDAL's rasterize also
+#: works in strips of this many bytes, so it must hold a block's mask.
+CACHE_BYTES = 64 * 2**20
+#: Raw bytes of one row of blocks above which the ordered pass is not used (it holds one
+#: row's encoded tiles while the row is committed).
+ORDERED_ROW_BUDGET = 128 * 2**20
+#: Shards per shard task (spill pass).
+SHARDS_PER_TASK = 8
+_TILE_ARRAYS = ("image", "mask", "label", "source", "row", "col", "transform", "valid", "split")
+
+
+def tile_fast(
+    rasters: Sequence[str | os.PathLike[str]],
+    labels: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    options: TileOptions | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    quiet: bool = False,
+    ordered: bool | None = None,
+) -> Path:
+    """Cut rasters and their labels into a Zarr tile dataset, equal to :func:`tile`'s.
+
+    Args:
+        rasters: raster files, globs or directories.
+        labels: a vector file OGR reads.
+        out: the Zarr store to write (a directory).
+        options: how to cut; see :class:`TileOptions`.
+        scheduler: Dask scheduler address; None runs on local threads.
+        workers: local threads (None: every core).
+        overwrite: replace an existing store.
+        resume: finish an interrupted run of the same command, or do nothing if complete.
+        quiet: no progress bar.
+        ordered: force the ordered pass (True) or the spill pass (False); None chooses (the
+            ordered pass for local runs where no tile can be left out on a split border).
+
+    Returns:
+        The path of the finished store.
+
+    Raises:
+        GeovisionError: bad input, with a message naming the file or option.
+    """
+    opts = options or TileOptions()
+    opts.check()
+    out = Path(out)
+    partial = partial_path(out)
+    if out.exists() and not overwrite:
+        if resume and is_complete(out):
+            return out
+        if not resume:
+            raise OutputExistsError(f"{out}: exists; use --overwrite to replace it or "
+                                    "--resume to finish an interrupted run")
+    if partial.exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{partial}: an interrupted run left this; use --resume to "
+                                "finish it or --overwrite to start again")
+    scenes = scenes_for(rasters, opts)
+    sources = [open_raster(s.path) for s in scenes]
+    bands, band_names = _check_scenes(scenes, opts)
+    with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
+        # Labels are read and reprojected while the first blocks are decoded.
+        labels_read = reader.submit(_read_labels, labels, sources, scenes, opts)
+        try:
+            return _tile(scenes, sources, bands, band_names, labels, labels_read, out, opts,
+                         scheduler=scheduler, workers=workers, resume=resume, quiet=quiet,
+                         ordered=ordered)
+        finally:
+            labels_read.cancel()
+
+
+@dataclass(frozen=True)
+class _Labels:
+    """The labels read, reprojected to every source, ready for block queries."""
+
+    lab: Labels
+    per_source: list[SourceLabels]
+
+    def select(self, source: int, block: Block, task: str) -> BlockLabels:
+        return self.per_source[source].select(block.window, shapes=task != "detection")
+
+
+def _read_labels(path: str | os.PathLike[str], sources: list[RasterInfo],
+                 scenes: list[SceneSource], opts: TileOptions) -> _Labels:
+    lab = read_labels(path, layer=opts.layer, class_field=opts.class_field)
+    placed, outside = _place_labels(lab, sources, scenes)
+    lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
+    if outside:
+        log.warning("%s: %d of %d features lie outside every raster and are not used",
+                    lab.path, outside, lab.features)
+    return _Labels(lab, [SourceLabels(geoms, ids, s.transform)
+                         for (geoms, ids, _), s in zip(placed, sources, strict=True)])
+
+
+@dataclass(frozen=True)
+class _LateLabels:
+    """Labels of a block, waited for when the block needs them (see encode.LateLabels)."""
+
+    labels: Future[_Labels]
+    source: int
+    task: str
+
+    def __call__(self, block: Block) -> tuple[BlockLabels | None, int]:
+        ready = self.labels.result()
+        return ready.select(self.source, block, self.task), len(ready.lab.classes)
+
+
+def _tile(
+    scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
+    band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[_Labels],
+    out: Path, opts: TileOptions, *, scheduler: str | None, workers: int | None, resume: bool,
+    quiet: bool, ordered: bool | None,
+) -> Path:
+    partial = partial_path(out)
+    refs = candidate_tiles(sources, opts.tile_size, opts.step)
+    if not refs:
+        sizes = ", ".join(f"{Path(s.path).name} {s.width}x{s.height}" for s in sources)
+        raise InputError(f"--tile-size {opts.tile_size} is larger than every raster ({sizes}); "
+                         "choose a smaller tile size")
+    for s in sources:
+        if s.width < opts.tile_size or s.height < opts.tile_size:
+            log.warning("%s: %dx%d is smaller than one tile; skipped", s.path, s.width, s.height)
+    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
+    fill = _fill(sources[0], dtype)
+    blocks = _plan(refs, sources, bands, opts)
+    if ordered is None:
+        ordered = scheduler is None and not borders_possible(
+            refs, opts.split, opts.split_block_size) and _widest_row(blocks, sources, bands) <= \
+            ORDERED_ROW_BUDGET
+    stand_in = cast(Labels, SimpleNamespace(path=str(labels)))  # the fingerprint reads .path
+    fingerprint = hashlib.sha256((_fingerprint(scenes, stand_in, opts, bands) + "/one-pass-1/"
+                                  + ("ordered" if ordered else "spill")).encode()).hexdigest()
+    progress = partial / PROGRESS_DIR
+    fresh = not (resume and partial.exists())
+    if not fresh:
+        check_pending(partial, fingerprint)
+    else:
+        if partial.exists():
+            shutil.rmtree(partial)
+        group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        group.attrs[PENDING_ATTR] = {"fingerprint": fingerprint,
+                                     "started": dt.datetime.now(dt.timezone.utc).isoformat()}
+    try:
+        return _run(sources, bands, labels_read, out, partial, progress, blocks, refs, opts,
+                    dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
+                    ordered=ordered, scenes=scenes, band_names=band_names)
+    except GeovisionError:
+        if fresh:  # as tile(): nothing is left behind on bad input
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _run(
+    sources: list[RasterInfo], bands: list[int], labels_read: Future[_Labels], out: Path,
+    partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
+    opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
+    workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
+    band_names: list[str],
+) -> Path:
+    image, mask = _layouts(progress, len(bands), opts, dtype, fill)
+    image = dataclasses.replace(image, root=partial / "image")
+    mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
+    if ordered:
+        late: Any = [_LateLabels(labels_read, s, opts.task) for s in range(len(sources))]
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, late, None, image, mask)
+    else:
+        ready = labels_read.result()
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, ready, len(ready.lab.classes),
+                           image, mask)
+
+    cache = {} if "GDAL_CACHEMAX" in os.environ else {"GDAL_CACHEMAX": CACHE_BYTES}
+    with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
+        if ordered:
+            result = ordered_pass(_groups(jobs), progress=progress, image=image, mask=mask,
+                                  workers=workers or default_workers(), quiet=quiet)
+            per_group = list(zip(result.tiles, result.valid, result.kept, result.figures,
+                                 strict=True))
+        else:
+            todo = [j for j in jobs if not block_paths(progress, j.index)[1].exists()]
+            run_graph([task(f"block-{j.index}", run_block, j, str(progress)) for j in todo],
+                      client=client, workers=workers, desc="tiles (read)", unit="tile",
+                      weights=[len(j.block.tiles) for j in todo], quiet=quiet)
+            loaded = [load_block(progress, j.index) for j in jobs]
+            per_group = [(t, v, k, f) for t, v, k, _, f in loaded]
+        close_cached()
+        lab = labels_read.result().lab
+        final = _select(per_group, refs, opts, len(bands), len(lab.classes))
+        if ordered and final["border_dropped"]:
+            raise RuntimeError("the ordered pass left tiles on split borders")  # a bug
+        _make_arrays(partial, progress, final, sources, bands, opts, dtype, fill)
+        image_f, mask_f = _same_codecs((image, mask), (
+            shard_layout(partial / "image"),
+            shard_layout(partial / "mask") if opts.task == "segmentation" else None))
+        if ordered:
+            result.shards.finish(image_f, mask_f)
+        else:
+            spans = np.concatenate([loaded[b][3][p:p + 1] for b, p in final["where"]]) \
+                if final["n"] else np.zeros((0, 4), np.uint64)
+            shard_jobs = _shard_jobs(progress, final, spans, image_f, mask_f)
+            todo_s = [j for j in shard_jobs
+                      if not all(done_path(progress, s).exists() for s in range(*j.shards))]
+            run_graph([task(f"shards-{j.shards[0]}", run_shards, j) for j in todo_s],
+                      client=client, workers=workers, desc="tiles (write)", unit="tile",
+                      weights=[len(j.block) for j in todo_s], quiet=quiet)
+
+    group = open_group(partial, "r+")
+    if opts.task == "classification" and final["n"]:
+        group["label"][...] = final["figures"].label
+    attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
+                             scenes=scenes, sources=sources, bands=bands,
+                             band_names=band_names, lab=lab, opts=opts,
+                             border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
+    commit_store(partial, out, attrs, boxes)
+    log.info("%s: %d tiles written", out, final["n"])
+    return out
+
+
+def _plan(refs: list[TileRef], sources: list[RasterInfo], bands: list[int],
+          opts: TileOptions) -> list[Block]:
+    storage, pixel_bytes = [], []
+    for s in sources:
+        with rasterio.open(s.path) as ds:
+            storage.append(tuple(ds.block_shapes[0]))
+        pixel_bytes.append(len(bands) * np.dtype(s.dtype).itemsize)
+    return plan_blocks(refs, storage, pixel_bytes, opts.tile_size, budget=BLOCK_BUDGET)
+
+
+def _widest_row(blocks: list[Block], sources: list[RasterInfo], bands: list[int]) -> int:
+    """Raw bytes of the largest row of blocks (what the ordered pass may hold encoded)."""
+    rows: dict[tuple[int, int], int] = {}
+    for b in blocks:
+        px = len(bands) * np.dtype(sources[b.source].dtype).itemsize
+        key = (b.source, b.window.row)
+        rows[key] = rows.get(key, 0) + b.window.height * b.window.width * px
+    return max(rows.values(), default=0)
+
+
+def _groups(jobs: list[BlockJob]) -> list[list[BlockJob]]:
+    """Consecutive blocks of one row of blocks (same source and rows) form a group."""
+    groups: list[list[BlockJob]] = []
+    for job in jobs:
+        key = (job.block.source, job.block.window.row)
+        last = groups[-1][-1].block if groups else None
+        if last is not None and (last.source, last.window.row) == key:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _same_codecs(
+    scratch: tuple[ShardLayout, ShardLayout | None], final: tuple[ShardLayout, ShardLayout | None]
+) -> tuple[ShardLayout, ShardLayout | None]:
+    """The final layouts, checked to encode as the scratch ones the pass used did."""
+    for a, b in zip(scratch, final, strict=True):
+        if (a is None) != (b is None) or (a is not None and b is not None and (
+                a.dtype != b.dtype or a.item != b.item or a.root != b.root or
+                [c.get_config() for c in a.encoders] != [c.get_config() for c in b.encoders])):
+            raise RuntimeError("tile arrays were created with other codecs than the pass used")
+    return final
+
+
+def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
+             fill: float | int) -> tuple[ShardLayout, ShardLayout | None]:
+    """Encoding layouts of ``image`` and ``mask``, from arrays made as the store makes them.
+
+    The final arrays can only be created once the tile count is known (after the pass); their
+    codecs depend on the dtype and task alone, so a scratch group gives the encoders now.
+    """
+    scratch = progress / "layout.zarr"
+    group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
+    create_tile_arrays(group, n_tiles=opts.shard, bands=bands, tile_size=opts.tile_size,
+                       dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill, plan={})
+    return (shard_layout(scratch / "image"),
+            shard_layout(scratch / "mask") if opts.task == "segmentation" else None)
+
+
+def _block_jobs(
+    blocks: list[Block], sources: list[RasterInfo], bands: list[int], opts: TileOptions,
+    dtype: str, labels: _Labels | list[_LateLabels], classes: int | None,
+    image: ShardLayout, mask: ShardLayout | None,
+) -> list[BlockJob]:
+    """One job per block; labels selected now (``_Labels``) or when the block is read."""
+    return [
+        BlockJob(
+            index=i, path=absolute(sources[b.source].path),
+            transform=sources[b.source].transform, block=b, bands=tuple(bands),
+            size=opts.tile_size, task=opts.task, dtype=dtype, min_valid=opts.min_valid,
+            ignore_index=IGNORE_INDEX, num_classes=classes or 0,
+            min_box_visible=opts.min_box_visible,
+            labels=(labels.select(b.source, b, opts.task) if isinstance(labels, _Labels)
+                    else labels[b.source]),
+            image=image, mask=mask,
+        )
+        for i, b in enumerate(blocks)
+    ]
+
+
+def _select(per_group: list[tuple[np.ndarray, np.ndarray, np.ndarray, TileFigures]],
+            refs: list[TileRef], opts: TileOptions, bands: int, classes: int
+            ) -> dict[str, Any]:
+    """The final tiles, in order, with their figures (``tile()``'s rules on the fractions).
+
+    Returns:
+        ``n``, ``refs``, ``splits``, ``valid``, ``border_dropped``, ``figures`` of the final
+        tiles and ``where``: (group, position among its kept tiles) of each.
+
+    Raises:
+        InputError: no tile reaches ``--min-valid``.
+    """
+    valid = np.ones(len(refs), dtype=np.float32)
+    where = np.full((len(refs), 2), -1, dtype=np.int64)
+    for i, (tiles, v, kept, _) in enumerate(per_group):
+        valid[tiles] = v
+        kt = tiles[kept]
+        where[kt, 0] = i
+        where[kt, 1] = np.arange(len(kt))
+    keep = (valid >= opts.min_valid) & (valid > 0)
+    if not keep.any():
+        raise InputError(f"no tile has a valid fraction of at least --min-valid "
+                         f"{opts.min_valid}; lower it or check the rasters' nodata")
+    cand = np.flatnonzero(keep)
+    splits, dropped = assign_splits([refs[c] for c in cand], method=opts.split,
+                                    fractions=opts.fractions, block_size=opts.split_block_size,
+                                    seed=opts.seed)
+    if dropped:
+        log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
+    cand = cand[splits != 255]
+    splits = splits[splits != 255]
+    loc = where[cand]
+    figs = [fig for _, _, _, fig in per_group]
+    offsets = np.cumsum([0] + [len(f) for f in figs])
+    figures = TileFigures.concat(figs, bands, classes).take(offsets[loc[:, 0]] + loc[:, 1])
+    return {
+        "n": len(cand), "refs": [refs[c] for c in cand], "splits": splits,
+        "valid": valid[cand], "border_dropped": dropped, "figures": figures,
+        "where": [tuple(x) for x in loc.tolist()],
+    }
+
+
+def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
+                 sources: list[RasterInfo], bands: list[int], opts: TileOptions, dtype: str,
+                 fill: float | int) -> None:
+    """Create the tile arrays and write the tile plan, unless a previous run finished that.
+
+    Shard objects already written under ``image/`` and ``mask/`` are kept.
+    """
+    done = progress / "arrays.done"
+    if done.exists():
+        return
+    for name in _TILE_ARRAYS:
+        meta = partial / name / "zarr.json"
+        meta.unlink(missing_ok=True)
+        if name not in ("image", "mask"):
+            shutil.rmtree(partial / name, ignore_errors=True)
+    group = open_group(partial, "r+")
+    create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
+                       dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
+                       plan=plan_arrays(final["refs"], sources, final["splits"],
+                                        final["valid"]))
+    pending = dict(group.attrs[PENDING_ATTR])
+    group.attrs[PENDING_ATTR] = {**pending, "border_dropped": final["border_dropped"]}
+    done.write_text("ok\n")
+
+
+def plan_arrays(refs: list[TileRef], sources: list[RasterInfo], splits: np.ndarray,
+                valid: np.ndarray) -> dict[str, np.ndarray]:
+    """The tile plan arrays (``source``, ``row``, ``col``, ``transform``, ``valid``, ``split``).
+
+    A tile's affine is its source's composed with a translation by its origin, computed for
+    all tiles at once with the arithmetic of ``Affine.__matmul__`` (so the same float64 bits):
+    ``(a, b, a*col + b*row + c, d, e, d*col + e*row + f)``.
+    """
+    src = np.array([r.source for r in refs], dtype=np.int16)
+    row = np.array([r.window.row for r in refs], dtype=np.int32)
+    col = np.array([r.window.col for r in refs], dtype=np.int32)
+    t = np.array([list(s.transform)[:6] for s in sources], dtype=np.float64)[src]
+    a, b, c, d, e, f = t.T
+    x, y = col.astype(np.float64), row.astype(np.float64)
+    one, zero = 1.0, 0.0
+    transform = np.stack([a * one + b * zero, a * zero + b * one, a * x + b * y + c,
+                          d * one + e * zero, d * zero + e * one, d * x + e * y + f], axis=1)
+    return {"source": src, "row": row, "col": col,
+            "transform": transform.reshape(len(refs), 6),
+            "valid": valid.astype(np.float32), "split": splits.astype(np.uint8)}
+
+
+def _shard_jobs(progress: Path, final: dict[str, Any], spans: np.ndarray,
+                image: ShardLayout, mask: ShardLayout | None) -> list[ShardsJob]:
+    per, n = image.per_shard, final["n"]
+    n_shards = -(-n // per)
+    block = np.array([b for b, _ in final["where"]], dtype=np.int64)
+    jobs = []
+    for first_shard in range(0, n_shards, SHARDS_PER_TASK):
+        last = min(first_shard + SHARDS_PER_TASK, n_shards)
+        lo, hi = first_shard * per, min(last * per, n)
+        jobs.append(ShardsJob(progress=str(progress.resolve()), shards=(first_shard, last),
+                              first=lo, block=block[lo:hi], spans=spans[lo:hi], image=image,
+                              mask=mask))
+    return jobs

@@ -1,0 +1,196 @@
+"""Segmentation: outputs on the scene's grid, blending, padding, nodata, COG, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rioxarray
+import torch
+from rio_cogeo.cogeo import cog_validate
+
+from geovision.formats import PROB_SCALE
+from geovision.inference import infer
+from geovision.models.bundle import load_bundle
+from geovision.synthetic import make_sample
+from tests.inference.infer_helpers import TINY_UNET, write_bundle
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def scene_pixels(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read().astype(np.float32)
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:4326"])
+def test_outputs_share_the_scene_grid_and_are_valid_cogs(tmp_path, seg_bundle, crs):
+    sample = make_sample(tmp_path / "s", size=(300, 220), crss=(crs,), seed=2)
+    scene = sample.rasters[0]
+    [summary] = infer(seg_bundle, scene, tmp_path / "out", quiet=True)
+    with rasterio.open(scene) as src:
+        grid = (src.crs, src.transform, src.width, src.height)
+    for name in ("scene.class.tif", "scene.prob.tif"):
+        path = tmp_path / "out" / name
+        with rasterio.open(path) as ds:
+            assert (ds.crs, ds.transform, ds.width, ds.height) == grid
+            assert ds.block_shapes[0] == (220, 300) or ds.block_shapes[0] == (512, 512)
+            assert ds.nodata == 255
+        valid, errors, _ = cog_validate(str(path))
+        assert valid, errors
+        da = rioxarray.open_rasterio(path)
+        assert da.rio.crs == grid[0]
+        assert da.rio.transform() == grid[1]
+        assert da.shape[1:] == (220, 300)
+    with rasterio.open(tmp_path / "out" / "scene.class.tif") as ds:
+        assert ds.count == 1 and ds.dtypes[0] == "uint8"
+        assert ds.colormap(1)[1] == (227, 26, 28, 255)
+        assert json.loads(ds.tags()["classes"])[4]["name"] == "water"
+        assert ds.tags(1)["class_3"] == "forest"
+    with rasterio.open(tmp_path / "out" / "scene.prob.tif") as ds:
+        assert ds.count == 5
+        assert ds.descriptions[1] == "p_building"
+        assert ds.scales == (1 / PROB_SCALE,) * 5 and ds.offsets == (0.0,) * 5
+    # readers that apply the scale see probabilities 0..1 that sum to 1
+    da = rioxarray.open_rasterio(tmp_path / "out" / "scene.prob.tif", mask_and_scale=True)
+    total = da.sum("band").values
+    valid = ~np.isnan(da.values).any(axis=0)
+    assert float(da.max()) <= 1.0
+    np.testing.assert_allclose(total[valid], 1.0, atol=5 * 0.5 / PROB_SCALE)
+    assert summary.windows > 1 and summary.timings["model"] > 0
+    on_disk = json.loads((tmp_path / "out" / "scene.json").read_text())
+    assert on_disk["parameters"]["window"] == 64 and on_disk["megapixels_per_s"] > 0
+    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())
+
+
+def test_interior_matches_one_pass_over_the_whole_scene(tmp_path, seg_bundle):
+    sample = make_sample(tmp_path / "s", size=(320, 256), nodata_corner=0, seed=1)
+    model = load_bundle(seg_bundle).model
+    x = (scene_pixels(sample.rasters[0]) - 110.0) / 50.0
+    with torch.inference_mode():
+        full = torch.softmax(model(torch.from_numpy(x)[None]), 1)[0].numpy()
+    errors = {}
+    for blend in ("gaussian", "none"):
+        infer(seg_bundle, sample.rasters, tmp_path / blend, window=64, overlap=0.5,
+              blend=blend, prob_dtype="float32", block_windows=2, quiet=True)
+        probs = read(tmp_path / blend / "scene.prob.tif")
+        errors[blend] = np.abs(probs - full)[:, 32:-32, 32:-32].max()
+    assert errors["gaussian"] < 1e-5
+    assert errors["none"] > 100 * errors["gaussian"]  # the test can tell blends apart
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (1, 1), (101, 333), (257, 65)])
+def test_any_size_is_covered_including_scenes_smaller_than_a_window(tmp_path, seg_bundle,
+                                                                     scene_writer, shape):
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(1, 255, size=(4, *shape), dtype=np.uint8)
+    scene = scene_writer("odd.tif", pixels)
+    infer(seg_bundle, scene, tmp_path / "out", prob_dtype="float32", quiet=True)
+    classes = read(tmp_path / "out" / "odd.class.tif")
+    probs = read(tmp_path / "out" / "odd.prob.tif")
+    assert classes.shape == (1, *shape) and probs.shape == (5, *shape)
+    assert (classes < 5).all()
+    np.testing.assert_allclose(probs.sum(0), 1.0, atol=1e-5)
+
+
+def test_blocks_do_not_change_the_result(tmp_path, seg_bundle):
+    sample = make_sample(tmp_path / "s", size=(300, 190), seed=4)
+    for k in (1, 3, 50):
+        infer(seg_bundle, sample.rasters, tmp_path / f"b{k}", block_windows=k,
+              prob_dtype="float32", quiet=True)
+    ref = read(tmp_path / "b50" / "scene.prob.tif")
+    for k in (1, 3):
+        np.testing.assert_allclose(read(tmp_path / f"b{k}" / "scene.prob.tif"), ref,
+                                   atol=1e-6)
+
+
+def test_nodata_in_the_scene_is_nodata_in_every_output(tmp_path, seg_bundle):
+    sample = make_sample(tmp_path / "s", size=(200, 150), nodata_corner=0.3, seed=5)
+    with rasterio.open(sample.rasters[0]) as ds:
+        invalid = ds.read_masks(1) == 0
+    assert invalid.any()
+    infer(seg_bundle, sample.rasters, tmp_path / "u8", quiet=True)
+    infer(seg_bundle, sample.rasters, tmp_path / "f32", prob_dtype="float32",
+          probabilities=True, quiet=True)
+    classes = read(tmp_path / "u8" / "scene.class.tif")[0]
+    np.testing.assert_array_equal(classes == 255, invalid)
+    probs = read(tmp_path / "u8" / "scene.prob.tif")
+    assert (probs[:, invalid] == 255).all() and (probs[:, ~invalid] <= 254).all()
+    f32 = read(tmp_path / "f32" / "scene.prob.tif")
+    np.testing.assert_array_equal(np.isnan(f32).any(0), invalid)
+    with rasterio.open(tmp_path / "f32" / "scene.prob.tif") as ds:
+        assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+
+
+def test_no_probabilities_writes_classes_only(tmp_path, seg_bundle):
+    sample = make_sample(tmp_path / "s", size=80, seed=6)
+    [summary] = infer(seg_bundle, sample.rasters, tmp_path / "out", probabilities=False,
+                      quiet=True)
+    assert summary.outputs == ("scene.class.tif",)
+    assert not (tmp_path / "out" / "scene.prob.tif").exists()
+
+
+@pytest.mark.slow  # kill -9 and resume
+def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
+    bundle = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET,
+                          tile_size=32)
+    sample = make_sample(tmp_path / "s", size=(384, 256), seed=7)
+    infer(bundle, sample.rasters, tmp_path / "ref", block_windows=1, quiet=True)
+    out = tmp_path / "crash"
+    code = (f"from geovision.inference import infer; infer({str(bundle)!r}, "
+            f"{sample.rasters[0]!r}, {str(out)!r}, block_windows=1, quiet=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    scratch = out / ".scene.partial"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(scratch.glob("*.done"))) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(scratch.glob("*.done")))
+    assert done >= 3, "the run ended before it could be interrupted"
+    assert not (out / "scene.class.tif").exists()  # no partial output under a final name
+    with pytest.raises(FileExistsError, match="--resume"):
+        infer(bundle, sample.rasters, out, block_windows=1, quiet=True)
+    [summary] = infer(bundle, sample.rasters, out, block_windows=1, resume=True, quiet=True)
+    for name in ("scene.class.tif", "scene.prob.tif"):
+        np.testing.assert_array_equal(read(out / name), read(tmp_path / "ref" / name))
+    assert not scratch.exists()
+    # resuming a finished run does nothing
+    again = infer(bundle, sample.rasters, out, block_windows=1, resume=True, quiet=True)
+    assert again[0].created == summary.created
+
+
+def test_tta_keeps_probabilities_normalized(tmp_path, seg_bundle):
+    sample = make_sample(tmp_path / "s", size=70, seed=8)
+    infer(seg_bundle, sample.rasters, tmp_path / "out", tta=True, prob_dtype="float32",
+          quiet=True)
+    probs = read(tmp_path / "out" / "scene.prob.tif")
+    ok = ~np.isnan(probs).any(0)
+    np.testing.assert_allclose(probs[:, ok].sum(0), 1.0, atol=1e-5)
+
+
+@pytest.mark.slow  # a Dask cluster
+def test_dask_cluster_gives_the_local_result(tmp_path, seg_bundle):
+    distributed = pytest.importorskip("distributed")
+    sample = make_sample(tmp_path / "s", size=(200, 130), seed=9)
+    infer(seg_bundle, sample.rasters, tmp_path / "local", block_windows=2, quiet=True)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=None) as cluster:
+        infer(seg_bundle, sample.rasters, tmp_path / "dask", block_windows=2,
+              scheduler=cluster.scheduler_address, quiet=True)
+    for name in ("scene.class.tif", "scene.prob.tif"):
+        np.testing.assert_array_equal(read(tmp_path / "dask" / name),
+                                      read(tmp_path / "local" / name))

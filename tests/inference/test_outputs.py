@@ -1,0 +1,30 @@
+"""The output folder of infer: when a scene is complete, and its summary as a value."""
+
+import json
+
+from geovision.inference.outputs import PredictionFolder, SceneSummary
+
+
+def test_a_scene_is_complete_with_its_summary_and_without_scratch(tmp_path):
+    scene = tmp_path / "scene.tif"
+    scene.write_bytes(b"")
+    folder = PredictionFolder(tmp_path / "out")
+    assert not folder.is_complete([str(scene)])
+    folder.root.mkdir()
+    folder.summary("scene").write_text("{}")
+    folder.scratch("scene").mkdir()
+    assert not folder.is_complete([str(scene)])  # a run is in progress
+    folder.scratch("scene").rmdir()
+    assert folder.is_complete([str(scene)])
+    assert not folder.is_complete([str(tmp_path / "none-*.tif")])  # matches nothing
+
+
+def test_summary_round_trips_through_its_file():
+    summary = SceneSummary(
+        created="2024-01-01T00:00:00+00:00", geovision_version="0.1.0",
+        model={"task": "segmentation"}, scene={"path": "/data/a.tif"},
+        parameters={"window": 64}, windows=4, blocks=1, outputs=("a.class.tif",),
+        counts={}, timings={"total": 1.0}, megapixels=0.1, megapixels_per_s=0.1)
+    doc = json.loads(json.dumps(summary.to_json()))
+    assert doc["geovision"]["format"] == "inference" and list(doc)[-1] == "megapixels_per_s"
+    assert SceneSummary.from_json(doc) == summary and summary.stem == "a"
