@@ -1,36 +1,40 @@
 """Blending a block's windows in place, in reused buffers, and finishing its pieces.
 
-The same arithmetic as :class:`geovision.inference.blocks.BlockWriter` (so the same bits), with
-less memory traffic:
+Each window's softmax is weighted by its blend share (:mod:`geovision.inference.blend`) and
+added on the model's device, with little memory traffic:
 
 - a window's 2-D share (the outer product of its row and column shares) is computed once per
   distinct pair of 1-D shares, not once per window: interior windows all share one
   (:class:`ShareCache`);
 - each window's probabilities are weighted and added into the accumulator in one
   ``addcmul_``, with no temporary (:meth:`Accumulator.add`);
-- accumulators come from a small pool and go back to it, so a scene reuses the same two or
-  three buffers instead of allocating (and page-faulting) one per block (:class:`BufferPool`);
-- pieces are finished in place on the accumulator (argmax, then clamp, scale and round in
-  place, nodata by a broadcast ``masked_fill_``), the only new arrays being the stored ones
-  (:meth:`Accumulator.finish`).
+- accumulators come from a pool and go back to it, so a scene reuses the same few buffers
+  instead of allocating (and page-faulting) one per block (:class:`BufferPool`);
+- pieces are finished in place on the accumulator (:func:`finish_in_place`: argmax, then
+  clamp, scale and round in place, nodata by ``masked_fill_``), the only new arrays being
+  the stored ones.
 
-Seam pieces are finished by :class:`Seams` once every block that covers them has given its
-weighted contribution, summed in the piece's owner order as
-:func:`geovision.inference.blocks.finish_seam` does.
+A block finishes the pieces it owns alone; its weighted contribution to each seam it shares
+with a neighbour is handed out (:class:`SeamPart`), and :class:`Seams` finishes a seam once
+every block covering it has given its contribution, summed in the piece's owner order (so a
+seam gets the same bits wherever it is finished: in this process, or in a scene's finishing
+task from stored contributions).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from geovision.inference.blend import axis_shares, profile
-from geovision.inference.grid import Block, Piece
-from geovision.inference.writers import NODATA, PROB_SCALE, finish
+from geovision.formats import CLASS_NODATA, PROB_NODATA, PROB_SCALE
+from geovision.inference.blend import axis_shares, axis_weights
+from geovision.inference.layout import Block, Piece
 
 
 class BufferPool:
@@ -38,7 +42,8 @@ class BufferPool:
 
     :meth:`take` hands out a view of the smallest free buffer large enough (allocating one
     when none is), :meth:`give` takes it back. A scene's blocks differ in size only at the
-    scene's edges, so a pool settles at one buffer per block held at once.
+    scene's edges, so a pool settles at one buffer per block held at once. Thread-safe: the
+    block tasks of a Dask worker's threads share their process's pool.
     """
 
     def __init__(self, pin: bool = False) -> None:
@@ -47,31 +52,50 @@ class BufferPool:
         self._free: dict[tuple[str, torch.dtype], list[torch.Tensor]] = {}
         self._out: dict[int, torch.Tensor] = {}
         self.allocated = 0  # buffers allocated so far (for tests and figures)
+        self._lock = threading.Lock()
 
     def take(self, shape: Sequence[int], dtype: torch.dtype = torch.float32,
              device: str | torch.device = "cpu", *, zero: bool = True) -> torch.Tensor:
         """A tensor of ``shape`` (zeroed unless ``zero=False``) backed by a pooled buffer."""
         n = math.prod(shape)
         key = (str(torch.device(device)), dtype)
-        free = self._free.setdefault(key, [])
-        fits = [b for b in free if b.numel() >= n]
-        if fits:
-            buf = min(fits, key=lambda b: b.numel())
-            free.remove(buf)
-        else:
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            fits = [b for b in free if b.numel() >= n]
+            buf = min(fits, key=lambda b: b.numel()) if fits else None
+            if buf is not None:
+                del free[next(i for i, b in enumerate(free) if b is buf)]
+            else:
+                self.allocated += 1
+        if buf is None:
             pin = self.pin and torch.device(device).type == "cpu" and torch.cuda.is_available()
-            buf = torch.empty(n, dtype=dtype, device=device, pin_memory=pin)
-            self.allocated += 1
+            buf = torch.empty(max(n, 1), dtype=dtype, device=device, pin_memory=pin)
         view = buf[:n].view(*shape)
-        self._out[view.data_ptr()] = buf
+        with self._lock:
+            self._out[id(view)] = buf
         if zero:
             view.zero_()
         return view
 
+    def clear(self) -> None:
+        """Let the free buffers go (those handed out come back to the pool as usual)."""
+        with self._lock:
+            self._free.clear()
+
     def give(self, tensor: torch.Tensor) -> None:
         """Return a tensor from :meth:`take` to the pool (it must not be used afterwards)."""
-        buf = self._out.pop(tensor.data_ptr())
-        self._free.setdefault((str(buf.device), buf.dtype), []).append(buf)
+        with self._lock:
+            buf = self._out.pop(id(tensor))
+            self._free.setdefault((str(buf.device), buf.dtype), []).append(buf)
+
+
+_POOL = BufferPool()
+_PINNED_POOL = BufferPool(pin=True)
+
+
+def process_pool(device: str) -> BufferPool:
+    """This process's accumulator pool for a device (host buffers pinned for CUDA)."""
+    return _PINNED_POOL if device.startswith("cuda") else _POOL
 
 
 def axis_share_table(origins: Sequence[int], window: int, stride: int, blend: str,
@@ -79,9 +103,9 @@ def axis_share_table(origins: Sequence[int], window: int, stride: int, blend: st
     """1-D shares of every window origin along an axis, from all the windows of the axis.
 
     Equal, to the bit, to the shares a block computes from its neighbourhood
-    (``blocks._shares``): a pixel's summed weight adds the same windows in the same order.
+    around it: a pixel's summed weight adds the same windows in the same order.
     """
-    return axis_shares(list(origins), profile(window, window - stride, blend))
+    return axis_shares(list(origins), axis_weights(window, window - stride, blend))
 
 
 class ShareCache:
@@ -123,6 +147,13 @@ class ShareCache:
     def distinct(self) -> int:
         """How many 2-D shares have been computed."""
         return len(self._pairs)
+
+
+@functools.lru_cache(maxsize=8)
+def share_cache(row_origins: tuple[int, ...], col_origins: tuple[int, ...], window: int,
+                stride: int, blend: str, device: str) -> ShareCache:
+    """The :class:`ShareCache` of a scene's windows, made once per process."""
+    return ShareCache(row_origins, col_origins, window, stride, blend, device)
 
 
 @dataclass
@@ -208,21 +239,21 @@ class Accumulator:
 
 def finish_in_place(probs: torch.Tensor, invalid: torch.Tensor, prob_dtype: str,
                     keep_probs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-    """``blocks._finish_torch`` with the probabilities scaled in place (they are clobbered).
+    """Class ids and stored probabilities of blended probabilities (which are clobbered).
 
     Returns:
-        (classes ``(1, rows, cols)`` uint8 with :data:`NODATA` where invalid, stored
+        (classes ``(1, rows, cols)`` uint8 with :data:`CLASS_NODATA` where invalid, stored
         probabilities: compact uint8 or float32 with NaN where invalid; None unless
         ``keep_probs``).
     """
     # max(0).indices is argmax(0) (the first of equal maxima), about 5x faster on a CPU
     classes = probs.max(0).indices.to(torch.uint8)
-    classes.masked_fill_(invalid, NODATA)
+    classes.masked_fill_(invalid, CLASS_NODATA)
     stored = None
     if keep_probs:
         if prob_dtype == "uint8":
             stored_t = probs.clamp_(0.0, 1.0).mul_(PROB_SCALE).round_().to(torch.uint8)
-            stored_t.masked_fill_(invalid, NODATA)
+            stored_t.masked_fill_(invalid, PROB_NODATA)
         else:
             stored_t = probs.clone()
             stored_t.masked_fill_(invalid, float("nan"))
@@ -246,12 +277,14 @@ class Seams:
             return None
         del self._parts[part.piece.index]
         total = None
-        for owner in part.piece.owners:  # the order of blocks.finish_seam
+        for owner in part.piece.owners:  # the piece's owner order, wherever it is finished
             p = parts[owner].total
             total = p if total is None else total + p
         assert total is not None
-        classes, probs = finish(total, part.valid, self.prob_dtype)
-        return Finished(part.piece, classes[None], probs if self.probabilities else None)
+        classes, probs = finish_in_place(torch.from_numpy(total),
+                                         torch.from_numpy(~part.valid), self.prob_dtype,
+                                         self.probabilities)
+        return Finished(part.piece, classes, probs)
 
     @property
     def waiting(self) -> int:

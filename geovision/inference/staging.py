@@ -5,9 +5,9 @@ call). On CUDA the buffers are page-locked (pinned) and used in turn, and the co
 is ``non_blocking``: it overlaps the model's work on the previous batch and the host's work
 beside it; an event recorded after each copy says when its buffer may be filled again.
 
-:func:`forward` is :func:`geovision.inference.predict.segment` on a tensor already on the
-device, with the same operations in the same order (so the same bits), minus the division of
-the probabilities by one when there is no test-time augmentation (a full copy of the batch).
+:func:`forward` gives a segmentation model's class probabilities of a batch already on the
+device; without test-time augmentation it skips the division by one (a full copy of the
+batch).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from geovision.inference.predict import _dihedral
+from geovision.inference.predict import dihedral
 
 
 class BatchStager:
@@ -75,11 +75,10 @@ class BatchStager:
 def forward(model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
     """Class probabilities ``(N, K, H, W)`` of a batch on the model's device.
 
-    The arithmetic of :func:`~geovision.inference.predict.segment` (softmax of each
-    transform, inverted, summed in order, divided by their count); without test-time
-    augmentation the division by one is skipped, which changes no bit.
+    The softmax of each transform, inverted, summed in order, divided by their count;
+    without test-time augmentation the division by one is skipped, which changes no bit.
     """
-    transforms = _dihedral() if tta else _dihedral()[:1]
+    transforms = dihedral(tta)
     probs = None
     for fwd, inv in transforms:
         p = inv(torch.softmax(model(fwd(x)).float(), dim=1))

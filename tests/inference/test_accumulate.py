@@ -1,14 +1,12 @@
-"""In-place blending in pooled buffers gives BlockWriter's results, to the bit."""
+"""Blending in place in pooled buffers, blocks and seams, against a whole-scene computation."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from infer_helpers import TINY_UNET, write_bundle
 
+from geovision.geo.windows import window_stride
 from geovision.inference.accumulate import (
     Accumulator,
     BufferPool,
@@ -16,85 +14,77 @@ from geovision.inference.accumulate import (
     ShareCache,
     finish_in_place,
 )
-from geovision.inference.blocks import (
-    BlockWriter,
-    Job,
-    block_pieces,
-    finish_seam,
-    piece_path,
-    read_block,
-    run_model,
-    save_array,
-    seam_path,
-    window_batches,
-)
-from geovision.inference.grid import make_layout, window_stride
-from geovision.synthetic import make_sample
+from geovision.inference.blend import axis_weights
+from geovision.inference.layout import block_pieces, make_layout
 
 
-def make_job(tmp_path: Path, scene: str, model: Path, shape: tuple[int, int], window: int,
-             overlap: float, blend: str, prob_dtype: str, per_block: int):
-    stride = window_stride(window, overlap)
-    layout = make_layout(*shape, window, stride, per_block=per_block)
-    job = Job(scene=scene, bands=(1, 2, 3, 4), model=str(model), device="cpu",
-              task="segmentation", window=window, stride=stride, blend=blend, batch_size=3,
-              tta=False, prob_dtype=prob_dtype, probabilities=True, score_threshold=0.5,
-              mean=(110.0,) * 4, std=(50.0,) * 4, height=shape[0], width=shape[1],
-              n_rows=len(layout.row_origins), n_cols=len(layout.col_origins), num_classes=5,
-              scratch=str(tmp_path / "scratch"))
-    Path(job.scratch).mkdir()
-    return job, layout
+def window_probs(r: int, c: int, k: int, w: int) -> np.ndarray:
+    """A window's "model output": a softmax of noise, the same for the same origin."""
+    logits = np.random.default_rng(r * 100_003 + c).standard_normal((k, w, w)) * 3
+    e = np.exp(logits - logits.max(0))
+    return (e / e.sum(0)).astype(np.float32)
 
 
 @pytest.mark.parametrize(("blend", "prob_dtype", "overlap", "per_block"), [
     ("gaussian", "uint8", 0.25, 2), ("gaussian", "float32", 0.5, 1), ("none", "uint8", 0.25, 3),
     ("linear", "float32", 0.25, 2)])
-def test_blocks_give_blockwriters_results_to_the_bit(tmp_path, blend, prob_dtype, overlap,
-                                                     per_block):
-    shape = (300, 230)  # windows pass the scene's edges: reflect-padded, non-contiguous input
-    sample = make_sample(tmp_path / "s", size=shape[::-1], seed=4, nodata_corner=0.2)
-    model = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET)
-    job, layout = make_job(tmp_path, sample.rasters[0], model, shape, 64, overlap, blend,
-                           prob_dtype, per_block)
+def test_blocks_and_seams_give_the_whole_scene_blend(blend, prob_dtype, overlap, per_block):
+    shape, k, window = (300, 230), 5, 64  # windows pass the scene's edges
+    stride = window_stride(window, overlap)
+    layout = make_layout(*shape, window, stride, per_block=per_block)
+    valid = np.random.default_rng(9).random(shape) > 0.1
+    # the reference: every window weighted by its outer profile, divided by the summed weight
+    wa = axis_weights(window, window - stride, blend)
+    span = (layout.row_origins[-1] + window, layout.col_origins[-1] + window)
+    acc, weight = np.zeros((k, *span)), np.zeros(span)
+    for r in layout.row_origins:
+        for c in layout.col_origins:
+            acc[:, r:r + window, c:c + window] += (window_probs(r, c, k, window)
+                                                   * np.outer(wa, wa))
+            weight[r:r + window, c:c + window] += np.outer(wa, wa)
+    ref = (acc / weight)[:, :shape[0], :shape[1]]
+
     pool = BufferPool()
-    shares = ShareCache(layout.row_origins, layout.col_origins, job.window, job.stride, blend,
-                        "cpu")
+    shares = ShareCache(layout.row_origins, layout.col_origins, window, stride, blend, "cpu")
     seams = Seams(prob_dtype)
-    compared = 0
+    classes = np.full(shape, 77, dtype=np.uint8)
+    probs = np.zeros((k, *shape), dtype=np.float32)
     for block in layout.blocks:
-        data = read_block(job, block)
-        pieces = block_pieces(block, layout.pieces)
-        ref = BlockWriter(job, data, pieces)
-        mine = Accumulator(block, data.valid, pieces, 5, job.window, shares, pool,
-                           prob_dtype=prob_dtype)
-        for origins, batch in window_batches(job, data):
-            probs = run_model(job, batch)  # one model output, fed to both
-            ref.add(origins, probs)
-            mine.add(origins, probs)
-        expected = {p.name: a for p, a in ref.results()}
-        for p, a in ref.results():
-            save_array(p, a)
-        done, parts = mine.finish()
-        for f in done:
-            assert f.classes.tobytes() == expected[piece_path(job.scratch, f.piece,
-                                                              "class").name].tobytes()
-            assert f.probs is not None
-            assert f.probs.tobytes() == expected[piece_path(job.scratch, f.piece,
-                                                            "prob").name].tobytes()
-            compared += 1
+        reg = block.region
+        rows = np.clip(np.arange(reg.row, reg.row + reg.height), 0, shape[0] - 1)
+        cols = np.clip(np.arange(reg.col, reg.col + reg.width), 0, shape[1] - 1)
+        acc_block = Accumulator(block, valid[np.ix_(rows, cols)],
+                                block_pieces(block, layout.pieces), k, window, shares, pool,
+                                prob_dtype=prob_dtype)
+        wins = list(block.windows)
+        for i in range(0, len(wins), 3):
+            batch = torch.from_numpy(np.stack([window_probs(r, c, k, window)
+                                               for r, c in wins[i:i + 3]]))
+            acc_block.add(wins[i:i + 3], batch)
+        done, parts = acc_block.finish()
         for part in parts:
-            name = seam_path(job.scratch, part.piece, part.owner).name
-            assert part.total.tobytes() == np.ascontiguousarray(expected[name]).tobytes()
             finished = seams.add(part)
-            if finished is not None:  # every owner has given: BlockWriter's finish_seam
-                finish_seam(job, part.piece)
-                for what, got in (("class", finished.classes), ("prob", finished.probs)):
-                    ref_arr = np.load(piece_path(job.scratch, part.piece, what))
-                    assert got is not None and got.tobytes() == ref_arr.tobytes()
-                compared += 1
-    assert seams.waiting == 0 and compared == len(layout.pieces)
-    assert pool.allocated == 1  # one buffer served every block
+            if finished is not None:
+                done.append(finished)
+        for f in done:
+            pw = f.piece.window
+            sl = (slice(pw.row, pw.row + pw.height), slice(pw.col, pw.col + pw.width))
+            classes[sl] = f.classes[0]
+            assert f.probs is not None
+            probs[(slice(None), *sl)] = (f.probs / np.float32(254) if prob_dtype == "uint8"
+                                         else f.probs)
+    assert seams.waiting == 0 and pool.allocated == 1
     assert shares.distinct <= 9  # first, inner and last windows along each axis
+    np.testing.assert_array_equal(classes == 255, ~valid)
+    top2 = np.sort(ref, axis=0)[-2:]
+    clear = valid & (top2[1] - top2[0] > 1e-4)
+    np.testing.assert_array_equal(classes[clear], ref.argmax(0)[clear])
+    if prob_dtype == "uint8":
+        stored = np.rint(ref * 254)
+        assert np.abs(probs[:, valid] * 254 - stored[:, valid]).max() <= 1
+    else:
+        assert np.isnan(probs[:, ~valid]).all()
+        np.testing.assert_allclose(probs[:, valid], ref[:, valid], atol=2e-6)
 
 
 def test_finish_picks_the_first_of_equal_maxima_like_argmax():

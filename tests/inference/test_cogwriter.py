@@ -9,21 +9,19 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
-from infer_helpers import CLASSES
 from rasterio.crs import CRS
 from rio_cogeo.cogeo import cog_validate
 
+from geovision.formats import ClassInfo
 from geovision.inference import cogfile
 from geovision.inference.cogfile import TiffFormatError, read_ifd
 from geovision.inference.cogwriter import CogWriter
 from geovision.inference.overviews import AVERAGE, MODE
-from geovision.inference.writers import (
-    describe_classes,
-    describe_probabilities,
-    tiled_profile,
-    to_cog,
-)
+from geovision.inference.writers import describe_classes, describe_probabilities
+from tests.inference.gdal_cog import tiled_profile, to_cog
+from tests.inference.infer_helpers import CLASSES
 
+INFOS = [ClassInfo.from_json(c) for c in CLASSES]
 TRANSFORM = Affine(10.0, 0, 500_000.0, 0, -10.0, 5_300_000.0)
 
 
@@ -72,28 +70,28 @@ def tiles(path) -> list[list[bytes]]:
 
 def output(kind: str, shape: tuple[int, int], seed: int = 0) -> tuple[np.ndarray, dict]:
     """Class ids or probabilities (compact or float) with a nodata corner, and how to write
-    them: the way :mod:`geovision.inference.outputs` writes them today."""
+    them, as ``infer`` describes them."""
     rng = np.random.default_rng(seed)
     h, w = shape
     if kind == "classes":
         data = np.repeat(rng.integers(0, 5, (1, h // 7 + 1, w)), 7, axis=1)[:, :h]
         data = data.astype(np.uint8)
         how = {"dtype": "uint8", "nodata": 255.0, "resampling": MODE,
-               "describe": lambda d: describe_classes(d, CLASSES)}
+               "describe": lambda d: describe_classes(d, INFOS)}
     elif kind == "compact":
         data = rng.integers(0, 255, (5, h, w)).astype(np.uint8)
         how = {"dtype": "uint8", "nodata": 255.0, "resampling": AVERAGE,
-               "describe": lambda d: describe_probabilities(d, CLASSES, True)}
+               "describe": lambda d: describe_probabilities(d, INFOS, True)}
     else:
         data = rng.random((5, h, w)).astype(np.float32)
         how = {"dtype": "float32", "nodata": float("nan"), "resampling": AVERAGE,
-               "describe": lambda d: describe_probabilities(d, CLASSES, False)}
+               "describe": lambda d: describe_probabilities(d, INFOS, False)}
     data[:, :h // 3, :w // 5] = how["nodata"]
     return data, how
 
 
 def gdal_cog(tmp_path, data: np.ndarray, how: dict, crs: str) -> str:
-    """Today's way: a tiled GeoTIFF converted by GDAL's COG driver (``writers.to_cog``)."""
+    """The reference: a tiled GeoTIFF converted by GDAL's COG driver."""
     count, h, w = data.shape
     tif = tmp_path / "today.tif"
     with rasterio.open(tif, "w", **tiled_profile(height=h, width=w, count=count,

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from geovision.inference.overviews import AVERAGE, MODE, Pyramid, axis_windows, overview_shapes
-from geovision.inference.writers import to_cog
+from tests.inference.gdal_cog import to_cog
 
 
 def gdal_levels(tmp_path, data: np.ndarray, nodata: float, resampling: str) -> list[np.ndarray]:

@@ -9,11 +9,11 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
-from infer_helpers import TINY_UNET, write_bundle
 
-from geovision.inference.predict import cached_bundle, segment
+from geovision.inference.predict import cached_bundle, dihedral
 from geovision.inference.staging import BatchStager, forward
 from geovision.inference.threads import STRATEGIES, ThreadBudget, available_cores, plan
+from tests.inference.infer_helpers import TINY_UNET, write_bundle
 
 
 @given(st.integers(1, 256), st.sampled_from(["cpu", "cuda", "cuda:1"]))
@@ -72,10 +72,16 @@ def tiny_model(tmp_path):
 
 
 @pytest.mark.parametrize("tta", [False, True])
-def test_forward_is_segment_to_the_bit(tiny_model, tta):
-    x = np.random.default_rng(0).standard_normal((3, 4, 64, 64)).astype(np.float32)
-    assert torch.equal(forward(tiny_model, torch.from_numpy(x), tta),
-                       segment(tiny_model, x, "cpu", tta))
+def test_forward_is_the_mean_softmax_of_the_transforms(tiny_model, tta):
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 4, 64, 64))
+                         .astype(np.float32))
+    with torch.inference_mode():
+        expected = torch.stack([inv(torch.softmax(tiny_model(fwd(x)), dim=1))
+                                for fwd, inv in dihedral(tta)]).mean(0)
+        got = forward(tiny_model, x, tta)
+    assert got.shape == (3, 5, 64, 64)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got.sum(1), torch.ones(3, 64, 64), rtol=0, atol=1e-5)
 
 
 def test_staged_batches_are_the_windows_contiguous_in_one_reused_buffer():
