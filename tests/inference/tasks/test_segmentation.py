@@ -258,7 +258,12 @@ def test_thread_strategies_give_the_same_outputs(tmp_path, seg_bundle, monkeypat
                             plan(device, 2, s))
         infer(seg_bundle, sample.rasters, tmp_path / strategy, block_windows=2, quiet=True)
     for name in ("scene.class.tif", "scene.prob.tif"):
-        for strategy in ("split", "overlap"):
-            for a, b in zip(cog_levels(tmp_path / "inline" / name),
-                            cog_levels(tmp_path / strategy / name), strict=True):
-                assert a.tobytes() == b.tobytes()
+        # the same torch threads: the same bits
+        for a, b in zip(cog_levels(tmp_path / "inline" / name),
+                        cog_levels(tmp_path / "overlap" / name), strict=True):
+            assert a.tobytes() == b.tobytes()
+    # torch on one thread fewer sums its convolutions in another order: the last bits
+    a, b = (read(tmp_path / s / "scene.prob.tif").astype(int) for s in ("inline", "split"))
+    assert np.abs(a - b).max() <= 1
+    a, b = (read(tmp_path / s / "scene.class.tif") for s in ("inline", "split"))
+    assert (a == b).mean() > 0.999 and ((a == 255) == (b == 255)).all()
