@@ -37,7 +37,8 @@ def test_the_readme_marks_its_walkthrough_runnable():
     run = [c[0] for lang, code in blocks if lang == "bash" for c in commands(code)]
     assert run and set(run) == {"geovision"}
     steps = {c[1] for lang, code in blocks if lang == "bash" for c in commands(code)}
-    assert {"generate", "tile", "info", "train", "infer", "score", "evaluate", "export"} <= steps
+    assert {"generate", "tile", "info", "train", "infer", "vectorize", "score", "evaluate",
+            "export"} <= steps
     assert any(lang == "python" for lang, _ in blocks)
 
 
@@ -54,6 +55,7 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
             assert main(["-q", *argv[1:]]) == 0, " ".join(argv)
     for path in ["seg.zarr", "runs/segmentation-unet/model.pt", "predictions/scene.class.tif",
                  "predictions/scene.prob.tif", "predictions/scene.preview.png",
+                 "predictions/scene.polygons.gpkg", "scene.polygons.geojson",
                  "eval/metrics.json", "score/score.json", "score/report.md",
                  "score/confusion_matrix.png", "py/score/score.json",
                  "det-predictions/scene.detections.geojson",

@@ -36,7 +36,9 @@ def infer_cmd(model: Path, scenes: tuple[str, ...], out: Path, scheduler: str | 
     descriptions). Windows slide over each whole scene, overlapping and blended; outputs are
     on the scene's exact grid (or, resampled to the model's pixel size, on a grid aligned to
     its origin) and named after the scene: <name>.class.tif and <name>.prob.tif (Cloud
-    Optimized GeoTIFFs) for segmentation, <name>.detections.geojson for detection, a coarse
+    Optimized GeoTIFFs) for segmentation (with --vectors also
+    <name>.polygons.gpkg, a polygon per connected region of a class, seam-exact),
+    <name>.detections.geojson for detection, a coarse
     <name>.class.tif and <name>.classes.geojson for classification, and a run summary
     <name>.json.
     """

@@ -7,7 +7,7 @@ import sys
 import click
 
 from geovision import __version__
-from geovision.cli import demo, export, generate, infer, job, score, tile, train
+from geovision.cli import demo, export, generate, infer, job, score, tile, train, vectorize
 from geovision.cli.options import CliState, common_options
 from geovision.errors import GeovisionError
 
@@ -27,6 +27,7 @@ def cli() -> None:
     geovision train config.yaml                         train a model on tiles
     geovision evaluate model.pt tiles.zarr              metrics on a split
     geovision infer runs/<name>/model.pt scene.tif      predictions on the scene's grid
+    geovision vectorize scene.class.tif -o out.gpkg     polygons of a class raster
     geovision score scene.class.tif labels.gpkg         accuracy of a map, with intervals
     geovision export model.pt --format onnx             a deployable TorchScript/ONNX model
     geovision run pipelines/<job>.yaml                  a batch job, on a Dask cluster
@@ -36,8 +37,8 @@ def cli() -> None:
 
 
 for _command in (tile.tile_cmd, tile.info_cmd, generate.generate_cmd, train.train_cmd,
-                 train.evaluate_cmd, infer.infer_cmd, score.score_cmd, export.export_cmd,
-                 job.run_cmd, demo.demo_cmd):
+                 train.evaluate_cmd, infer.infer_cmd, score.score_cmd,
+                 vectorize.vectorize_cmd, export.export_cmd, job.run_cmd, demo.demo_cmd):
     cli.add_command(_command)
 
 

@@ -3,7 +3,9 @@
 Two formats:
 
 - GeoPackage: one layer (``PolygonOptions.layer``) in the scene's CRS, appended in batches
-  through pyogrio, with a spatial index.
+  through pyogrio, with a spatial index. Written into an existing GeoPackage
+  (``keep_layers``), the file's other layers stay: the layer is written into a copy, which
+  replaces the file once complete.
 - GeoJSON (RFC 7946): a FeatureCollection in WGS 84 longitude/latitude, counter-clockwise
   exterior rings, 7 decimals, streamed feature by feature. Edges are first cut into pieces of
   at most :data:`DENSIFY` pixels so long straight edges follow the reprojection.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -49,14 +52,24 @@ def mean_prob(regions: Regions) -> np.ndarray:
 class PolygonWriter:
     """Writes regions to a GeoPackage or GeoJSON file as they come (see the module doc)."""
 
-    def __init__(self, path: str | os.PathLike[str], plan: PolygonPlan) -> None:
-        """Open ``path`` for writing (under a temporary name until :meth:`close`)."""
+    def __init__(self, path: str | os.PathLike[str], plan: PolygonPlan, *,
+                 keep_layers: bool = False) -> None:
+        """Open ``path`` for writing (under a temporary name until :meth:`close`).
+
+        Args:
+            path: the file to write.
+            plan: the scene's plan (CRS, transform, class names, options).
+            keep_layers: ``path`` is a GeoPackage whose other layers stay; a layer of the
+                same name is replaced.
+        """
         self.path = Path(path)
         self.plan = plan
         self.format = plan.options.format
         self.features = 0
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp-{os.getpid()}{self.path.suffix}")
         self.tmp.unlink(missing_ok=True)
+        if keep_layers and self.format == "gpkg" and self.path.exists():
+            shutil.copyfile(self.path, self.tmp)
         self._pending: list[Regions] = []
         self._pending_n = 0
         self._json: IO[str] | None = None
@@ -133,7 +146,7 @@ class PolygonWriter:
         geoms = regions.geometries(self.plan.affine)
         pyogrio.raw.write(
             str(self.tmp), shapely.to_wkb(geoms), self._properties(regions), list(FIELDS),
-            layer=self.plan.options.layer, driver="GPKG", geometry_type="Polygon",
+            layer=self.plan.layer, driver="GPKG", geometry_type="Polygon",
             crs=self.plan.crs or None, append=self._created, nan_as_null=True)
         self._created = True
 

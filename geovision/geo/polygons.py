@@ -23,7 +23,7 @@ import itertools
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,78 +34,20 @@ from pyproj import CRS as ProjCRS
 from geovision.errors import InputError
 from geovision.geo.regions import Regions
 from geovision.geo.windows import PixelWindow
+from geovision.options.vectorize import AREA_UNITS, FORMATS, PolygonOptions
+
+__all__ = ["AREA_UNITS", "BACKGROUND", "DEFAULT_BLOCK", "DEFAULT_LAYER", "FORMATS", "SIDES",
+           "BlockPolygons", "PolygonOptions", "PolygonPlan", "load_block", "make_plan",
+           "regular_edges", "resolve_classes", "save_block"]
 
 #: Class id of the background class, left out of the polygons unless listed.
 BACKGROUND = 0
-#: Output formats: GeoPackage in the scene's CRS, or RFC 7946 GeoJSON (WGS 84).
-FORMATS = ("gpkg", "geojson")
-#: Units of ``min_area``: pixels, or square metres (the unit of the ``area`` attribute).
-AREA_UNITS = ("pixels", "m2")
+#: GeoPackage layer name when the options give none.
+DEFAULT_LAYER = "polygons"
 #: Block side used when a raster's tiling suggests none.
 DEFAULT_BLOCK = 1024
 #: Sides of a block, in the order of :attr:`BlockPolygons.sides`.
 SIDES = ("top", "bottom", "left", "right")
-
-
-def _opt(default: Any, help: str, **extra: Any) -> Any:
-    """A dataclass field carrying the help text (and choices) the CLI is generated from."""
-    return field(default=default, metadata={"help": help, **extra})
-
-
-@dataclass(frozen=True)
-class PolygonOptions:
-    """How a class raster becomes polygons (plain values; the CLI is built from the metadata).
-
-    Attributes:
-        classes: classes to vectorize, by name or id; empty: every class but background (0).
-        min_area: drop regions smaller than this, in ``min_area_unit``.
-        min_area_unit: ``pixels``, or ``m2`` (the ``area`` attribute's unit).
-        simplify: topology-preserving simplification tolerance in pixels (0: none).
-        format: ``gpkg`` (scene CRS) or ``geojson`` (RFC 7946, WGS 84).
-        layer: GeoPackage layer name.
-    """
-
-    classes: tuple[str, ...] = _opt(
-        (), "classes to vectorize, by name or id (repeat or comma-separate); default: every "
-        "class but background (id 0)", metavar="CLASS")
-    min_area: float = _opt(
-        0.0, "drop regions smaller than this, in --min-area-unit (default 0: keep all)",
-        metavar="AREA")
-    min_area_unit: str = _opt(
-        "pixels", "unit of --min-area: pixels, or m2 (square metres, the unit of the area "
-        "attribute)", choices=AREA_UNITS)
-    simplify: float = _opt(
-        0.0, "simplify polygon edges with this tolerance in pixels, keeping neighbouring "
-        "polygons edge to edge (0: exact pixel edges)", metavar="PIXELS")
-    format: str = _opt(
-        "gpkg", "gpkg: GeoPackage in the scene's CRS; geojson: RFC 7946 GeoJSON in WGS 84",
-        choices=FORMATS)
-    layer: str = _opt("polygons", "GeoPackage layer name", metavar="NAME")
-
-    def __post_init__(self) -> None:
-        """Check the values, naming the option at fault.
-
-        Raises:
-            InputError: a value is out of range or not one of the choices.
-        """
-        if isinstance(self.classes, str):
-            object.__setattr__(self, "classes", (self.classes,))
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise InputError(f"--{f.name.replace('_', '-')}: {getattr(self, f.name)!r} is "
-                                 f"not one of {', '.join(choices)}")
-        if not math.isfinite(self.min_area) or self.min_area < 0:
-            raise InputError(f"--min-area: {self.min_area} must be a number >= 0")
-        if not math.isfinite(self.simplify) or self.simplify < 0:
-            raise InputError(f"--simplify: {self.simplify} must be a tolerance >= 0 (pixels)")
-        if not self.layer.strip():
-            raise InputError("--layer: the layer name must not be empty")
-
-    @property
-    def suffix(self) -> str:
-        """File name ending of the output (``.polygons.gpkg`` or ``.polygons.geojson``)."""
-        return f".polygons.{self.format}"
 
 
 def regular_edges(length: int, size: int) -> tuple[int, ...]:
@@ -155,6 +97,11 @@ class PolygonPlan:
     def affine(self) -> Affine:
         """The scene's affine."""
         return Affine(*self.transform[:6])
+
+    @property
+    def layer(self) -> str:
+        """The GeoPackage layer written (:data:`DEFAULT_LAYER` when the options name none)."""
+        return self.options.layer or DEFAULT_LAYER
 
     @property
     def grid_shape(self) -> tuple[int, int]:
@@ -228,9 +175,14 @@ def _zone_area(lat: np.ndarray, a: float, b: float) -> np.ndarray:
     return math.pi * b * b * (s / (1.0 - e2 * s * s) + np.arctanh(e * s) / e)
 
 
-def resolve_classes(options: PolygonOptions,
-                    class_names: Mapping[int, str] | None) -> tuple[int, ...] | None:
+def resolve_classes(options: PolygonOptions, class_names: Mapping[int, str] | None, *,
+                    flag: str = "--classes") -> tuple[int, ...] | None:
     """Class ids of ``options.classes`` (names or ids); None when every class but 0 is kept.
+
+    Args:
+        options: the polygon options.
+        class_names: names of the class ids.
+        flag: the option's spelling in messages (``--vector-classes`` for ``infer``).
 
     Raises:
         InputError: a name is not in the class table.
@@ -249,7 +201,7 @@ def resolve_classes(options: PolygonOptions,
             out.append(int(item))
         else:
             known = ", ".join(f"{k}={v}" for k, v in sorted(names.items())) or "none named"
-            raise InputError(f"--classes: unknown class {item!r}; classes are: {known} "
+            raise InputError(f"{flag}: unknown class {item!r}; classes are: {known} "
                              "(give names or ids)")
     return tuple(sorted(set(out)))
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyogrio
 import rasterio
 
 from geovision.errors import InputError, OutputExistsError
@@ -87,6 +88,13 @@ class VectorSummary:
         out["block_shape"] = list(self.block_shape)
         return out
 
+    def report_line(self) -> str:
+        """One line for the command line: what was written where, and how fast."""
+        per_class = ", ".join(f"{k} {v}" for k, v in self.per_class.items()) or "none"
+        where = f"{self.path} (layer {self.layer})" if self.layer else self.path
+        return (f"{self.features} polygons ({per_class}; {self.stitched} joined across "
+                f"blocks) in {self.seconds:.1f} s -> {where}")
+
 
 def raster_class_names(ds: rasterio.io.DatasetReader) -> dict[int, str]:
     """Class names stored in a class raster (empty when there are none).
@@ -142,7 +150,8 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
             than one worker must do so under ``if __name__ == "__main__":``.
         block_size: block side in pixels (default: whole internal tiles, about
             :data:`~geovision.geo.polygons.DEFAULT_BLOCK` pixels).
-        overwrite: replace ``out_path`` if it exists.
+        overwrite: replace ``out_path`` if it exists; in a GeoPackage, replace only the
+            layer (its other layers are kept, as they are when a new layer is added).
 
     Returns:
         The summary of the run.
@@ -151,10 +160,13 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
         InputFileError: a raster is missing or unreadable.
         InputError: the class raster is not integer, the probabilities do not match it, or
             an option is invalid.
-        OutputExistsError: ``out_path`` exists and ``overwrite`` is false.
+        OutputExistsError: ``out_path`` exists (for a GeoPackage: with a layer of this name,
+            or as another kind of file) and ``overwrite`` is false.
     """
     start = time.perf_counter()
     options = options or PolygonOptions()
+    if options.layer is None:
+        options = replace(options, layer=Path(class_raster).stem)
     info = open_raster(class_raster)
     if not np.issubdtype(np.dtype(info.dtype), np.integer):
         raise InputError(f"{info.path}: class raster has dtype {info.dtype}; class ids must "
@@ -170,8 +182,7 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
                              "with the class raster")
         prob_path = prob.path
     out = Path(out_path)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: exists already (use --overwrite to replace it)")
+    keep_layers = _check_output(out, options, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     with rasterio.open(info.path) as ds:
         names = raster_class_names(ds)
@@ -188,13 +199,48 @@ def vectorize(class_raster: str | os.PathLike[str], out_path: str | os.PathLike[
                 peaks[pid] = max(peaks.get(pid, 0.0), peak)
             yield block
 
-    summary = write_polygons(plan, blocks(), out, with_prob=prob_path is not None)
+    summary = write_polygons(plan, blocks(), out, with_prob=prob_path is not None,
+                             keep_layers=keep_layers)
     return replace(summary, workers=n_workers, seconds=time.perf_counter() - start,
                    worker_peak_rss_mb=sum(peaks.values()))
 
 
+def _check_output(out: Path, options: PolygonOptions, *, overwrite: bool) -> bool:
+    """Whether ``out`` is a GeoPackage whose other layers are kept.
+
+    Raises:
+        OutputExistsError: ``out`` exists (a GeoPackage: with the layer) and ``overwrite``
+            is false.
+    """
+    if not out.exists():
+        return False
+    if options.format == "gpkg" and is_geopackage(out):
+        layers = [str(n) for n in pyogrio.list_layers(out)[:, 0]]
+        if options.layer in layers and not overwrite:
+            raise OutputExistsError(
+                f"{out}: layer '{options.layer}' exists already (use --overwrite to replace "
+                "it, or --layer NAME to add another layer)")
+        if options.layer not in layers:
+            log.info("%s: adding layer '%s' beside %s", out, options.layer,
+                     ", ".join(layers) or "no other layer")
+        return True
+    if not overwrite:
+        raise OutputExistsError(f"{out}: exists already (use --overwrite to replace it)")
+    return False
+
+
+def is_geopackage(path: Path) -> bool:
+    """``path`` is a GeoPackage file (an SQLite database with GeoPackage's application id)."""
+    if not path.is_file():
+        return False
+    with open(path, "rb") as f:
+        head = f.read(72)
+    return head[:16] == b"SQLite format 3\x00" and head[68:72] == b"GPKG"
+
+
 def write_polygons(plan: PolygonPlan, blocks: Iterable[BlockPolygons],
-                   out_path: str | os.PathLike[str], *, with_prob: bool) -> VectorSummary:
+                   out_path: str | os.PathLike[str], *, with_prob: bool,
+                   keep_layers: bool = False) -> VectorSummary:
     """Stitch polygonized blocks, arriving in any order, and write the regions to a file.
 
     This is the finishing step wherever the blocks were polygonized (worker processes, Dask
@@ -206,6 +252,8 @@ def write_polygons(plan: PolygonPlan, blocks: Iterable[BlockPolygons],
         out_path: the GeoPackage or GeoJSON file (``plan.options.format``); it appears only
             once complete.
         with_prob: the blocks carry probability sums (``mean_prob`` is written).
+        keep_layers: ``out_path`` is a GeoPackage whose other layers stay (the layer
+            ``plan.options.layer`` is added, or replaced).
 
     Returns:
         The summary (``workers`` 1 and ``worker_peak_rss_mb`` 0: the caller knows better).
@@ -217,7 +265,7 @@ def write_polygons(plan: PolygonPlan, blocks: Iterable[BlockPolygons],
     stitcher = Stitcher(plan, with_prob=with_prob)
     per_class: Counter[int] = Counter()
     block_seconds = 0.0
-    with PolygonWriter(out_path, plan) as writer:
+    with PolygonWriter(out_path, plan, keep_layers=keep_layers) as writer:
         for block in blocks:
             block_seconds += block.seconds
             regions = stitcher.add(block)
@@ -227,7 +275,7 @@ def write_polygons(plan: PolygonPlan, blocks: Iterable[BlockPolygons],
     stats, options = stitcher.stats, plan.options
     return VectorSummary(
         path=str(out_path), format=options.format,
-        layer=options.layer if options.format == "gpkg" else None,
+        layer=plan.layer if options.format == "gpkg" else None,
         features=sum(per_class.values()),
         per_class={plan.name_of(k): v for k, v in sorted(per_class.items())},
         stitched=stats.stitched, dropped_small=stats.dropped, blocks=stats.blocks,

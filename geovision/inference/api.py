@@ -37,6 +37,7 @@ from geovision.inference.predict import cached_bundle, check_window
 from geovision.inference.tasks import SceneSink, for_task
 from geovision.inference.threads import ThreadBudget
 from geovision.inference.threads import plan as thread_plan
+from geovision.inference.vectors import check_vectors, scene_plan
 from geovision.inference.work import SceneWork, Timings, marker
 from geovision.models.bundle import Bundle
 from geovision.options import fingerprint_fields, to_json, with_values
@@ -75,6 +76,7 @@ def infer(
             URLs; ``options.stack`` adds scenes made of band files.
         out_dir: the folder of the outputs, named after each scene (a file's stem, a STAC
             item's id): ``<name>.class.tif``, ``<name>.prob.tif``,
+            ``<name>.polygons.gpkg``,
             ``<name>.detections.geojson``, ``<name>.classes.geojson``, ``<name>.json``.
         options: see :class:`InferOptions`; its fields may also be given as keywords.
         scheduler: Dask scheduler address: blocks run as tasks on its workers, which must
@@ -102,6 +104,7 @@ def infer(
         raise InputError(f"--tta: test-time augmentation does not apply to {bundle.task} "
                          "models (flips and rotations are for segmentation and "
                          "classification)")
+    check_vectors(opts, bundle)  # --vectors
     window = opts.window or bundle.tile_size
     check_window(bundle, window, len(bundle.bands), device)
     inputs = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
@@ -137,8 +140,8 @@ def infer(
                                        resampled=resampled[n], overwrite=overwrite,
                                        resume=resume)
         if client is None:
-            for n, scene_plan in plans.items():
-                summaries[n] = _run(scene_plan, budget, quiet=quiet)
+            for n, planned in plans.items():
+                summaries[n] = _run(planned, budget, quiet=quiet)
         else:
             summaries.update(_run_on_cluster(plans, client, quiet=quiet))
     ordered = [summaries[n] for n in range(len(sources))]
@@ -269,7 +272,9 @@ def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInf
                      n_rows=len(layout.row_origins), n_cols=len(layout.col_origins),
                      num_classes=len(bundle.classes), mean=tuple(float(v) for v in mean),
                      std=tuple(float(v) for v in std), options=opts,
-                     scratch=str(scratch.resolve()))
+                     scratch=str(scratch.resolve()),
+                     polygons=scene_plan(opts, layout, scene.grid, bundle) if opts.vectors
+                     else None)
     todo = tuple(b for b in layout.blocks if not marker(scratch, b).exists())
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),

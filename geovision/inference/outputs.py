@@ -74,7 +74,8 @@ class SceneSummary:
         windows: windows run.
         blocks: blocks they were grouped into.
         outputs: file names of the outputs, in the output folder.
-        counts: what the outputs hold (``detections``, ``cells``).
+        counts: what the outputs hold (``detections``, ``cells``; ``polygons``: the
+            ``--vectors`` record, features per class, seconds, layer).
         timings: seconds per stage (they overlap in time) and ``total``.
         megapixels: the scene's size.
         megapixels_per_s: its size over the total time.
@@ -89,7 +90,7 @@ class SceneSummary:
     windows: int
     blocks: int
     outputs: tuple[str, ...]
-    counts: dict[str, int]
+    counts: dict[str, Any]
     timings: dict[str, float]
     megapixels: float
     megapixels_per_s: float

@@ -233,7 +233,7 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
     ``int(s / n + 0.5) == (2 s + n) // (2 n)`` for integers ``s >= 0, 1 <= n <= 4``: ``s / n``
     is either exact or at least ``1 / 8`` away from a half, so float rounding never decides.
     """
-    views = [src[:, y.index, x.index] for y in ys for x in xs]  # type: ignore[index]
+    views = [src[:, y.index, x.index] for y in ys for x in xs]
     if nodata is None or not any((v == src.dtype.type(nodata)).any() for v in views):
         if src.dtype == np.uint8:  # the common case: (a + b + c + d + 2) >> 2 in uint16
             acc = views[0].astype(np.uint16)

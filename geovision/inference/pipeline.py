@@ -76,6 +76,7 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
         pending: Future[Any] = ex.submit(fetch, blocks[0])
         writes: list[Future[None]] = []
         for i, block in enumerate(blocks):
+            job: tuple[Block, BlockResult | None, Any, dict[str, float]]
             got = pending.result()
             if i + 1 < len(blocks):
                 pending = ex.submit(fetch, blocks[i + 1])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from geovision.geo.grid import Grid
+from geovision.geo.polygons import PolygonPlan
 from geovision.inference.layout import Block, Piece
 from geovision.options.infer import InferOptions
 
@@ -38,6 +39,8 @@ class SceneWork:
         std: per-band normalization std.
         options: the inference options.
         scratch: directory of the block results.
+        polygons: the scene's polygon plan with ``--vectors`` (its blocks are the layout's
+            pieces; see :mod:`geovision.inference.vectors`), else None.
     """
 
     scene: str
@@ -55,6 +58,7 @@ class SceneWork:
     std: tuple[float, ...]
     options: InferOptions
     scratch: str
+    polygons: PolygonPlan | None = None
 
 
 @dataclass
@@ -102,3 +106,8 @@ def seam_path(scratch: str | Path, piece: Piece, block: tuple[int, int] | None) 
 def block_result(scratch: str | Path, block: Block, what: str) -> Path:
     """Stored result ``what`` (``det`` or ``cells``) of a block."""
     return Path(scratch) / f"b{block.index[0]}_{block.index[1]}.{what}.npy"
+
+
+def polygons_path(scratch: str | Path, piece: Piece) -> Path:
+    """Polygons of a piece whose classes are final (``--vectors``)."""
+    return Path(scratch) / f"p{piece.index[0]}_{piece.index[1]}.polygons.npz"

@@ -74,6 +74,21 @@ def option(default: Any, help: str, **spec: Any) -> Any:
     return dataclasses.field(default=default, metadata={_SPEC: Spec(help=help, **spec)})
 
 
+def reuse(cls: type, name: str, **changes: Any) -> Any:
+    """The field of option ``name`` of ``cls``, for another command's options.
+
+    The option stays defined once: its default, help, choices and range come from ``cls``;
+    ``changes`` replace parts of its :class:`Spec`, typically ``flag`` when the other command
+    spells it differently (``--vector-format`` for ``format``), so that its messages name the
+    flag the user typed.
+    """
+    found = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if found is None or _SPEC not in found.metadata:
+        raise TypeError(f"{cls.__name__} has no option {name!r}")
+    spec = dataclasses.replace(found.metadata[_SPEC], **changes)
+    return dataclasses.field(default=found.default, metadata={_SPEC: spec})
+
+
 @dataclass(frozen=True)
 class Kind:
     """The Python type of an option's value, read from its annotation.
@@ -118,6 +133,11 @@ def _kind(annotation: Any) -> Kind:
     if annotation in (bool, int, float, str):
         return Kind(base=annotation)
     raise TypeError(f"option type {annotation!r} is not supported")
+
+
+def flag_of(cls: type, name: str) -> str:
+    """The command-line spelling of option ``name`` of ``cls`` (``--vector-classes``)."""
+    return next(opt.flag for opt in fields_of(cls) if opt.name == name)
 
 
 def fields_of(cls: type) -> list[OptionField]:

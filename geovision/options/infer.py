@@ -7,11 +7,13 @@ files, the checks and the run summary follow from the field.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from geovision.device import device_problem
-from geovision.options import check_fields, option
+from geovision.errors import InputError
+from geovision.options import check_fields, flag_of, option, reuse
 from geovision.options.scenes import SceneOptions
+from geovision.options.vectorize import PolygonOptions
 
 #: Weights of overlapping windows (see geovision.inference.blend).
 BLENDS = ("gaussian", "linear", "none")
@@ -21,6 +23,11 @@ PROB_DTYPES = ("uint8", "float32")
 CRS_CHOICES = ("wgs84", "native")
 #: The output folder when none is given.
 OUTPUT = "predictions"
+#: Fields of :class:`InferOptions` that are polygon options, by their name in
+#: :class:`~geovision.options.vectorize.PolygonOptions` (where each is defined).
+POLYGON_FIELDS = {"classes": "vector_classes", "min_area": "min_area",
+                  "min_area_unit": "min_area_unit", "simplify": "simplify",
+                  "format": "vector_format", "layer": "vector_layer"}
 #: ``infer`` resamples a scene to the model's pixel size by itself (unless ``resample`` is
 #: False) when the two differ by more than this factor, either way.
 AUTO_RESAMPLE_FACTOR = 1.5
@@ -54,6 +61,15 @@ class InferOptions(SceneOptions):
             to the scene's origin, covering its extent; outputs are on that grid). None: only
             when the pixel sizes differ by more than :data:`AUTO_RESAMPLE_FACTOR`; False:
             never.
+        vectors: also write ``<stem>.polygons.gpkg``: a polygon per connected region of a
+            class (segmentation).
+        vector_classes: classes made polygons (``--vector-classes``; default: all but
+            background).
+        min_area: regions smaller than this are dropped, in ``min_area_unit``.
+        min_area_unit: ``pixels`` or ``m2``.
+        simplify: topology-preserving simplification tolerance in pixels.
+        vector_format: ``gpkg`` (scene CRS) or ``geojson`` (RFC 7946).
+        vector_layer: GeoPackage layer name (None: the model's run name).
     """
 
     window: int | None = option(None, "Window side in pixels.", min=8, hint="pixels",
@@ -83,7 +99,28 @@ class InferOptions(SceneOptions):
         None, "Read scenes at the model's pixel size (outputs on that grid, aligned to the "
               "scene's origin).", show_default=f"when the pixel sizes differ by more than "
                                                f"{AUTO_RESAMPLE_FACTOR:g}x")
+    vectors: bool = option(False, "Also write <stem>.polygons.gpkg: one polygon per connected "
+                                  "region of a class, seam-exact (segmentation).")
+    vector_classes: tuple[str, ...] = reuse(PolygonOptions, "classes", flag="--vector-classes")
+    min_area: float = reuse(PolygonOptions, "min_area")
+    min_area_unit: str = reuse(PolygonOptions, "min_area_unit")
+    simplify: float = reuse(PolygonOptions, "simplify")
+    vector_format: str = reuse(PolygonOptions, "format", flag="--vector-format")
+    vector_layer: str | None = reuse(PolygonOptions, "layer", flag="--vector-layer",
+                                     show_default="the model's run name")
 
     def check(self) -> None:
         """Raise :class:`~geovision.errors.InputError` naming the option that is wrong."""
         check_fields(self)
+        if not self.vectors:
+            for name in POLYGON_FIELDS.values():
+                default = next(f.default for f in fields(self) if f.name == name)
+                if getattr(self, name) != default:
+                    flag = flag_of(InferOptions, name)
+                    raise InputError(f"{flag}: applies to the polygons of --vectors; add "
+                                     "--vectors, or leave it out")
+
+    def polygon_options(self) -> PolygonOptions:
+        """The polygon options of ``--vectors`` (as :func:`geovision.geo.vectorize` takes)."""
+        return PolygonOptions(**{name: getattr(self, field)
+                                 for name, field in POLYGON_FIELDS.items()})

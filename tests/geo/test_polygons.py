@@ -281,7 +281,8 @@ def test_window_must_be_a_block_and_arrays_must_fit():
 
 
 def test_options_are_checked_with_the_option_named():
-    with pytest.raises(InputError, match="--format: 'shp' is not one of gpkg, geojson"):
+    with pytest.raises(InputError, match="--format: 'shp' is not a vector format; choose one "
+                                         "of gpkg, geojson"):
         PolygonOptions(format="shp")
     with pytest.raises(InputError, match="--min-area-unit"):
         PolygonOptions(min_area_unit="acres")
@@ -289,6 +290,8 @@ def test_options_are_checked_with_the_option_named():
         PolygonOptions(min_area=-1)
     with pytest.raises(InputError, match="--simplify"):
         PolygonOptions(simplify=float("nan"))
+    with pytest.raises(InputError, match="--layer: 'gpkg_contents' starts with a prefix"):
+        PolygonOptions(layer="gpkg_contents")
     assert PolygonOptions(format="geojson").suffix == ".polygons.geojson"
 
 
@@ -297,8 +300,11 @@ def test_classes_by_name_or_id():
     assert resolve_classes(PolygonOptions(), names) is None
     assert resolve_classes(PolygonOptions(classes=("water", "1")), names) == (1, 2)
     assert resolve_classes(PolygonOptions(classes=("building,background",)), names) == (0, 1)
-    with pytest.raises(InputError, match=r"unknown class 'road'; classes are: 0=background"):
+    with pytest.raises(InputError, match=r"--classes: unknown class 'road'; classes are: "
+                                         "0=background"):
         resolve_classes(PolygonOptions(classes=("road",)), names)
+    with pytest.raises(InputError, match="--vector-classes: unknown class 'road'"):
+        resolve_classes(PolygonOptions(classes=("road",)), names, flag="--vector-classes")
 
 
 def test_regular_edges():

@@ -63,7 +63,8 @@ def test_gpkg_equals_whole_raster_polygons_with_attributes(tmp_path):
     summary = vectorize(src, out, PolygonOptions(), block_size=20, workers=1)
 
     info = pyogrio.read_info(out)
-    assert pyogrio.list_layers(out)[:, 0].tolist() == ["polygons"]
+    # the layer is named after the class raster (the run that made it) unless one is given
+    assert pyogrio.list_layers(out)[:, 0].tolist() == ["scene.class"] == [summary.layer]
     assert CRS(info["crs"]) == CRS("EPSG:32618")
     assert info["fields"].tolist() == ["class", "class_id", "area", "mean_prob", "pixels"]
     assert info["geometry_type"] == "Polygon"
@@ -191,9 +192,18 @@ def test_errors_name_the_file_and_what_to_do(tmp_path):
     src = write_classes(tmp_path / "c.tif", classes)
     out = tmp_path / "c.gpkg"
     vectorize(src, out, workers=1)
-    with pytest.raises(OutputExistsError, match="c.gpkg: exists already"):
+    with pytest.raises(OutputExistsError, match="c.gpkg: layer 'c' exists already "
+                                                r"\(use --overwrite to replace it, or --layer"):
         vectorize(src, out, workers=1)
     vectorize(src, out, workers=1, overwrite=True)
+    text = tmp_path / "notes.gpkg"
+    text.write_text("not a GeoPackage")
+    with pytest.raises(OutputExistsError, match=r"notes.gpkg: exists already \(use --overwrite"):
+        vectorize(src, text, workers=1)
+    geojson = tmp_path / "c.geojson"
+    vectorize(src, geojson, PolygonOptions(format="geojson"), workers=1)
+    with pytest.raises(OutputExistsError, match="c.geojson: exists already"):
+        vectorize(src, geojson, PolygonOptions(format="geojson"), workers=1)
     floats = write_classes(tmp_path / "f.tif", classes.astype(np.float32), nodata=None)
     with pytest.raises(InputError, match="f.tif: class raster has dtype float32"):
         vectorize(floats, tmp_path / "f.gpkg")
@@ -207,6 +217,27 @@ def test_errors_name_the_file_and_what_to_do(tmp_path):
     assert not list(tmp_path.glob(".*tmp*"))
     with pytest.raises(InputError, match="--classes: unknown class 'roads'"):
         vectorize(src, tmp_path / "z.gpkg", PolygonOptions(classes=("roads",)))
+
+
+def test_a_run_adds_its_layer_to_an_existing_geopackage_and_overwrite_replaces_only_it(
+        tmp_path):
+    classes = class_array(30, 40, seed=2)
+    src = write_classes(tmp_path / "c.tif", classes)
+    out = tmp_path / "all.gpkg"
+    every = vectorize(src, out, PolygonOptions(layer="every"), workers=1)
+    water = vectorize(src, out, PolygonOptions(layer="water", classes=("water",)), workers=1)
+    assert sorted(pyogrio.list_layers(out)[:, 0].tolist()) == ["every", "water"]
+    assert pyogrio.read_info(out, layer="every")["features"] == every.features
+    assert pyogrio.read_info(out, layer="water")["features"] == water.features
+    assert water.per_class == {"water": water.features} and every.features > water.features
+    # --overwrite replaces the layer it names, the other one stays
+    forest = vectorize(src, out, PolygonOptions(layer="water", classes=("forest",)), workers=1,
+                       overwrite=True)
+    assert sorted(pyogrio.list_layers(out)[:, 0].tolist()) == ["every", "water"]
+    frame = pyogrio.read_dataframe(out, layer="water")
+    assert set(frame["class"]) == {"forest"} and len(frame) == forest.features
+    assert pyogrio.read_info(out, layer="every")["features"] == every.features
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 @pytest.mark.parametrize("fmt", ["gpkg", "geojson"])

@@ -2,12 +2,18 @@
 
 import json
 
+import numpy as np
+import rasterio
+from affine import Affine
+
 from geovision.inference.outputs import PredictionFolder, SceneSummary
 
 
 def test_a_scene_is_complete_with_its_summary_and_without_scratch(tmp_path):
-    scene = tmp_path / "scene.tif"
-    scene.write_bytes(b"")
+    scene = tmp_path / "scene.tif"  # a scene is resolved (opened) to find its name
+    with rasterio.open(scene, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
+                       crs="EPSG:32633", transform=Affine(10, 0, 500000, 0, -10, 0)) as dst:
+        dst.write(np.zeros((1, 4, 4), np.uint8))
     folder = PredictionFolder(tmp_path / "out")
     assert not folder.is_complete([str(scene)])
     folder.root.mkdir()

@@ -11,10 +11,12 @@ from geovision.options import check_fields, convert, convert_fields, fields_of
 from geovision.options.evaluate import EvaluateOptions
 from geovision.options.export import ExportOptions
 from geovision.options.generate import GenerateOptions
-from geovision.options.infer import InferOptions
+from geovision.options.infer import POLYGON_FIELDS, InferOptions
 from geovision.options.tile import TileOptions
+from geovision.options.vectorize import PolygonOptions
 
-ALL = [TileOptions, InferOptions, EvaluateOptions, GenerateOptions, ExportOptions]
+ALL = [TileOptions, InferOptions, EvaluateOptions, GenerateOptions, ExportOptions,
+       PolygonOptions]
 
 
 @pytest.mark.parametrize("cls", ALL, ids=lambda c: c.__name__)
@@ -61,6 +63,12 @@ def test_command_line_text_and_yaml_values_give_the_same_option(cls, name, text,
     (InferOptions, {"batch_size": "many"}, "--batch-size: 'many' is not an integer"),
     (InferOptions, {"device": "tpu"}, "--device: 'tpu' is not a device"),
     (EvaluateOptions, {"split": "tset"}, "--split: 'tset' is not a split"),
+    (InferOptions, {"vector_format": "shp"}, "--vector-format: 'shp' is not a vector format; "
+                                             "choose one of gpkg, geojson"),
+    (InferOptions, {"min_area": -2}, "--min-area: -2.0 must be at least 0 (an area in "
+                                       "--min-area-unit)"),
+    (InferOptions, {"vector_layer": " "}, "--vector-layer: the layer name must not be empty"),
+    (PolygonOptions, {"format": "shp"}, "--format: 'shp' is not a vector format"),
 ])
 def test_bad_values_are_named_as_on_the_command_line(cls, values, message):
     _, problems = convert_fields(cls, values)
@@ -72,3 +80,23 @@ def test_library_checks_use_the_same_messages():
         TileOptions(min_box_visible=0.0).check()
     with pytest.raises(InputError, match="--blend: 'cosine' is not a blend"):
         InferOptions(blend="cosine").check()
+
+
+def test_polygon_options_are_defined_once_and_infer_spells_them_its_way():
+    """Every polygon option is an infer option with the same default, help and checks."""
+    infer = {o.name: o for o in fields_of(InferOptions)}
+    polygon = fields_of(PolygonOptions)
+    assert sorted(POLYGON_FIELDS) == sorted(o.name for o in polygon)
+    for opt in polygon:
+        mine = infer[POLYGON_FIELDS[opt.name]]
+        assert mine.default == opt.default and mine.kind == opt.kind
+        assert dataclasses.replace(mine.spec, flag="", show_default=None) == \
+            dataclasses.replace(opt.spec, flag="", show_default=None)
+    assert infer["vector_classes"].flag == "--vector-classes"
+    assert infer["simplify"].flag == "--simplify"
+    values, problems = convert_fields(InferOptions, {"vectors": True, "vector_classes":
+                                                     ["water", "crop"], "min_area": "25"})
+    assert not problems
+    options = InferOptions(**values)
+    options.check()
+    assert options.polygon_options() == PolygonOptions(classes=("water", "crop"), min_area=25)

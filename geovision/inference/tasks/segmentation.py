@@ -8,7 +8,10 @@ pieces into full-width strips and writes them into the Cloud Optimized GeoTIFFs 
 complete, overviews included (:class:`~geovision.inference.cogwriter.CogWriter`): no
 intermediate raster, nothing encoded twice, no serial tail after the last block. The same
 sink finishes a scene whose blocks ran on Dask workers or in an interrupted run, from their
-stored files (:meth:`Segmentation.load_block`).
+stored files (:meth:`Segmentation.load_block`). With ``--vectors`` every piece is traced where
+its classes become final (:func:`piece_final`: in its block's task, or in the sink for a
+seam) and the sink stitches the scene's polygons when it closes
+(:mod:`geovision.inference.vectors`).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from geovision.inference.overviews import AVERAGE, MODE
 from geovision.inference.staging import forward
 from geovision.inference.strips import Layer, StripAssembler
 from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask, SceneSink
+from geovision.inference.vectors import output_name, polygonize_piece, write_scene_polygons
 from geovision.inference.work import BlockData, SceneWork, Timings, piece_path, seam_path
 from geovision.inference.writers import TILE, describe_classes, describe_probabilities
 
@@ -47,16 +51,23 @@ if TYPE_CHECKING:
 
 
 def keeps_probabilities(options: InferOptions) -> bool:
-    """Whether finished pieces keep their stored probabilities (``<stem>.prob.tif``)."""
-    return bool(options.probabilities)
+    """Whether finished pieces keep their stored probabilities.
+
+    They do for ``<stem>.prob.tif`` and for ``--vectors``, whose polygons average them.
+    """
+    return bool(options.probabilities or options.vectors)
 
 
 def piece_final(work: SceneWork, finished: Finished) -> None:
     """Called once for every piece whose classes are final, where they are made.
 
     A piece one block owns alone is final in that block's task (before its files and marker
-    are stored); a seam in the scene's sink, once both blocks are in.
+    are stored); a seam in the scene's sink, once both blocks are in. Traces its polygons
+    with ``--vectors``.
     """
+    if work.polygons is not None:
+        assert finished.probs is not None  # kept with --vectors (keeps_probabilities)
+        polygonize_piece(work, finished.piece, finished.classes[0], finished.probs)
 
 
 class _Blender(BlockAccumulator):
@@ -97,7 +108,8 @@ class _Outputs(SceneSink):
 
     def __init__(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
                  timings: Timings, threads: int) -> None:
-        self.work, self.timings = work, timings
+        self.work, self.layout, self.out, self.stem = work, layout, out, stem
+        self.timings = timings
         opts, grid, k = work.options, work.grid, work.num_classes
         compact = opts.prob_dtype == "uint8"
         prob_nodata = float(PROB_NODATA) if compact else float("nan")
@@ -128,7 +140,9 @@ class _Outputs(SceneSink):
                 piece_final(self.work, piece)
                 finished.append(piece)
         for f in finished:
-            arrays = {"classes": f.classes, "probs": f.probs}
+            arrays: dict[str, np.ndarray | None] = {"classes": f.classes}
+            if "probs" in self.writers:
+                arrays["probs"] = f.probs
             for _, strip in self.strips.add(f.piece.window, arrays):
                 for name, writer in self.writers.items():
                     writer.write(strip[name])
@@ -140,7 +154,12 @@ class _Outputs(SceneSink):
             writer.close()
         self.timings.extra["cog"] = self.timings.extra.get("cog", 0.0) + (
             time.perf_counter() - t0)
-        return {}
+        t1 = time.perf_counter()
+        polygons = write_scene_polygons(self.work, self.layout, self.out, self.stem)
+        if polygons is None:
+            return {}
+        self.timings.extra["polygons"] = time.perf_counter() - t1
+        return {"polygons": polygons}
 
     def discard(self) -> None:
         for writer in self.writers.values():
@@ -189,8 +208,9 @@ class Segmentation(InferenceTask):
         return _Outputs(work, layout, bundle, out, stem, timings, threads)
 
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
-        """``<stem>.class.tif``, and ``<stem>.prob.tif`` unless probabilities are off."""
-        return [f"{stem}.class.tif"] + ([f"{stem}.prob.tif"] if options.probabilities else [])
+        """``<stem>.class.tif``, ``<stem>.prob.tif`` (unless off) and the ``--vectors`` file."""
+        return ([f"{stem}.class.tif"] + ([f"{stem}.prob.tif"] if options.probabilities else [])
+                + output_name(options, stem))
 
 
 TASK = Segmentation()
