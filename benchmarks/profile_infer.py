@@ -1,11 +1,11 @@
 """Where the time of ``infer`` goes: the model alone and end to end, alternated in one process.
 
-    python benchmarks/profile_infer.py --size 4096 --rounds 2                     # today's
-    python benchmarks/profile_infer.py --size 4096 --rounds 3 --path today,inline  # alternated
+    python benchmarks/profile_infer.py --size 4096 --rounds 2                     # infer's
+    python benchmarks/profile_infer.py --size 4096 --rounds 3 --path inline,split  # alternated
 
-Paths: ``today`` (``geovision.inference.infer``), or the prototype
-(``geovision.inference.fastpath.infer_fast``) with a thread strategy: ``inline``, ``split``,
-``overlap`` (see ``geovision.inference.threads``).
+Paths: ``infer`` (``geovision.inference.infer`` with its default thread budget), or ``infer``
+with a thread strategy forced: ``inline``, ``split``, ``overlap`` (see
+``geovision.inference.threads``).
 
 Each round runs the model alone over the scene's windows (normalized scene in memory, same
 batches and threads) and then the end-to-end path, in this one process, so that both see the
@@ -77,8 +77,7 @@ def model_alone(model: str, scene: str, window: int, overlap: float,
     import rasterio
     import torch
 
-    from geovision.geo.windows import PixelWindow
-    from geovision.inference.grid import window_origins, window_stride
+    from geovision.geo.windows import PixelWindow, padded_origins, window_stride
     from geovision.inference.predict import cached_bundle
     from geovision.inference.reader import normalize, read_region
     from geovision.inference.staging import forward
@@ -86,8 +85,8 @@ def model_alone(model: str, scene: str, window: int, overlap: float,
     bundle = cached_bundle(model, "cpu")
     stride = window_stride(window, overlap)
     with rasterio.open(scene) as ds:
-        rows = window_origins(ds.height, window, stride)
-        cols = window_origins(ds.width, window, stride)
+        rows = padded_origins(ds.height, window, stride)
+        cols = padded_origins(ds.width, window, stride)
         region = PixelWindow(0, 0, rows[-1] + window, cols[-1] + window)
         data, valid = read_region(ds, [1, 2, 3, 4], region)
     pixels = normalize(data, valid, [110.0] * 4, [50.0] * 4)
@@ -113,31 +112,27 @@ def _torch_threads() -> int:
 
 def end_to_end(path: str, model: str, scene: str, out: str, window: int, overlap: float,
                batch: int) -> dict[str, Any]:
-    """``infer`` (``path='today'``) or the prototype with thread strategy ``path``."""
-    from geovision.inference import blocks
+    """``infer`` with its default budget (``path='infer'``) or thread strategy ``path``."""
+    from geovision.inference import api, infer
+    from geovision.inference.tasks import segmentation
+    from geovision.inference.threads import plan
 
     calls = ModelCalls()
-    original = blocks.run_model
-    blocks.run_model = calls.wrap(original)
+    original, original_plan = segmentation.forward, api.thread_plan
+    segmentation.forward = calls.wrap(original)
+    if path != "infer":
+        api.thread_plan = lambda device, cores=None: plan(device, cores, path)
     try:
         cpu0, t0 = usage(), time.perf_counter()
         with tc.Sampler() as threads:
-            if path == "today":
-                from geovision.inference import infer
-
-                [summary] = infer(model, scene, out, window=window, overlap=overlap,
-                                  batch_size=batch, overwrite=True, quiet=True)
-            else:
-                from geovision.inference.fastpath import infer_fast
-
-                summary = infer_fast(model, scene, out, window=window, overlap=overlap,
-                                     batch_size=batch, strategy=path, model_call=calls.wrap)
+            [summary] = infer(model, scene, out, window=window, overlap=overlap,
+                              batch_size=batch, overwrite=True, quiet=True)
         wall = time.perf_counter() - t0
     finally:
-        blocks.run_model = original
+        segmentation.forward, api.thread_plan = original, original_plan
     return {"wall": round(wall, 3), "cpu": round(usage() - cpu0, 3),
             "threads": threads.result, "model_calls": calls.figures(),
-            "timings": summary["timings"], "torch_threads": _torch_threads()}
+            "timings": summary.timings, "torch_threads": _torch_threads()}
 
 
 def e2e_share(e2e: dict[str, Any]) -> float:
@@ -150,8 +145,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench-output")
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--path", default="today",
-                        help="comma-separated, run in turn: today, inline, split, overlap")
+    parser.add_argument("--path", default="infer",
+                        help="comma-separated, run in turn: infer, inline, split, overlap")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--overlap", type=float, default=0.25)
