@@ -17,7 +17,8 @@ Figures (written to bench-output/infer.json and printed), per scene size and run
    accumulate full-scene arrays, write once) at the first size: speed and peak-memory ratios.
 
 ``--before DIR`` also runs ``infer`` from another checkout's code (``PYTHONPATH=DIR``; e.g.
-the main branch) right after the same model-only run, for before/after figures in one run.
+the main branch) right after this checkout's, against the same model-only run, for
+before/after figures in one run.
 Each case runs in its own process, so peak RSS is that case's alone; a model-only run precedes
 each end-to-end run, so that ratios compare runs minutes apart, not a whole benchmark apart. On
 a shared machine compare ratios and CPU seconds, and read ``load`` (the 1-minute load average
@@ -96,6 +97,7 @@ def cpu_seconds() -> float:
 def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
                batch: int) -> dict:
     """``geovision.inference.infer`` on the scene (whichever checkout is on the path)."""
+    import geovision
     from geovision.inference import infer
 
     c0, t0 = cpu_seconds(), time.perf_counter()
@@ -103,7 +105,8 @@ def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
                       overwrite=True, quiet=True)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     record = summary if isinstance(summary, dict) else summary.to_json()
-    return {"seconds": seconds, "cpu_s": cpu, "megapixels": record["megapixels"],
+    return {"seconds": seconds, "cpu_s": cpu, "code": str(Path(geovision.__file__).parents[1]),
+            "megapixels": record["megapixels"],
             "windows": record["windows"], "timings": record["timings"]}
 
 
@@ -195,10 +198,11 @@ def run_case(case: str, code: str | None = None, **kwargs: object) -> dict:
     script = (f"import json, sys; sys.path.insert(0, {here!r}); import bench_infer as b; "
               f"r = b.case_{case}(**json.loads(sys.argv[1])); "
               "r['peak_rss_mb'] = b.peak_rss_mb(); print('RESULT ' + json.dumps(r))")
-    env = dict(os.environ)
-    if code is not None:  # another checkout's code, without writing its bytecode
-        env.update(PYTHONPATH=str(Path(code).resolve()), PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.run([sys.executable, "-c", script, json.dumps(kwargs)], cwd=ROOT,
+    env, cwd = dict(os.environ), ROOT
+    if code is not None:  # another checkout's code (``-c`` puts the cwd first on the path),
+        cwd = Path(code).resolve()  # without writing its bytecode
+        env.update(PYTHONPATH=str(cwd), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(kwargs)], cwd=cwd,
                           capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -211,7 +215,7 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
          memory: bool = True, runs: int = 1, before: str | None = None,
          baseline: bool = True) -> dict:
     """Run every case and write ``<out_dir>/infer.json``; return the figures."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     work = out / "infer-work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -229,9 +233,9 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
                      "runs": {}}
     for n in sizes:
         for k in range(runs):
+            alone = run_case("model", scene=scenes[n], **common)  # one for both paths
             for path, code in paths.items():
                 load = os.getloadavg()[0]
-                alone = run_case("model", scene=scenes[n], **common)
                 e2e = run_case("infer", code, scene=scenes[n], out=str(work / f"out-{n}"),
                                **common)
                 inside = e2e["timings"]["model"]

@@ -242,12 +242,13 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
             acc += 2
             acc >>= 2
             return acc.astype(np.uint8)
-    total = np.zeros(views[0].shape, dtype=np.uint64)
-    count = np.zeros(views[0].shape, dtype=np.uint64)
+    wide = np.uint16 if src.dtype == np.uint8 else np.uint64  # 2 * 4 * 255 + 4 fits
+    total = np.zeros(views[0].shape, dtype=wide)
+    count = np.zeros(views[0].shape, dtype=wide)
     for y in ys:
         for x in xs:
             v, ok = _gather(src, y, x, nodata)
-            total += np.where(ok, v, 0).astype(np.uint64)
+            total += np.where(ok, v, 0).astype(wide)
             count += ok
     empty = count == 0
     out = ((2 * total + count) // np.maximum(2 * count, 1)).astype(src.dtype)

@@ -28,11 +28,12 @@ def tiled_profile(*, height: int, width: int, count: int, dtype: str, crs: Any,
 
 
 def to_cog(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
-           resampling: str) -> None:
-    """Convert a tiled GeoTIFF into a COG with GDAL's COG driver."""
+           resampling: str, level: int = 6) -> None:
+    """Convert a tiled GeoTIFF into a COG with GDAL's COG driver (DEFLATE ``level``)."""
     rasterio.shutil.copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE",
-                         PREDICTOR="YES", BLOCKSIZE=str(TILE), OVERVIEW_RESAMPLING=resampling,
-                         NUM_THREADS="ALL_CPUS", BIGTIFF="IF_SAFER")
+                         PREDICTOR="YES", LEVEL=str(level), BLOCKSIZE=str(TILE),
+                         OVERVIEW_RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
+                         BIGTIFF="IF_SAFER")
 
 
 def cog_levels(path: str | os.PathLike[str]) -> list[np.ndarray]:

@@ -34,7 +34,7 @@ from geovision.inference.accumulate import (
     process_pool,
     share_cache,
 )
-from geovision.inference.cogwriter import CogWriter
+from geovision.inference.cogwriter import PROB_DEFLATE_LEVEL, CogWriter
 from geovision.inference.layout import block_pieces
 from geovision.inference.overviews import AVERAGE, MODE
 from geovision.inference.staging import forward
@@ -124,7 +124,7 @@ class _Outputs(SceneSink):
         if opts.probabilities:
             self.writers["probs"] = CogWriter(
                 out / f"{stem}.prob.tif", count=k, dtype=opts.prob_dtype, nodata=prob_nodata,
-                resampling=AVERAGE,
+                resampling=AVERAGE, level=PROB_DEFLATE_LEVEL,
                 describe=lambda d: describe_probabilities(d, bundle.classes, compact), **common)
             layers["probs"] = Layer(k, opts.prob_dtype, prob_nodata)
         self.strips = StripAssembler(grid.height, grid.width, TILE, layers)
