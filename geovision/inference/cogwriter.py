@@ -49,7 +49,7 @@ def storage_options(dtype: str, count: int, *, level: int = DEFLATE_LEVEL,
     """Creation options shared by the template and every strip: the COG's tile storage.
 
     DEFLATE with a predictor (horizontal differencing for integers, the floating-point
-    predictor for floats), as ``to_cog``'s ``PREDICTOR=YES``; pixel-interleaved tiles.
+    predictor for floats), as GDAL's COG driver's ``PREDICTOR=YES``; pixel-interleaved tiles.
     """
     floating = np.issubdtype(np.dtype(dtype), np.floating)
     return {"driver": "GTiff", "dtype": dtype, "count": count, "tiled": True,
