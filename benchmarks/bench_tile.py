@@ -7,13 +7,12 @@ raster to Zarr V3 (no labels) with rasterio.shutil.copy. The same raster is tile
 CPU seconds (user + sys, every thread) are its own. A second raster 2x wider and higher (4x the
 pixels) shows how peak memory changes with scene size.
 
-``--paths`` picks the tiling code: ``classic`` (``tile()``), ``fast`` (the one-pass prototype,
-``tiling.fastpass.tile_fast``) or both, so before and after compare in one run. GDAL and each
-path tile the standard scene ``--repeat`` times (interleaved; the fastest run of each counts).
+GDAL and ``geovision tile`` (``tiling.tile``) each convert the standard scene ``--repeat``
+times (interleaved; the fastest run of each counts).
 Wall-clock ratios need a quiet machine; CPU seconds and the load average are printed beside.
 
-    python benchmarks/bench_tile.py [--size 8192] [--out bench-output] [--paths classic,fast]
-                                    [--repeat 3] [--no-memory-scale]
+    python benchmarks/bench_tile.py [--size 8192] [--out bench-output] [--repeat 3]
+                                    [--no-memory-scale]
 """
 
 from __future__ import annotations
@@ -67,14 +66,12 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def child_geovision(raster: str, labels: str, out: str, workers: int, path: str) -> dict:
+def child_geovision(raster: str, labels: str, out: str, workers: int) -> dict:
     from geovision.tiling import TileOptions, tile
-    from geovision.tiling.fastpass import tile_fast
 
-    run = tile_fast if path == "fast" else tile
     shutil.rmtree(out, ignore_errors=True)
     cpu, start = _cpu_s(), time.perf_counter()
-    run([raster], labels, out, TileOptions(class_field="kind", tile_size=256, min_valid=0.0),
+    tile([raster], labels, out, TileOptions(class_field="kind", tile_size=256, min_valid=0.0),
         workers=workers, overwrite=True, quiet=True)
     seconds, cpu = time.perf_counter() - start, _cpu_s() - cpu
     import zarr
@@ -111,10 +108,10 @@ def _best(runs: list[dict]) -> dict:
 
 
 def main(out_dir: str = "bench-output", size: int = 8192, memory_scale: bool = True,
-         paths: tuple[str, ...] = ("classic", "fast"), repeat: int = 3) -> dict:
+         repeat: int = 3) -> dict:
     """Run the benchmark; print the figures and write ``<out_dir>/tile.json``.
 
-    GDAL and each path on the standard scene run ``repeat`` times, interleaved, and the
+    GDAL and geovision on the standard scene run ``repeat`` times, interleaved, and the
     fastest run of each is compared (the machine is shared: the best of a few runs is the
     one least disturbed); the other jobs run once.
     """
@@ -128,35 +125,33 @@ def main(out_dir: str = "bench-output", size: int = 8192, memory_scale: bool = T
     mb = size * size * 4 / 1e6
     load_before = _load()
 
-    def ours(path: str, lab: str, raster: str = raster, name: str = "tiles.zarr") -> dict:
+    def ours(lab: str, raster: str = raster, name: str = "tiles.zarr") -> dict:
         return run_child([me, "--child", "geovision", raster, lab, str(work / name),
-                          str(workers), path])
+                          str(workers)])
 
-    standard: dict[str, list[dict]] = {"gdal": [], **{p: [] for p in paths}}
+    standard: dict[str, list[dict]] = {"gdal": [], "geovision": []}
     for _ in range(max(1, repeat)):
         standard["gdal"].append(run_child([me, "--child", "gdal", raster,
                                            str(work / "gdal.zarr")]))
-        for path in paths:
-            standard[path].append(ours(path, labels))
+        standard["geovision"].append(ours(labels))
     gdal = _best(standard["gdal"])
     gdal["mb_per_s"] = mb / gdal["seconds"]
     report: dict = {
         "raster": {"size": size, "bands": 4, "dtype": "uint8", "megabytes": mb},
         "workers": workers, "repeat": repeat, "gdal_zarr": gdal, "load_before": load_before,
     }
-    for path in paths:
-        runs = {"standard": _best(standard[path]), "polygons_x10": ours(path, dense)}
-        for r in (runs["standard"], runs["polygons_x10"]):
-            r.update(tiles_per_s=r["tiles"] / r["seconds"], mb_per_s=mb / r["seconds"],
-                     speed_ratio_vs_gdal=gdal["seconds"] / r["seconds"],
-                     cpu_ratio_vs_gdal=gdal["cpu_s"] / r["cpu_s"])
-        if memory_scale:
-            big_raster, big_labels = make_scene(work, size * 2)
-            big = ours(path, big_labels, big_raster, "tiles-4x.zarr")
-            runs["pixels_x4"] = big
-            runs["peak_rss_ratio_4x"] = big["peak_rss_mb"] / runs["standard"]["peak_rss_mb"]
-            shutil.rmtree(work / "tiles-4x.zarr", ignore_errors=True)
-        report[path] = runs
+    runs = {"standard": _best(standard["geovision"]), "polygons_x10": ours(dense)}
+    for r in (runs["standard"], runs["polygons_x10"]):
+        r.update(tiles_per_s=r["tiles"] / r["seconds"], mb_per_s=mb / r["seconds"],
+                 speed_ratio_vs_gdal=gdal["seconds"] / r["seconds"],
+                 cpu_ratio_vs_gdal=gdal["cpu_s"] / r["cpu_s"])
+    if memory_scale:
+        big_raster, big_labels = make_scene(work, size * 2)
+        big = ours(big_labels, big_raster, "tiles-4x.zarr")
+        runs["pixels_x4"] = big
+        runs["peak_rss_ratio_4x"] = big["peak_rss_mb"] / runs["standard"]["peak_rss_mb"]
+        shutil.rmtree(work / "tiles-4x.zarr", ignore_errors=True)
+    report["geovision"] = runs
     report["load_after"] = _load()
     shutil.rmtree(work / "tiles.zarr", ignore_errors=True)
     shutil.rmtree(work / "gdal.zarr", ignore_errors=True)
@@ -166,18 +161,16 @@ def main(out_dir: str = "bench-output", size: int = 8192, memory_scale: bool = T
     print(f"  GDAL -> Zarr        : {gdal['seconds']:.2f} s, {gdal['cpu_s']:.2f} CPU s, "
           f"{gdal['mb_per_s']:.1f} MB/s, peak RSS {gdal['peak_rss_mb']:.0f} MB (no labels; "
           f"best of {gdal['all_seconds']})")
-    for path in paths:
-        runs = report[path]
-        for name in ("standard", "polygons_x10"):
-            g = runs[name]
-            print(f"  {path:7s} {name:12s}: {g['seconds']:.2f} s, {g['cpu_s']:.2f} CPU s, "
-                  f"{g['tiles_per_s']:.0f} tiles/s, peak RSS {g['peak_rss_mb']:.0f} MB -> "
-                  f"{g['speed_ratio_vs_gdal']:.2f}x GDAL (CPU {g['cpu_ratio_vs_gdal']:.2f}x)"
-                  + (f" best of {g['all_seconds']}" if "all_seconds" in g else ""))
-        if memory_scale:
-            print(f"  {path:7s} 4x pixels   : peak RSS {runs['pixels_x4']['peak_rss_mb']:.0f} MB "
-                  f"({runs['peak_rss_ratio_4x']:.2f}x of the {size}^2 run), "
-                  f"{runs['pixels_x4']['seconds']:.2f} s")
+    for name in ("standard", "polygons_x10"):
+        g = runs[name]
+        print(f"  geovision {name:12s}: {g['seconds']:.2f} s, {g['cpu_s']:.2f} CPU s, "
+              f"{g['tiles_per_s']:.0f} tiles/s, peak RSS {g['peak_rss_mb']:.0f} MB -> "
+              f"{g['speed_ratio_vs_gdal']:.2f}x GDAL (CPU {g['cpu_ratio_vs_gdal']:.2f}x)"
+              + (f" best of {g['all_seconds']}" if "all_seconds" in g else ""))
+    if memory_scale:
+        print(f"  geovision 4x pixels   : peak RSS {runs['pixels_x4']['peak_rss_mb']:.0f} MB "
+              f"({runs['peak_rss_ratio_4x']:.2f}x of the {size}^2 run), "
+              f"{runs['pixels_x4']['seconds']:.2f} s")
     print("  goal: >= 0.7x GDAL on the standard scene; peak RSS < 1.5x for 4x the pixels")
     print(f"  -> {written}")
     return report
@@ -189,7 +182,7 @@ if __name__ == "__main__":
         if kind == "gdal":
             result = child_gdal(*args)
         else:
-            result = child_geovision(args[0], args[1], args[2], int(args[3]), args[4])
+            result = child_geovision(args[0], args[1], args[2], int(args[3]))
         result["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result))
         sys.exit(0)
@@ -198,8 +191,6 @@ if __name__ == "__main__":
     parser.add_argument("--out", default="bench-output")
     parser.add_argument("--no-memory-scale", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs of GDAL and of each path on the standard scene (best kept)")
-    parser.add_argument("--paths", default="classic,fast",
-                        help="tiling code to run: classic, fast or both (comma-separated)")
+                        help="runs of GDAL and of geovision on the standard scene (best kept)")
     a = parser.parse_args()
-    main(a.out, a.size, not a.no_memory_scale, tuple(a.paths.split(",")), a.repeat)
+    main(a.out, a.size, not a.no_memory_scale, a.repeat)

@@ -1,14 +1,14 @@
-"""Where the CPU seconds of a tiling run go, stage by stage (classic `tile` or `tile_fast`).
+"""Where the CPU seconds of a tiling run go, stage by stage (`tile`, ordered or spill pass).
 
 By default the run uses Dask's synchronous scheduler, so every task runs in this thread and
 the process CPU time (user + sys, every thread: zarr's and numcodecs' helpers included) spent
 inside a call is that call's cost. With ``--threads N`` tasks run on N threads as in a real
-run, and each call is charged the CPU time of its own thread (right for the one-pass path,
-whose tasks do all their work in their thread; zarr's helper threads go uncounted). Stages
+run, and each call is charged the CPU time of its own thread (right for the pass, whose tasks
+do all their work in their thread; zarr's helper threads go uncounted). Stages
 are measured by wrapping the functions that do them; nested wrapped calls are subtracted from
 their caller. Needs the scene of bench_tile.py.
 
-    python benchmarks/profile_tile.py [--path classic|fast] [--threads N] [--size 8192]
+    python benchmarks/profile_tile.py [--path ordered|spill] [--threads N] [--size 8192]
 """
 
 from __future__ import annotations
@@ -84,13 +84,11 @@ def instrument(threads: int) -> None:
     import geovision.cluster as cluster
     import geovision.geo.raster as raster
     import geovision.tiling.api as api
+    import geovision.tiling.burn as burn_mod
     import geovision.tiling.encode as enc
-    import geovision.tiling.fastpass as fp
+    import geovision.tiling.labels as labels_mod
     import geovision.tiling.ordered as ordered
-    import geovision.tiling.plan as plan
     import geovision.tiling.spill as spill
-    import geovision.tiling.stats as stats
-    import geovision.tiling.work as work
 
     if threads:
         _PER_THREAD[0] = True
@@ -98,36 +96,18 @@ def instrument(threads: int) -> None:
         cluster.dask = SimpleNamespace(  # type: ignore[assignment]
             compute=lambda *t, **k: dask.compute(*t, scheduler="sync"))
     opened = raster.cached_open
-    plan.cached_open = lambda p: _Reader(opened(p), "scan")
-    work.cached_open = lambda p: _Reader(opened(p), "shard pass")
-    for mod in (plan, work):
-        mod.valid_mask = timed("valid mask", mod.valid_mask)
-    stats.BandStats.of = timed("stats", stats.BandStats.of)
-    stats.BandStats.merge = timed("stats", stats.BandStats.merge)
-    # classic path
-    plan._valid_fractions = timed("scan: other python/numpy", plan._valid_fractions)
-    work.build_shard = timed("shard pass: other python/numpy", work.build_shard)
-    work._burn = timed("labels: rasterize", work._burn)
-    work.open_group = timed("zarr: open group", work.open_group)
-    import zarr.core.array as za
-    za.Array.__setitem__ = timed("zarr: encode + write", za.Array.__setitem__)
-    api._features = timed("labels: geojson + select per task", api._features)
-    api._plan = timed("plan: split + scan graph", api._plan)
-    api.create_store = timed("store: create + finish", api.create_store)
-    api._summarize = timed("summarize markers", api._summarize)
-    # both
-    for mod in (api, fp):
-        mod.read_labels = timed("labels: read", mod.read_labels)
-        mod._place_labels = timed("labels: reproject + tree", mod._place_labels)
-        mod.finish_store = timed("store: create + finish", mod.finish_store)
-        mod.open_raster = timed("open rasters", mod.open_raster)
-    # one-pass path
+    labels_mod.read_labels = timed("labels: read", labels_mod.read_labels)
+    labels_mod.place_labels = timed("labels: reproject", labels_mod.place_labels)
+    labels_mod.read_placed = timed("labels: other (trees)", labels_mod.read_placed)
+    api.read_placed = labels_mod.read_placed
+    api.commit_store = timed("store: create + finish", api.commit_store)
+    api.open_raster = timed("open rasters", api.open_raster)
     enc.cached_open = lambda p: _Reader(opened(p), "one pass")
     enc.valid_mask = timed("valid mask", enc.valid_mask)
     enc.encode_block = timed("pass: other python/numpy", enc.encode_block)
     ordered.encode_block = enc.encode_block
     spill.encode_block = enc.encode_block
-    enc.burn = timed("labels: rasterize", enc.burn)
+    enc.burn_counted = timed("labels: rasterize", enc.burn_counted)
     enc.encode_chunk = timed("encode chunks (numcodecs)", enc.encode_chunk)
     enc.class_counts = timed("class counts", enc.class_counts)
     enc.tile_stats = timed("stats", enc.tile_stats)
@@ -138,20 +118,19 @@ def instrument(threads: int) -> None:
     ordered.write_shard = timed("write: shards", ordered.write_shard)
     spill.write_shard = timed("write: shards", spill.write_shard)
     ordered.merge_results = timed("pass: commit (merge, markers)", ordered.merge_results)
-    import geovision.tiling.burn as burn_mod
-    burn_mod.SourceLabels.select = timed("labels: geojson + select per task",
+    burn_mod.SourceLabels.select = timed("labels: geojson + select per block",
                                          burn_mod.SourceLabels.select)
-    fp._read_labels = timed("labels: other", fp._read_labels)
-    fp._select = timed("plan: selection + splits", fp._select)
-    fp._make_arrays = timed("store: create + finish", fp._make_arrays)
-    fp._layouts = timed("store: create + finish", fp._layouts)
-    fp._plan = timed("plan: blocks", fp._plan)
-    fp.summarize = timed("summarize", fp.summarize)
+    api._select = timed("plan: selection + splits", api._select)
+    api._make_arrays = timed("store: create + finish", api._make_arrays)
+    api._layouts = timed("store: create + finish", api._layouts)
+    api._plan = timed("plan: blocks", api._plan)
+    api.summarize = timed("summarize", api.summarize)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--path", choices=("classic", "fast", "spill"), default="fast")
+    parser.add_argument("--path", choices=("ordered", "spill"), default="ordered",
+                        help="ordered: the pass chosen for local runs; spill: the cluster's")
     parser.add_argument("--threads", type=int, default=0, help="0: synchronous")
     parser.add_argument("--labels", default=None, help="another label file for the scene")
     parser.add_argument("--size", type=int, default=8192)
@@ -161,14 +140,12 @@ def main() -> None:
     from bench_tile import make_scene
 
     from geovision.tiling import TileOptions, tile
-    from geovision.tiling.fastpass import tile_fast
 
     raster, labels = make_scene(Path(a.out) / "work", a.size)
     labels = a.labels or labels
     out = Path(a.out) / "work" / f"profile-{a.path}.zarr"
     shutil.rmtree(out, ignore_errors=True)
-    run: Any = tile if a.path == "classic" else functools.partial(
-        tile_fast, ordered=None if a.path == "fast" else False)
+    run: Any = functools.partial(tile, ordered=None if a.path == "ordered" else False)
     start, wall = cpu(), time.perf_counter()
     run([raster], labels, out, TileOptions(class_field="kind", tile_size=256, min_valid=0.0),
         workers=a.threads or 1, overwrite=True, quiet=True)

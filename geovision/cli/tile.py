@@ -27,13 +27,13 @@ from geovision.options.tile import TileOptions
 @output_options
 def tile_cmd(inputs: tuple[str, ...], out: Path, scheduler: str | None, workers: int | None,
              overwrite: bool, resume: bool, **kwargs: Any) -> None:
-    """Cut RASTERS and vector LABELS into a Zarr tile dataset.
+    """Cut RASTERS and their LABELS into a Zarr tile dataset.
 
     RASTERS are files, globs, folders, STAC items or ItemCollections (paths or URLs), GDAL
     paths and URLs (/vsizip/, /vsicurl/, https://, s3://, gs://); --stack gives a scene made
-    of band files. Labels are reprojected to each raster's CRS; masks are burned on each
-    raster's own pixel grid; the work runs as a Dask graph over windows and can be resumed
-    after a crash.
+    of band files. LABELS is a vector file (polygons; points and lines with --buffer) or a
+    raster class map in any CRS. Labels are placed on each raster's own pixel grid; every
+    raster block is read once; a crashed run can be resumed.
     """
     options = take_options(TileOptions, kwargs)
     if len(inputs) < 2 and not (inputs and options.stack):

@@ -49,7 +49,8 @@ def train_cmd(config: Path | None, overrides: tuple[str, ...], resume: Path | No
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "out_dir", type=click.Path(path_type=Path), default=None,
               show_default="evaluation-<split>/ beside the model",
-              help="Directory for metrics.json, confusion_matrix.png and previews.png.")
+              help="Directory for metrics.json, confusion_matrix.png, previews.png and the "
+                   "curves (pr_curve.png, roc_curve.png, reliability.png, curves.json).")
 @dataclass_options(EvaluateOptions)
 def evaluate_cmd(model: Path, dataset: Path, out_dir: Path | None, **kwargs: Any) -> None:
     """Evaluate the model bundle MODEL (model.pt) on a split of the tile DATASET."""
@@ -59,5 +60,16 @@ def evaluate_cmd(model: Path, dataset: Path, out_dir: Path | None, **kwargs: Any
 
     out = out_dir if out_dir is not None else model.parent / f"evaluation-{options.split}"
     result = evaluate(model, dataset, out_dir=out, options=options)
-    main = {k: v for k, v in result.metrics.items() if k.count("/") == 1}
-    click.echo(json.dumps({"tiles": result.tiles, **main, "output": str(out)}, indent=2))
+    main = {k: _number(v) for k, v in result.metrics.items() if k.count("/") == 1}
+    doc: dict[str, Any] = {"tiles": result.tiles, **main}
+    if result.baseline:
+        doc["baseline"] = {"rule": result.baseline_rule,
+                           **{k: _number(v) for k, v in result.baseline.items()
+                              if k.count("/") == 1}}
+    doc["output"] = str(out)
+    click.echo(json.dumps(doc, indent=2))
+
+
+def _number(value: float) -> float | None:
+    """A metric for JSON: NaN (a class absent from truth and prediction) is null."""
+    return None if value != value else value

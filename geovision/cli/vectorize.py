@@ -34,7 +34,8 @@ from geovision.options.vectorize import PolygonOptions
               help="Side of the blocks read and traced, in pixels.")
 @click.option("--summary", type=click.Path(path_type=Path), default=None,
               help="Also write the run's summary as JSON: features per class, regions "
-                   "joined across blocks and dropped by --min-area, seconds.")
+                   "joined across blocks and dropped by --min-area, seconds [default: not "
+                   "written].")
 @click.option("--overwrite", is_flag=True,
               help="Replace the output; in a GeoPackage, only the layer of this name (the "
                    "other layers stay).")

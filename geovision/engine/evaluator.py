@@ -20,6 +20,12 @@ from geovision.engine.plots import plot_confusion, plot_previews
 from geovision.engine.session import Evaluation
 from geovision.engine.tasks import for_task
 from geovision.errors import InputError
+from geovision.evaluation.curves import (
+    PixelSample,
+    write_class_curves,
+    write_detection_curves,
+)
+from geovision.evaluation.matching import DetectionMatches
 from geovision.models.bundle import load_bundle
 from geovision.options import with_values
 from geovision.options.evaluate import EvaluateOptions
@@ -37,12 +43,52 @@ class EvalResult:
         tiles: number of tiles evaluated.
         out_dir: where metrics.json and the figures were written (None: not written).
         confusion: confusion matrix as nested lists (rows truth), class tasks only.
+        baseline: the same metrics of always predicting the split's most frequent class
+            (class tasks; empty for detection), keys as in ``metrics``.
+        baseline_rule: that rule in words (None without a baseline).
+        curves: the content of curves.json (None: not written).
     """
 
     metrics: dict[str, float]
     tiles: int
     out_dir: Path | None
     confusion: list[list[int]] | None = field(default=None, repr=False)
+    baseline: dict[str, float] = field(default_factory=dict)
+    baseline_rule: str | None = None
+    curves: dict[str, Any] | None = field(default=None, repr=False)
+
+
+class _CurveData:
+    """What the curves of an evaluation are drawn from, gathered batch by batch.
+
+    Class tasks: a bounded uniform sample of (probabilities, truth) per pixel or tile
+    (:class:`~geovision.evaluation.curves.PixelSample`); detection: every detection matched
+    to the objects (:class:`~geovision.evaluation.matching.DetectionMatches`).
+    """
+
+    def __init__(self, task: str, num_classes: int, ignore_index: int, max_samples: int
+                 ) -> None:
+        self.task = task
+        self.sample = (PixelSample(num_classes, max_samples=max_samples,
+                                   ignore_index=ignore_index, seed=0)
+                       if task != "detection" else None)
+        self.matches = DetectionMatches(num_classes) if task == "detection" else None
+
+    def update(self, pred: Any, scores: torch.Tensor | None, target: Any) -> None:
+        if self.sample is not None and scores is not None:
+            self.sample.update(scores, target)
+        elif self.matches is not None:
+            for p, t in zip(pred, target, strict=True):
+                self.matches.update(p["boxes"], p["scores"], p["labels"], t["boxes"],
+                                    t["labels"])
+
+    def write(self, names: list[str], out_dir: Path, title: str) -> dict[str, Any] | None:
+        if self.matches is not None:
+            return write_detection_curves(self.matches, names, out_dir, title=title)
+        if self.sample is None or len(self.sample.target) == 0:
+            return None
+        return write_class_curves(self.sample.probs, self.sample.target, names, out_dir,
+                                  task=self.task, seen=self.sample.seen)
 
 
 def _check_fit(bundle: Any, info: Any) -> None:
@@ -69,8 +115,13 @@ def evaluate(
     """Evaluate a model bundle on one split of a tile dataset.
 
     The dataset is normalized with the bundle's statistics, as inference does. Writes
-    ``metrics.json``, ``confusion_matrix.png`` (class tasks) and ``previews.png`` in
-    ``out_dir`` when given.
+    ``metrics.json``, ``confusion_matrix.png`` (class tasks), ``previews.png`` and the curves
+    in ``out_dir`` when given: ``pr_curve.png`` per class (every task), ``roc_curve.png``
+    one-vs-rest with AUC and ``reliability.png`` with the expected calibration error
+    (classification and segmentation, from a uniform sample of at most ``curve_samples``
+    pixels or tiles), and their data in ``curves.json`` (see
+    :mod:`geovision.evaluation.curves`). The metrics come with the majority-class baseline:
+    the same metrics of predicting the split's most frequent true class everywhere.
 
     Args:
         model: the ``model.pt`` bundle.
@@ -103,14 +154,18 @@ def evaluate(
     metrics = TaskMetrics(info.task, info.class_names, info.ignore_index, dev)
     task = for_task(info.task)
     criterion = task.criterion(None, info, None, dev)
+    curves = (_CurveData(info.task, info.num_classes, info.ignore_index, opts.curve_samples)
+              if out_dir is not None and opts.curve_samples > 0 else None)
     total, count = 0.0, 0
     shown: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
     bar = progress_bar(total=len(loader), desc=f"evaluate {split}", unit="batch")
     for raw in loader:
         batch = task.to_device(raw, dev)
         with torch.no_grad():
-            pred, loss = task.predict(bundle.model, batch, criterion)
+            pred, loss, scores = task.predict_scores(bundle.model, batch, criterion)
         metrics.update(pred, batch.target)
+        if curves is not None:
+            curves.update(pred, scores, batch.target)
         if loss is not None:
             total += float(loss) * batch.size
             count += batch.size
@@ -126,6 +181,13 @@ def evaluate(
     if count:
         out[f"{split}/loss"] = total / count
     confusion = matrix.to(torch.int64).tolist() if matrix is not None else None
+    baseline = ({f"{split}/{k}": v for k, v in task.baseline(matrix, info.class_names).items()}
+                if matrix is not None else {})
+    rule = None
+    if baseline and matrix is not None:
+        major = info.class_names[int(matrix.sum(dim=1).argmax())]
+        rule = f"every {'pixel' if info.task == 'segmentation' else 'tile'} '{major}'"
+    drawn = None
     target_dir = Path(out_dir) if out_dir is not None else None
     if target_dir is not None:
         folder = Evaluation(target_dir)
@@ -135,13 +197,22 @@ def evaluate(
                            title=f"{split} ({len(ds)} tiles)")
         if shown[0]:
             plot_previews(info.task, *shown, classes=info.classes, bands=info.bands,
-                          ignore_index=info.ignore_index, path=folder.previews)
+                          ignore_index=info.ignore_index, path=folder.previews,
+                          rgb_bands=opts.preview_bands)
+        if curves is not None:
+            drawn = curves.write(info.class_names, target_dir, f"{split} ({len(ds)} tiles)")
         summary = {"model": str(Path(model).resolve()), "dataset": str(info.path),
                    "split": split, "tiles": len(ds), "task": info.task,
                    "classes": info.class_names,
                    "metrics": {k: (v if v == v else None) for k, v in out.items()},
+                   "baseline": {"rule": rule,
+                                "metrics": {k: (v if v == v else None)
+                                            for k, v in baseline.items()}},
+                   "curves": drawn["files"] if drawn is not None else [],
                    "confusion_matrix": confusion}
         write_text(folder.metrics, json.dumps(summary, indent=2) + "\n")  # last: complete
-        log.info("%s: %s", folder.metrics,
-                 ", ".join(f"{k} {v:.4g}" for k, v in out.items() if k.count("/") == 1))
-    return EvalResult(metrics=out, tiles=len(ds), out_dir=target_dir, confusion=confusion)
+        log.info("%s: %s", folder.metrics, ", ".join(
+            f"{k} {v:.4g}" + (f" (baseline {baseline[k]:.4g})" if k in baseline else "")
+            for k, v in out.items() if k.count("/") == 1))
+    return EvalResult(metrics=out, tiles=len(ds), out_dir=target_dir, confusion=confusion,
+                      baseline=baseline, baseline_rule=rule, curves=drawn)

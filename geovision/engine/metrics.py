@@ -5,6 +5,8 @@ Keys (prefixed ``val/`` or ``test/`` by the caller):
 * classification: ``accuracy``, ``f1_macro``, ``f1/<class>``;
 * segmentation: ``miou``, ``pixel_accuracy``, ``iou/<class>`` (``ignore_index`` pixels are
   left out);
+* a class absent from both truth and prediction has NaN (null in JSON) per class, and the
+  macro averages (``miou``, ``f1_macro``) leave it out;
 * detection: ``map_50`` (mAP at IoU 0.5), ``map`` (mAP@[.5:.95]), ``map_75``, ``ap/<class>``.
 """
 
@@ -47,8 +49,8 @@ class TaskMetrics:
 
     def compute(self) -> tuple[dict[str, float], torch.Tensor | None]:
         """Flat metric values and the confusion matrix (rows: truth, columns: prediction)."""
-        out = self.task.metric_values(self.collection.compute(), self.names)
         matrix = self.confusion.compute().cpu() if self.confusion is not None else None
+        out = self.task.metric_values(self.collection.compute(), self.names, matrix)
         return out, matrix
 
     def reset(self) -> None:

@@ -17,7 +17,7 @@ from matplotlib.colors import ListedColormap
 from geovision.atomic import atomic_path
 from geovision.engine.tasks import PreviewStyle, for_task
 from geovision.formats import BandInfo, ClassInfo
-from geovision.geo.display import rgb_by_name, stretch
+from geovision.geo.display import preview_bands, stretch
 
 
 def _save(fig: Any, path: Path) -> Path:
@@ -71,19 +71,15 @@ def plot_confusion(matrix: torch.Tensor | np.ndarray, names: list[str], path: Pa
     return _save(fig, path)
 
 
-def display_rgb(image: torch.Tensor, bands: Sequence[BandInfo]) -> np.ndarray:
+def display_rgb(image: torch.Tensor, bands: Sequence[BandInfo],
+                rgb_bands: Sequence[int] | None = None) -> np.ndarray:
     """An ``(H, W, 3)`` array in [0, 1] for display, from a normalized ``(C, H, W)`` image.
 
-    Bands named red, green and blue are used when present, otherwise the first three (or the
-    first band as grey); each is stretched (:func:`geovision.geo.display.stretch`).
+    ``rgb_bands`` (1-based) are drawn as red, green, blue; None: the bands named so
+    (red/green/blue, B04/B03/B02, ...), otherwise the first three (or the first band as
+    grey); each is stretched (:func:`geovision.geo.display.stretch`).
     """
-    named = rgb_by_name([b.name for b in bands])
-    if named is not None:
-        idx = named
-    elif image.shape[0] >= 3:
-        idx = [0, 1, 2]
-    else:
-        idx = [0, 0, 0]
+    idx = preview_bands([b.name for b in bands], rgb_bands)
     rgb = image[idx].float().cpu().numpy()
     return np.stack([stretch(channel, eps=1e-6) for channel in rgb], axis=-1)
 
@@ -96,7 +92,8 @@ def class_cmap(classes: Sequence[ClassInfo]) -> ListedColormap:
 def plot_previews(task: str, images: list[torch.Tensor], targets: list[Any],
                   preds: list[Any], classes: Sequence[ClassInfo],
                   bands: Sequence[BandInfo], ignore_index: int, path: Path,
-                  score_threshold: float = 0.5) -> Path:
+                  score_threshold: float = 0.5,
+                  rgb_bands: Sequence[int] | None = None) -> Path:
     """Validation tiles with truth and prediction drawn over the imagery.
 
     Each task draws a tile on its own panels (:meth:`EngineTask.draw_preview`): a row of
@@ -118,7 +115,7 @@ def plot_previews(task: str, images: list[torch.Tensor], targets: list[Any],
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
-        rgb = display_rgb(images[i], bands)
+        rgb = display_rgb(images[i], bands, rgb_bands)
         panels = list(axes[i]) if cols > 1 else [axes[i // per_row][i % per_row]]
         drawer.draw_preview(panels, rgb, targets[i], preds[i], style)
     return _save(fig, path)

@@ -48,6 +48,32 @@ from geovision.progress import progress_bar
 log = logging.getLogger(__name__)
 
 
+def warn_val_classes(info: Any, train_split: str, val_split: str) -> list[str]:
+    """Warn when the validation split lacks a class that the training split has.
+
+    The best checkpoint is chosen on the validation metrics, which then ignore that class
+    (its IoU or F1 is null). Counts come from the store's arrays
+    (:func:`geovision.tiling.info.split_class_counts`).
+
+    Returns:
+        The names of the classes missing from ``val_split``.
+    """
+    from geovision.formats import SPLITS
+    from geovision.tiling.info import split_class_counts
+    from geovision.tiling.store import open_group
+
+    counts = split_class_counts(open_group(info.path), info.task, info.num_classes,
+                                info.ignore_index)
+    train, val = counts[SPLITS.index(train_split)], counts[SPLITS.index(val_split)]
+    missing = [info.class_names[i] for i in np.flatnonzero((train > 0) & (val == 0))]
+    if missing:
+        log.warning("%s: the %s split has no %s (the %s split has): validation metrics, and "
+                    "the best checkpoint chosen on them, ignore %s; tile with another --seed "
+                    "or --split-block-size, or another data.val_split", info.path, val_split,
+                    ", ".join(missing), train_split, "it" if len(missing) == 1 else "them")
+    return missing
+
+
 @dataclass(frozen=True)
 class TrainResult:
     """What a finished ``train()`` returns.
@@ -190,6 +216,8 @@ class _Loop:
         if len(self.train_ds) == 0:
             raise InputError(f"{info.path}: split '{cfg.data.train_split}' holds no tile "
                              "(set data.train_split, or tile with other --fractions)")
+        if len(self.val_ds) and rt.main:
+            warn_val_classes(info, cfg.data.train_split, cfg.data.val_split)
         self.task = for_task(info.task)
         model = build_model(info.task, cfg.model.name, in_channels=len(info.bands),
                             num_classes=info.num_classes, params=cfg.model.params)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyogrio
 import rasterio
 from rasterio.windows import Window
 
@@ -48,7 +47,7 @@ from geovision.geo.classmap import read_class_map
 from geovision.geo.grid import Grid
 from geovision.geo.raster import open_raster, valid_mask
 from geovision.geo.rasterlabels import open_label_raster
-from geovision.geo.vector import read_labels, to_crs
+from geovision.geo.vector import is_vector, read_labels, to_crs
 from geovision.options.score import ScoreOptions
 from geovision.progress import progress_bar
 
@@ -56,14 +55,6 @@ log = logging.getLogger(__name__)
 
 #: Why a pixel of the grid is not scored, in the order the reasons are checked.
 EXCLUDED = ("outside_aoi", "prediction_nodata", "prediction_unnamed", "no_reference")
-
-
-def is_vector(path: str) -> bool:
-    """Whether OGR reads ``path`` as a vector file with at least one layer."""
-    try:
-        return len(pyogrio.list_layers(path)) > 0
-    except Exception:
-        return False
 
 
 def prediction_names(ds: rasterio.io.DatasetReader, path: str, opts: ScoreOptions

@@ -75,10 +75,14 @@ class LabelRaster:
 
 @dataclass(frozen=True)
 class LabelWindow:
-    """Class ids read for one window: ``ids`` (uint8, rows x cols) and pixels dropped."""
+    """Class ids read for one window: ``ids`` (uint8, rows x cols) and pixels dropped.
+
+    ``dropped_at`` marks the dropped pixels (None when there are none).
+    """
 
     ids: np.ndarray
     dropped: int
+    dropped_at: np.ndarray | None = None
 
 
 def open_label_raster(path: str, *, band: int = 1) -> LabelRaster:
@@ -91,7 +95,7 @@ def open_label_raster(path: str, *, band: int = 1) -> LabelRaster:
     spath = gdal_path(path)
     info = open_raster(spath)
     if not 1 <= band <= info.count:
-        raise InputError(f"{display_name(spath)}: label band {band} does not exist; the raster "
+        raise InputError(f"{spath}: label band {band} does not exist; the raster "
                          f"has {info.count} band(s)")
     names, colors = _categories(spath, band)
     return LabelRaster(
@@ -147,10 +151,20 @@ def read_label_window(
         return LabelWindow(ids, 0)
     nodata = _nodata_mask(values, raster.nodata)
     use = covered & ~nodata
-    mapped, dropped = table.map_array(values[use], what=display_name(raster.path))
+    used = values[use]
+    mapped, dropped = table.map_array(used, what=raster.path)
     ids[use] = mapped
     ids[covered & nodata] = IGNORE_INDEX
-    return LabelWindow(ids, dropped)
+    dropped_at = None
+    if dropped:
+        maybe = mapped == IGNORE_INDEX
+        uniq = np.unique(used[maybe])
+        lost = uniq[[table.id_of(v) is None for v in uniq.tolist()]]
+        dropped_at = np.zeros(grid.shape, dtype=bool)
+        where = np.zeros(len(used), dtype=bool)
+        where[maybe] = np.isin(used[maybe], lost)
+        dropped_at[use] = where
+    return LabelWindow(ids, dropped, dropped_at)
 
 
 def majority_class(mask: np.ndarray, *, ignore_index: int = IGNORE_INDEX) -> int | None:

@@ -15,14 +15,10 @@ import shapely
 from pyproj import CRS as ProjCRS
 
 from geovision.errors import InputError, InputFileError
+from geovision.geo.classes import ClassTable, classes_from_values, single_class
+from geovision.geo.shapes import POLYGON, explode_collections, kinds
 
 log = logging.getLogger(__name__)
-
-#: Colors given to classes 1..K in order (class 0, background, is black).
-PALETTE = (
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
-)
 
 
 @dataclass
@@ -30,8 +26,10 @@ class Labels:
     """Vector labels ready to burn: repaired geometries with a class id each.
 
     Attributes:
-        frame: GeoDataFrame with columns ``geometry`` and ``class_id`` (int, >= 1), in ``crs``.
-        classes: the class table, id 0 ``background`` first.
+        frame: GeoDataFrame with columns ``geometry`` and ``class_id`` (int16: a class id,
+            or 0 / 255 where a class map makes a value background or ignored), in ``crs``;
+            geometry collections are split into their parts, each carrying its feature's id.
+        table: how label values became class ids (:class:`~geovision.geo.classes.ClassTable`).
         path: the file read.
         layer: the layer read (None for single-layer formats).
         class_field: the class field, or None when every feature is class 1.
@@ -41,13 +39,18 @@ class Labels:
     """
 
     frame: gpd.GeoDataFrame
-    classes: list[dict[str, Any]]
+    table: ClassTable
     path: str
     layer: str | None
     class_field: str | None
     features: int
     repaired: int = 0
     dropped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[dict[str, Any]]:
+        """Class records (``attrs.classes``): id 0 ``background`` first, then by id."""
+        return self.table.records()
 
     def describe(self) -> dict[str, Any]:
         """The ``labels`` record of the tile dataset format."""
@@ -63,26 +66,30 @@ class Labels:
         }
 
 
-def class_table(names: list[str]) -> list[dict[str, Any]]:
-    """Class records: background 0, then ``names`` as 1..K with palette colors."""
-    table: list[dict[str, Any]] = [{"id": 0, "name": "background", "color": "#000000"}]
-    for i, name in enumerate(names, start=1):
-        table.append({"id": i, "name": str(name), "color": PALETTE[(i - 1) % len(PALETTE)]})
-    return table
-
-
 def read_labels(
-    path: str | os.PathLike[str], *, layer: str | None = None, class_field: str | None = None
+    path: str | os.PathLike[str], *, layer: str | None = None, class_field: str | None = None,
+    class_map: ClassTable | None = None, thin: bool = False,
 ) -> Labels:
     """Read a vector file of labels, repair its geometries and number its classes.
 
-    Class ids: the distinct values of ``class_field``, sorted, become 1..K (0 is background);
-    without a field every feature is class 1, named after the layer.
+    Class ids: with ``class_map``, the ids it gives the values of ``class_field`` (values it
+    does not list are dropped and counted as ``unlisted_value``, or made background or
+    ignored, as the map says); else the distinct values of ``class_field``, sorted
+    (numerically when every value is a number), become 1..K; without a field every feature
+    is class 1, named after the layer. Geometry collections are split into their parts.
+
+    Args:
+        path: a vector file OGR reads.
+        layer: the layer (None: the first).
+        class_field: the field holding the class values (None: one class).
+        class_map: a class map (``--class-map``) numbering the field's values.
+        thin: keep points and lines (they are buffered later); else they are dropped and
+            counted as ``not_polygon``.
 
     Raises:
         InputFileError: the file is missing or not a vector format OGR reads.
-        InputError: the layer or field does not exist, the file holds no features, or it has
-            no CRS.
+        InputError: the layer or field does not exist, the file holds no features, it has no
+            CRS, a class map is given without a field, or the classes do not fit.
     """
     spath = str(path)
     if not os.path.exists(spath) and "://" not in spath and not spath.startswith("/vsi"):
@@ -112,6 +119,9 @@ def read_labels(
             f"{spath}: field '{class_field}' not found; fields are: "
             f"{', '.join(fields) or '(none)'} (use --class-field)"
         )
+    if class_map is not None and class_field is None:
+        raise InputError(f"{spath}: --class-map maps the values of a field; give --class-field "
+                         f"(fields are: {', '.join(fields) or '(none)'})")
     if len(frame) == 0:
         raise InputError(f"{spath}: the label file holds no features; nothing to tile")
     if frame.crs is None:
@@ -139,29 +149,42 @@ def read_labels(
         arr = arr.copy()
         arr[invalid] = shapely.make_valid(arr[invalid])
         log.info("%s: repaired %d invalid geometries", spath, repaired)
-    kinds = shapely.get_type_id(arr)
-    # Points and lines carry no area; keep polygons (boxes work from any geometry's bounds).
-    areal = np.isin(kinds, [3, 6, 7])
-    if not areal.all():
-        dropped["not_polygon"] += int((~areal).sum())
+    parts, owner = explode_collections(arr)
+    values = frame[class_field].to_numpy()[owner] if class_field is not None else None
+    if not thin:
+        # Points and lines carry no area: without a buffer they are left out.
+        areal = kinds(parts) == POLYGON if len(parts) else np.zeros(0, dtype=bool)
+        lost = np.setdiff1d(np.arange(len(arr)), owner[areal])
+        if len(lost):
+            dropped["not_polygon"] += len(lost)
+        parts, owner = parts[areal], owner[areal]
+        values = values[areal] if values is not None else None
 
-    if class_field is not None:
-        values = frame[class_field].to_numpy()
-        names = sorted({_class_name(v) for v in values[areal]})
-        ids = {name: i for i, name in enumerate(names, start=1)}
-        class_ids = np.array([ids.get(_class_name(v), 0) for v in values], dtype=np.int16)
+    what = f"{spath}: field '{class_field}'"
+    if class_map is not None:
+        assert values is not None  # a class map needs a field (checked above)
+        table = class_map
+        class_ids = table.ids_of(values)
+        unlisted = class_ids < 0
+        if unlisted.any():
+            dropped["unlisted_value"] += len(np.unique(owner[unlisted]))
+            parts, owner, class_ids = parts[~unlisted], owner[~unlisted], class_ids[~unlisted]
+    elif values is not None:
+        table = classes_from_values(values.tolist(), what=what)
+        class_ids = table.ids_of(values)
     else:
-        names = [chosen or "object"]
-        class_ids = np.ones(len(frame), dtype=np.int16)
+        table = single_class(chosen or "object")
+        class_ids = np.ones(len(parts), dtype=np.int16)
 
     out = gpd.GeoDataFrame(
-        {"class_id": class_ids[areal]}, geometry=arr[areal], crs=frame.crs
+        {"class_id": class_ids.astype(np.int16)}, geometry=parts, crs=frame.crs
     ).reset_index(drop=True)
     if len(out) == 0:
-        raise InputError(f"{spath}: no polygon features with a class; nothing to tile")
+        kind = "features with a class" if thin else "polygon features with a class"
+        raise InputError(f"{spath}: no {kind}; nothing to tile")
     return Labels(
         frame=out,
-        classes=class_table(names),
+        table=table,
         path=spath,
         layer=chosen,
         class_field=class_field,
@@ -171,13 +194,12 @@ def read_labels(
     )
 
 
-def _class_name(value: Any) -> str:
-    """Field values as class names: 2.0 and 2 name the same class, '2'."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, (np.floating,)) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+def is_vector(path: str) -> bool:
+    """Whether OGR reads ``path`` as a vector file with at least one layer."""
+    try:
+        return len(pyogrio.list_layers(path)) > 0
+    except Exception:
+        return False
 
 
 def to_crs(frame: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:

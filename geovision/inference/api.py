@@ -38,6 +38,12 @@ from geovision.inference.tasks import SceneSink, for_task
 from geovision.inference.threads import ThreadBudget
 from geovision.inference.threads import plan as thread_plan
 from geovision.inference.vectors import check_vectors, scene_plan
+from geovision.inference.window import (
+    FULLY_CONVOLUTIONAL,
+    WindowChoice,
+    activation_bytes,
+    choose_window,
+)
 from geovision.inference.work import SceneWork, Timings, marker
 from geovision.models.bundle import Bundle
 from geovision.options import fingerprint_fields, to_json, with_values
@@ -105,8 +111,8 @@ def infer(
                          "models (flips and rotations are for segmentation and "
                          "classification)")
     check_vectors(opts, bundle)  # --vectors
-    window = opts.window or bundle.tile_size
-    check_window(bundle, window, len(bundle.bands), device)
+    if opts.window is not None:
+        check_window(bundle, opts.window, len(bundle.bands), device)
     inputs = [scenes] if isinstance(scenes, (str, os.PathLike)) else list(scenes)
     sources, resampled = _scenes(inputs, bundle, opts)
     infos = [open_raster(s.path) for s in sources]
@@ -131,14 +137,24 @@ def infer(
     cache.update(remote_env([f for s in sources for f in s.files]))
     with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
         plans: dict[int, ScenePlan] = {}
+        per_pixel: list[float] = []
+        checked = {opts.window}
         for n, (source, info) in enumerate(zip(sources, infos, strict=True)):
             done = _completed(out, source.name, overwrite=overwrite, resume=resume)
             if done is not None:
                 summaries[n] = done
-            else:
-                plans[n] = _plan_scene(model, bundle, source, info, out, opts, window, device,
-                                       resampled=resampled[n], overwrite=overwrite,
-                                       resume=resume)
+                continue
+            if opts.window is None and bundle.task in FULLY_CONVOLUTIONAL and not per_pixel:
+                per_pixel.append(activation_bytes(bundle, device))
+            choice = choose_window(bundle, opts, source.grid.height, source.grid.width,
+                                   device, per_pixel[0] if per_pixel else None)
+            if choice.window not in checked:
+                check_window(bundle, choice.window, len(bundle.bands), device)
+                checked.add(choice.window)
+            log.info("%s: window %d px (%s)", source.name, choice.window, choice.reason)
+            plans[n] = _plan_scene(model, bundle, source, info, out, opts, choice, device,
+                                   resampled=resampled[n], overwrite=overwrite,
+                                   resume=resume)
         if client is None:
             for n, planned in plans.items():
                 summaries[n] = _run(planned, budget, quiet=quiet)
@@ -146,12 +162,14 @@ def infer(
             summaries.update(_run_on_cluster(plans, client, quiet=quiet))
     ordered = [summaries[n] for n in range(len(sources))]
     if opts.preview:
-        ordered = [dataclasses.replace(s, preview=str(_write_preview(out, bundle, s)))
+        ordered = [dataclasses.replace(
+            s, preview=str(_write_preview(out, bundle, s, opts.preview_bands)))
                    for s in ordered]
     return ordered
 
 
-def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
+def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary,
+                   bands: Sequence[int] | None = None) -> Path:
     """``<stem>.preview.png``: the scene beside its predicted classes or detections."""
     from geovision.inference.preview import write_preview
 
@@ -160,7 +178,7 @@ def _write_preview(out: Path, bundle: Bundle, summary: SceneSummary) -> Path:
     return write_preview(
         out / f"{stem}.preview.png", summary.scene_source, classes=bundle.classes,
         prediction=layers.get("prediction"), detections=layers.get("detections"),
-        title=f"{stem}: {bundle.architecture['name']} ({bundle.task})")
+        title=f"{stem}: {bundle.architecture['name']} ({bundle.task})", bands=bands)
 
 
 def _scenes(inputs: list[str | os.PathLike[str]], bundle: Bundle, opts: InferOptions
@@ -249,13 +267,15 @@ class ScenePlan:
     todo: tuple[Any, ...]
     started: float  # wall-clock seconds since the epoch, comparable across machines
     resampled: dict[str, Any] | None = None
+    window_reason: str = ""
 
 
 def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInfo, out: Path,
-                opts: InferOptions, window: int, device: str, *,
+                opts: InferOptions, choice: WindowChoice, device: str, *,
                 resampled: dict[str, Any] | None, overwrite: bool, resume: bool) -> ScenePlan:
     """Prepare a scene's scratch directory and plan its blocks."""
     t_start = time.time()
+    window = choice.window
     stem = scene.name
     task = for_task(bundle.task)
     names = task.output_names(stem, opts)
@@ -281,7 +301,7 @@ def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInf
                  len(layout.blocks))
     return ScenePlan(model=model, device=device, scene=scene, info=info, out=out, stem=stem,
                      opts=opts, names=tuple(names), work=work, layout=layout, todo=todo,
-                     started=t_start, resampled=resampled)
+                     started=t_start, resampled=resampled, window_reason=choice.reason)
 
 
 def complete_scene(plan: ScenePlan, timings: Timings, sink: SceneSink | None = None,
@@ -410,7 +430,8 @@ def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str
                "classes": [c.to_json() for c in bundle.classes],
                "tile_size": bundle.tile_size, "bands": [b.to_json() for b in bundle.bands]},
         scene=scene,
-        parameters={**to_json(plan.opts), "window": layout.window, "stride": layout.stride,
+        parameters={**to_json(plan.opts), "window": layout.window,
+                    "window_reason": plan.window_reason, "stride": layout.stride,
                     "device": plan.device},
         windows=layout.n_windows, blocks=len(layout.blocks), outputs=plan.names,
         counts=counts,

@@ -13,24 +13,23 @@ from rasterio.enums import Resampling
 
 from geovision.atomic import atomic_path
 from geovision.formats import CLASS_NODATA, ClassInfo
-from geovision.geo.display import rgb_by_name, stretch
+from geovision.geo.display import preview_bands, stretch
 
 #: Longest side of a panel, in pixels (scenes are read decimated to this size).
 PANEL = 768
 
 
-def _rgb(scene: str, bands: list[int] | None, shape: tuple[int, int]) -> np.ndarray:
+def _rgb(scene: str, bands: Sequence[int] | None, shape: tuple[int, int]) -> np.ndarray:
     """The scene as RGB in 0..1, each band stretched (:func:`geovision.geo.display.stretch`).
 
-    Bands named red, green and blue are shown as such, else bands 1, 2, 3. Nodata pixels are
-    black.
+    ``bands`` (1-based) are drawn as red, green and blue; None: the bands named so
+    (red/green/blue, B04/B03/B02, ...), else bands 1, 2, 3
+    (:func:`geovision.geo.display.preview_bands`). Nodata pixels are black.
     """
     with rasterio.open(scene) as ds:
-        if bands is None:
-            named = rgb_by_name(ds.descriptions)
-            bands = ([i + 1 for i in named] if named is not None
-                     else [min(i, ds.count) for i in (1, 2, 3)])
-        data = ds.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.nearest,
+        names = [d or (ds.tags(i + 1).get("name")) for i, d in enumerate(ds.descriptions)]
+        chosen = [i + 1 for i in preview_bands(names, bands)]
+        data = ds.read(chosen, out_shape=(3, *shape), resampling=Resampling.nearest,
                        masked=True).astype(np.float64)
     out = np.zeros((*shape, 3))
     for i in range(3):
@@ -77,10 +76,16 @@ def write_preview(
     detections: str | os.PathLike[str] | None = None,
     labels: str | os.PathLike[str] | None = None, class_field: str | None = None,
     truth_boxes: str | os.PathLike[str] | None = None, title: str | None = None,
+    bands: Sequence[int] | None = None,
 ) -> Path:
     """Write a PNG: scene, labels, predicted classes, detections over the scene, side by side.
 
     Panels appear for what is given; detections are drawn in yellow, label objects in cyan.
+    ``bands``: the scene's 1-based bands drawn as red, green, blue (None: found by name,
+    else 1, 2, 3; see :func:`geovision.geo.display.preview_bands`).
+
+    Raises:
+        InputError: ``bands`` names a band the scene does not have.
 
     Returns:
         The PNG's path.
@@ -97,7 +102,7 @@ def write_preview(
         shape = (max(1, round(ds.height * scale)), max(1, round(ds.width * scale)))
         crs, inv = ds.crs, ~ds.transform
         sx, sy = shape[1] / ds.width, shape[0] / ds.height
-    rgb = _rgb(str(scene), None, shape)
+    rgb = _rgb(str(scene), bands, shape)
     by_name = {c.name: c.color or "#000000" for c in classes}
     by_id = {c.id: c.color or "#000000" for c in classes}
     panels: list[tuple[str, np.ndarray]] = [("scene", rgb)]

@@ -2,12 +2,21 @@
 
 The rasters themselves are written strip by strip into Cloud Optimized GeoTIFFs by
 :class:`~geovision.inference.cogwriter.CogWriter`; the functions here describe them (class
-names and colours, probability bands and scales) and store a block's arrays.
+names and colours, probability bands and scales), write a class raster's legend and store a
+block's arrays.
+
+A class raster's legend is in three places, so that every reader finds it: the colour table
+and the ``classes`` tags inside the GeoTIFF, and GDAL's category names and a thematic raster
+attribute table (value, class, red, green, blue, alpha) in ``<file>.aux.xml``
+(:func:`write_class_legend`), where GDAL itself keeps them for GeoTIFFs (its PAM sidecar;
+QGIS shows the class names from it).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +24,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 
-from geovision.atomic import atomic_path
+from geovision.atomic import atomic_path, write_text
 from geovision.formats import CLASS_NODATA, PROB_SCALE, ClassInfo
 
 #: Tile side of every raster written (GeoTIFF blocks and COG tiles).
@@ -48,6 +57,56 @@ def describe_classes(dst: rasterio.io.DatasetWriter, classes: Sequence[ClassInfo
     dst.update_tags(1, **{f"class_{c.id}": c.name for c in classes})
     dst.set_band_description(1, "class")
     dst.write_colormap(1, colormap(classes))
+
+
+#: GDAL raster attribute table field types and usages (gdal.h: GDALRATFieldType, ...Usage).
+_GFT_INTEGER, _GFT_STRING = 0, 2
+_GFU_GENERIC, _GFU_NAME, _GFU_MINMAX, _GFU_RED, _GFU_GREEN, _GFU_BLUE, _GFU_ALPHA = (
+    0, 2, 5, 6, 7, 8, 9)
+
+
+def legend_path(tif: str | os.PathLike[str]) -> Path:
+    """The GDAL sidecar that holds a class raster's category names and attribute table."""
+    return Path(f"{os.fspath(tif)}.aux.xml")
+
+
+def write_class_legend(tif: str | os.PathLike[str], classes: Sequence[ClassInfo]) -> Path:
+    """Write the category names and a thematic raster attribute table of a class raster.
+
+    GDAL keeps both for GeoTIFFs in the PAM sidecar ``<tif>.aux.xml``
+    (``GDALSetRasterCategoryNames`` and ``GDALSetDefaultRAT`` write the same elements);
+    this writes it directly, atomically, replacing any earlier one. Category ``i`` is the
+    name of value ``i`` (ids without a class get an empty name); the table has one row per
+    class: ``value`` (min-max usage), ``class`` (name), ``red``, ``green``, ``blue``,
+    ``alpha``.
+
+    Returns:
+        The sidecar's path.
+    """
+    by_id = {c.id: c for c in classes}
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    names = ET.SubElement(band, "CategoryNames")
+    for i in range(max(by_id) + 1 if by_id else 0):
+        ET.SubElement(names, "Category").text = by_id[i].name if i in by_id else ""
+    rat = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    fields = [("value", _GFT_INTEGER, _GFU_MINMAX), ("class", _GFT_STRING, _GFU_NAME),
+              ("red", _GFT_INTEGER, _GFU_RED), ("green", _GFT_INTEGER, _GFU_GREEN),
+              ("blue", _GFT_INTEGER, _GFU_BLUE), ("alpha", _GFT_INTEGER, _GFU_ALPHA)]
+    for i, (name, kind, usage) in enumerate(fields):
+        defn = ET.SubElement(rat, "FieldDefn", index=str(i))
+        ET.SubElement(defn, "Name").text = name
+        ET.SubElement(defn, "Type").text = str(kind)
+        ET.SubElement(defn, "Usage").text = str(usage)
+    for row, c in enumerate(sorted(classes, key=lambda c: c.id)):
+        r, g, b, a = hex_to_rgba(c.color, c.id)
+        element = ET.SubElement(rat, "Row", index=str(row))
+        for value in (c.id, c.name, r, g, b, a):
+            ET.SubElement(element, "F").text = str(value)
+    ET.indent(root)
+    path = legend_path(tif)
+    write_text(path, ET.tostring(root, encoding="unicode") + "\n")
+    return path
 
 
 def describe_probabilities(dst: rasterio.io.DatasetWriter, classes: Sequence[ClassInfo],

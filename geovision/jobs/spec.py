@@ -45,6 +45,7 @@ from geovision.options.evaluate import EvaluateOptions
 from geovision.options.generate import GenerateOptions
 from geovision.options.infer import OUTPUT, InferOptions
 from geovision.options.score import FILE_OPTIONS, ScoreOptions
+from geovision.options.tile import FILE_OPTIONS as TILE_FILE_OPTIONS
 from geovision.options.tile import TileOptions
 from geovision.ownership import safe_name, safe_subpath
 from geovision.yamlfile import read_mapping
@@ -81,7 +82,8 @@ class Kind:
 KINDS: dict[str, Kind] = {
     "generate": Kind(required=("output",), options=GenerateOptions, outputs=("output",)),
     "tile": Kind(required=("rasters", "labels", "output"), options=TileOptions,
-                 inputs=("rasters", "labels"), outputs=("output",), lists=("rasters",)),
+                 inputs=("rasters", "labels", *TILE_FILE_OPTIONS), outputs=("output",),
+                 lists=("rasters",)),
     "train": Kind(required=("config",), arguments=("set",), inputs=("config",)),
     "infer": Kind(required=("model", "scenes"), arguments=("output",), options=InferOptions,
                   inputs=("model", "scenes"), outputs=("output",), lists=("scenes",)),

@@ -19,6 +19,10 @@ class EvaluateOptions:
         workers: DataLoader worker processes.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
         previews: tiles drawn in previews.png (0: none).
+        preview_bands: the dataset's 1-based bands drawn as red, green, blue in previews.png
+            (None: the bands named red/green/blue or B04/B03/B02, ..., else 1, 2, 3).
+        curve_samples: pixels (segmentation) or tiles (classification) sampled uniformly
+            for the PR, ROC and reliability curves (0: no curves).
     """
 
     split: str = option("test", "Tiles to evaluate on.", choices=SPLITS, noun="split")
@@ -26,6 +30,13 @@ class EvaluateOptions:
     workers: int = option(0, "DataLoader worker processes.", min=0)
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps.", rule=device_problem)
     previews: int = option(8, "Tiles drawn in previews.png (0: none).", min=0)
+    preview_bands: tuple[int, int, int] | None = option(
+        None, "The dataset's 1-based bands drawn as red, green, blue in previews.png, e.g. "
+              "4,3,2.", min=1, metavar="R,G,B",
+        show_default="bands named red/green/blue or B04/B03/B02, else 1,2,3")
+    curve_samples: int = option(
+        200_000, "Pixels (or tiles) sampled uniformly for the PR, ROC and reliability curves "
+        "(0: no curves; detection curves use every box).", min=0)
 
     def check(self) -> None:
         """Raise :class:`~geovision.errors.InputError` naming the option that is wrong."""

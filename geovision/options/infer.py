@@ -42,7 +42,12 @@ class InferOptions(SceneOptions):
     ``geovision tile``.
 
     Attributes:
-        window: window side in pixels (None: the model's tile size).
+        window: window side in pixels (None: for fully convolutional models, the largest
+            multiple of the tile size within ``window_memory``, at least 256 px, at most
+            what the scene needs; for others the tile size; see
+            :mod:`geovision.inference.window`).
+        window_memory: memory budget in MB of the default window (a batch of windows
+            through the model and a block's accumulators).
         overlap: share of a window shared with each neighbour, ``0 <= overlap < 1``.
         batch_size: windows per model call.
         blend: ``gaussian``, ``linear`` or ``none`` (segmentation).
@@ -57,6 +62,8 @@ class InferOptions(SceneOptions):
         block_windows: windows per block side (memory grows with its square).
         preview: also write ``<stem>.preview.png``, a quicklook of the scene and the
             predictions side by side.
+        preview_bands: the scene's 1-based bands drawn as red, green, blue in the preview
+            (None: the bands named red/green/blue or B04/B03/B02, ..., else 1, 2, 3).
         resample: read the scene through a warped view at the model's pixel size (aligned
             to the scene's origin, covering its extent; outputs are on that grid). None: only
             when the pixel sizes differ by more than :data:`AUTO_RESAMPLE_FACTOR`; False:
@@ -72,8 +79,14 @@ class InferOptions(SceneOptions):
         vector_layer: GeoPackage layer name (None: the model's run name).
     """
 
-    window: int | None = option(None, "Window side in pixels.", min=8, hint="pixels",
-                                show_default="the model's tile size")
+    window: int | None = option(
+        None, "Window side in pixels.", min=8, hint="pixels",
+        show_default="fully convolutional models: the largest multiple of the tile size "
+                     "within --window-memory, at least 256, at most the scene; others: the "
+                     "tile size")
+    window_memory: int = option(
+        1024, "Memory budget (MB) that sets the default window of fully convolutional "
+              "models.", min=16, hint="megabytes")
     overlap: float = option(0.25, "Share of a window shared with each neighbour.", min=0,
                             max=1, max_open=True, hint="a share of the window, e.g. 0.25")
     batch_size: int = option(4, "Windows per model call.", min=1)
@@ -95,6 +108,10 @@ class InferOptions(SceneOptions):
                                    "and cluster tasks.", min=1)
     preview: bool = option(False, "Also write <stem>.preview.png: the scene and the "
                                   "predictions side by side.", fingerprint=False)
+    preview_bands: tuple[int, int, int] | None = option(
+        None, "The scene's 1-based bands drawn as red, green, blue in the preview, e.g. "
+              "4,3,2.", min=1, metavar="R,G,B", fingerprint=False,
+        show_default="bands named red/green/blue or B04/B03/B02, else 1,2,3")
     resample: bool | None = option(
         None, "Read scenes at the model's pixel size (outputs on that grid, aligned to the "
               "scene's origin).", show_default=f"when the pixel sizes differ by more than "

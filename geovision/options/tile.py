@@ -11,6 +11,10 @@ from geovision.tasks import TASK_NAMES
 
 #: How tiles are dealt to splits.
 SPLIT_METHODS = ("block", "random")
+#: What pixels that no label covers are (``--unlabeled``).
+UNLABELED_CHOICES = ("background", "ignore")
+#: Options that name input files (job files resolve them against the job's folder).
+FILE_OPTIONS = ("class_map", "aoi")
 
 
 def _shares(fractions: tuple[float, ...]) -> str | None:
@@ -30,8 +34,15 @@ class TileOptions(SceneOptions):
 
     Attributes:
         task: segmentation, classification or detection.
-        class_field: label field whose sorted values become classes 1..K (None: one class).
+        class_field: label field whose sorted values become classes 1..K (numerically when
+            every value is a number; None: one class).
         layer: layer of a multi-layer vector file (None: the first).
+        class_map: class-map file (YAML or JSON, :mod:`geovision.geo.classmap`) giving the
+            label values their class ids, names and colours.
+        buffer: radius in image pixels that turns points into discs and lines into corridors
+            (detection: boxes of side ``2 * buffer``); None refuses points and lines.
+        aoi: polygons (any CRS) where labels are complete; pixels outside are ignored.
+        unlabeled: pixels inside the AOI that no label covers: ``background`` or ``ignore``.
         tile_size: tile side in pixels.
         stride: pixels between tile origins (None: ``tile_size``, no overlap).
         band_names: names of the bands read, in order, for rasters whose bands have no
@@ -49,9 +60,29 @@ class TileOptions(SceneOptions):
     task: str = option("segmentation", "What the tiles are labelled for.",
                        choices=TASK_NAMES, noun="task")
     class_field: str | None = option(
-        None, "Label field whose sorted values become classes 1..K "
+        None, "Label field whose sorted values become classes 1..K (numerically when every "
+              "value is a number: codes 2 and 10 become ids 1 and 2, named '2' and '10') "
               "[default: every feature is class 1].")
     layer: str | None = option(None, "Layer of a multi-layer vector file [default: first].")
+    class_map: str | None = option(
+        None, "Class-map file (YAML or JSON): each label value (of --class-field, or of a "
+              "LABELS raster) -> {id, name, color}, so ids can equal your codes; values not "
+              "listed are dropped, or made background or ignored, as its 'unlisted' says "
+              "[default: --class-field values sorted, or a raster's values as ids].",
+        metavar="FILE")
+    buffer: float | None = option(
+        None, "Radius in image pixels turning points into discs and lines into corridors "
+              "(detection: a point is a box of side 2*PX, a line its bounding box) "
+              "[default: points and lines are refused].", min=0, min_open=True,
+        metavar="PX")
+    aoi: str | None = option(
+        None, "Area of interest: polygons (any OGR format, any CRS); pixels outside are "
+              "ignore_index, only tiles whose valid share inside reaches --min-valid are made "
+              "(detection: tiles wholly inside) [default: the whole rasters].", metavar="FILE")
+    unlabeled: str = option(
+        "background", "Pixels (inside --aoi) that no label covers: 'background', or 'ignore' "
+                      "(ignore_index in masks; for partly labelled scenes).",
+        choices=UNLABELED_CHOICES, noun="choice for unlabeled pixels")
     tile_size: int = option(256, "Tile side in pixels.", min=8, hint="pixels")
     stride: int | None = option(None, "Pixels between tile origins.", min=1,
                                 show_default="tile size (no overlap)")

@@ -1,4 +1,4 @@
-"""Rasters + vector labels -> a Zarr tile dataset, built by a Dask graph."""
+"""Rasters + labels -> a Zarr tile dataset, in one pass over the rasters."""
 
 from __future__ import annotations
 

@@ -1,7 +1,33 @@
-"""``tile()``: the library function behind ``geovision tile``."""
+"""``tile()``: the library function behind ``geovision tile``, one pass over the sources.
+
+Every source pixel is decoded once and shards are written as bytes:
+
+1. **blocks** (:mod:`~geovision.tiling.blocks`): candidate tiles grouped into windows that
+   follow the sources' storage blocks, each read once;
+2. **pass**: each block is read, its tiles' valid fractions measured, labels burned once per
+   block (:mod:`~geovision.tiling.burn`), the kept tiles' chunks encoded with the store's
+   codecs (:mod:`~geovision.tiling.shards`) and their figures computed
+   (:mod:`~geovision.tiling.encode`). Locally, blocks are committed in order straight into
+   their final shards (:mod:`~geovision.tiling.ordered`); on a Dask cluster, or when tiles on
+   split-block borders may be left out, through spill files (:mod:`~geovision.tiling.spill`);
+3. **selection**: the measured fractions decide the tiles (``--min-valid``), then the splits
+   (:func:`~geovision.tiling.plan.assign_splits`, tiles on split-block borders left out);
+4. **arrays**: the tile arrays and the tile plan are created (``store.create_tile_arrays``);
+   the last shard (ordered pass) or every shard (spill pass) is written;
+5. **finish**: attributes from the tiles' figures in memory
+   (:mod:`~geovision.tiling.summary`), and the store renamed to its final name
+   (``store.commit_store``).
+
+A killed run resumes (``resume=True``) from the markers of the pass; the selection is
+recomputed (it is deterministic); the arrays are created again unless ``arrays.done`` says
+they were. Memory per task is bounded by :data:`BLOCK_BUDGET` and GDAL's block cache by
+:data:`CACHE_BYTES`; the ordered pass also holds one row of blocks' encoded tiles, so rows of
+more than :data:`ORDERED_ROW_BUDGET` bytes go through spill files.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -9,48 +35,68 @@ import logging
 import os
 import shutil
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-import shapely
+import zarr
 
-from geovision.cluster import dask_client, run_graph, task
-from geovision.errors import InputError, OutputExistsError
-from geovision.formats import IGNORE_INDEX, SPLITS
+from geovision.cluster import dask_client, default_workers, run_graph, task
+from geovision.errors import GeovisionError, InputError, OutputExistsError
+from geovision.formats import IGNORE_INDEX
 from geovision.geo.paths import remote_env
 from geovision.geo.raster import RasterInfo, absolute, close_cached, open_raster
 from geovision.geo.scenes import SceneSource, scenes_for
-from geovision.geo.vector import Labels, read_labels, to_crs
-from geovision.geo.windows import PixelWindow, window_bounds
 from geovision.options.tile import TileOptions
-from geovision.tiling.plan import (
-    DROPPED_SPLIT,
-    TileRef,
-    assign_splits,
-    candidate_tiles,
-    row_runs,
-    run_window,
-    valid_fraction_tasks,
+from geovision.tiling.blocks import BLOCK_BUDGET, Block, plan_blocks
+from geovision.tiling.encode import BlockJob, TileFigures
+from geovision.tiling.labels import (
+    LateLabels,
+    PlacedArea,
+    PlacedLabels,
+    block_area,
+    read_area,
+    read_placed,
 )
-from geovision.tiling.stats import BandStats
+from geovision.tiling.ordered import borders_possible, ordered_pass
+from geovision.tiling.plan import DROPPED_SPLIT, TileRef, assign_splits, candidate_tiles
+from geovision.tiling.shards import ShardLayout, shard_layout
+from geovision.tiling.spill import (
+    ShardsJob,
+    block_paths,
+    done_path,
+    load_block,
+    run_block,
+    run_shards,
+)
 from geovision.tiling.store import (
+    PENDING_ATTR,
+    PROGRESS_DIR,
     check_pending,
     commit_store,
-    create_store,
+    create_tile_arrays,
     is_complete,
     open_group,
     partial_path,
 )
+from geovision.tiling.summary import summarize
 from geovision.tiling.tasks import for_task
-from geovision.tiling.work import ShardWork, SourceFeatures, build_shard, marker_path
 
 log = logging.getLogger(__name__)
 
-#: GDAL block cache (MB) while tiling, unless GDAL_CACHEMAX is set.
-GDAL_CACHE_MB = 512
+#: GDAL block cache while tiling (bytes; GDAL_CACHEMAX in the environment wins). Blocks are
+#: read once, so the cache only needs to hold what one read decodes; GDAL's rasterize also
+#: works in strips of this many bytes, so it must hold a block's mask.
+CACHE_BYTES = 64 * 2**20
+#: Raw bytes of one row of blocks above which the ordered pass is not used (it holds one
+#: row's encoded tiles while the row is committed).
+ORDERED_ROW_BUDGET = 128 * 2**20
+#: Shards per shard task (spill pass).
+SHARDS_PER_TASK = 8
+_TILE_ARRAYS = ("image", "mask", "label", "source", "row", "col", "transform", "valid", "split")
 
 
 def tile(
@@ -64,8 +110,9 @@ def tile(
     overwrite: bool = False,
     resume: bool = False,
     quiet: bool = False,
+    ordered: bool | None = None,
 ) -> Path:
-    """Cut rasters and their vector labels into a Zarr tile dataset.
+    """Cut rasters and their vector labels into a Zarr tile dataset (see the module docstring).
 
     Args:
         rasters: raster files, globs, folders, STAC items (paths or URLs), GDAL paths and
@@ -79,6 +126,8 @@ def tile(
         overwrite: replace an existing store.
         resume: finish an interrupted run of the same command, or do nothing if complete.
         quiet: no progress bar.
+        ordered: force the ordered pass (True) or the spill pass (False); None chooses (the
+            ordered pass for local runs where no tile can be left out on a split border).
 
     Returns:
         The path of the finished store.
@@ -104,71 +153,16 @@ def tile(
     scenes = scenes_for(rasters, opts)
     sources = [open_raster(s.path) for s in scenes]
     bands, band_names = _check_scenes(scenes, opts)
-    lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
-    per_source, outside = _place_labels(lab, sources, scenes)
-    lab.dropped = {**lab.dropped, **({"outside_rasters": outside} if outside else {})}
-    if outside:
-        log.warning("%s: %d of %d features lie outside every raster and are not used",
-                    lab.path, outside, lab.features)
-    refs = candidate_tiles(sources, opts.tile_size, opts.step)
-    if not refs:
-        sizes = ", ".join(f"{sc.name} {s.width}x{s.height}" for sc, s in zip(
-            scenes, sources, strict=True))
-        raise InputError(f"--tile-size {opts.tile_size} is larger than every raster ({sizes}); "
-                         "choose a smaller tile size")
-    for sc, s in zip(scenes, sources, strict=True):
-        if s.width < opts.tile_size or s.height < opts.tile_size:
-            log.warning("%s: %dx%d is smaller than one tile; skipped", sc.given, s.width,
-                        s.height)
-    fingerprint = _fingerprint(scenes, lab, opts, bands)
-    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
-
-    # Tasks of one thread share its open datasets, so the scan's decoded blocks serve the
-    # shard pass from GDAL's block cache; cap that cache so memory stays bounded for rasters
-    # larger than it (they are then decoded twice). GDAL_CACHEMAX in the environment wins.
-    # rasterio passes an integer GDAL_CACHEMAX to GDALSetCacheMax64, which counts bytes.
-    cache: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
-        "GDAL_CACHEMAX": GDAL_CACHE_MB * 2**20}
-    # Remote scenes are opened without listing their folders (when nothing local is read).
-    cache.update(remote_env([f for sc in scenes for f in sc.files] + [str(labels)]))
-    with rasterio.Env(**cache), dask_client(scheduler, workers) as client:
-        if resume and partial.exists():
-            check_pending(partial, fingerprint)
-            group = open_group(partial)
-            rows, cols = group["row"][:], group["col"][:]
-            refs = _refs_from_plan(group["source"][:], rows, cols, opts.tile_size)
-            splits = group["split"][:]
-            valid = group["valid"][:]
-            border_dropped = int(group.attrs["geovision_pending"].get("border_dropped", 0))
-            log.info("%s: resuming", partial)
-        else:
-            refs, splits, valid, border_dropped = _plan(
-                refs, sources, bands, opts, client=client, workers=workers, quiet=quiet)
-            if overwrite and partial.exists():
-                shutil.rmtree(partial)
-            create_store(
-                partial, n_tiles=len(refs), bands=len(bands), tile_size=opts.tile_size,
-                dtype=dtype, task=opts.task, shard=opts.shard,
-                fill_value=_fill(sources[0], dtype), plan=_plan_arrays(refs, sources, splits,
-                                                                       valid),
-                pending={"fingerprint": fingerprint, "border_dropped": border_dropped,
-                         "started": dt.datetime.now(dt.timezone.utc).isoformat()},
-            )
-        shards = _shard_work(partial, refs, splits, sources, bands, opts, dtype, lab,
-                             per_source)
-        todo = [w for w in shards if not marker_path(partial, w.index).exists()]
-        if len(todo) < len(shards):
-            log.info("%d of %d shards done already", len(shards) - len(todo), len(shards))
-        tasks = [task(f"shard-{w.index}", build_shard, w) for w in todo]
-        run_graph(tasks, client=client, workers=workers, desc="tiles", unit="tile",
-                  weights=[len(w.tiles) for w in todo], quiet=quiet)
-
-    close_cached()
-    attrs, boxes = _summarize(partial, shards, scenes, sources, bands, band_names, lab, opts,
-                              splits, border_dropped)
-    commit_store(partial, out, attrs, boxes)
-    log.info("%s: %d tiles written", out, len(refs))
-    return out
+    area = read_area(opts, sources)
+    with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
+        # Labels are read and reprojected while the first blocks are decoded.
+        labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
+        try:
+            return _tile(scenes, sources, bands, band_names, labels, labels_read, area, out,
+                         opts, scheduler=scheduler, workers=workers, resume=resume,
+                         quiet=quiet, ordered=ordered)
+        finally:
+            labels_read.cancel()
 
 
 def _check_scenes(scenes: list[SceneSource], opts: TileOptions) -> tuple[list[int],
@@ -200,140 +194,16 @@ def _check_scenes(scenes: list[SceneSource], opts: TileOptions) -> tuple[list[in
     return list(scenes[0].bands), names
 
 
-def _place_labels(
-    lab: Labels, sources: list[RasterInfo], scenes: list[SceneSource]
-) -> tuple[list[tuple[np.ndarray, np.ndarray, shapely.STRtree]], int]:
-    """Reproject labels to each source's CRS; count the features that touch no source.
-
-    Raises:
-        InputError: no feature touches any raster.
-    """
-    placed = []
-    touches = np.zeros(len(lab.frame), dtype=bool)
-    for s in sources:
-        local = to_crs(lab.frame, s.crs)
-        geoms = np.asarray(local.geometry.values)
-        hit = shapely.intersects(geoms, shapely.box(*s.bounds))
-        touches |= hit
-        placed.append((geoms, lab.frame["class_id"].to_numpy(np.int16), shapely.STRtree(geoms)))
-    if not touches.any():
-        lb = lab.frame.total_bounds
-        extents = "; ".join(
-            f"{sc.name} {tuple(round(v, 4) for v in s.bounds)} in "
-            f"{s.crs.to_string()}" for sc, s in zip(scenes, sources, strict=True))
-        raise InputError(
-            f"{lab.path}: no label feature overlaps any raster (labels span "
-            f"{tuple(round(float(v), 4) for v in lb)} in {lab.frame.crs.to_string()}; rasters: "
-            f"{extents}); check the files and their CRSs"
-        )
-    return placed, int((~touches).sum())
-
-
-def _plan(
-    refs: list[TileRef], sources: list[RasterInfo], bands: list[int], opts: TileOptions, *,
-    client: Any, workers: int | None, quiet: bool,
-) -> tuple[list[TileRef], np.ndarray, np.ndarray, int]:
-    """Measure valid fractions, drop mostly-nodata tiles, assign splits."""
-    valid = np.ones(len(refs), dtype=np.float32)
-    tasks, runs, weights = valid_fraction_tasks(sources, bands, refs)
-    fractions = run_graph(tasks, client=client, workers=workers, desc="nodata scan",
-                          unit="tile", weights=weights, quiet=quiet)
-    for run, values in zip(runs, fractions, strict=True):
-        valid[run] = values
-    keep = (valid >= opts.min_valid) & (valid > 0)
-    if not keep.any():
-        raise InputError(f"no tile has a valid fraction of at least --min-valid "
-                         f"{opts.min_valid}; lower it or check the rasters' nodata")
-    refs = [r for r, k in zip(refs, keep, strict=True) if k]
-    valid = valid[keep]
-    splits, dropped = assign_splits(refs, method=opts.split, fractions=opts.fractions,
-                                    block_size=opts.split_block_size, seed=opts.seed)
-    kept = splits != DROPPED_SPLIT
-    if dropped:
-        log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
-    return [r for r, k in zip(refs, kept, strict=True) if k], splits[kept], valid[kept], dropped
-
-
-def _plan_arrays(
-    refs: list[TileRef], sources: list[RasterInfo], splits: np.ndarray, valid: np.ndarray
-) -> dict[str, np.ndarray]:
-    return {
-        "source": np.array([r.source for r in refs], dtype=np.int16),
-        "row": np.array([r.window.row for r in refs], dtype=np.int32),
-        "col": np.array([r.window.col for r in refs], dtype=np.int32),
-        "transform": np.array(
-            [list(r.window.transform(sources[r.source].transform))[:6] for r in refs],
-            dtype=np.float64).reshape(len(refs), 6),
-        "valid": valid.astype(np.float32),
-        "split": splits.astype(np.uint8),
-    }
-
-
-def _refs_from_plan(src: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                    size: int) -> list[TileRef]:
-    return [TileRef(int(s), PixelWindow(int(r), int(c), size, size))
-            for s, r, c in zip(src, rows, cols, strict=True)]
-
-
-def _shard_work(
-    partial: Path, refs: list[TileRef], splits: np.ndarray, sources: list[RasterInfo],
-    bands: list[int], opts: TileOptions, dtype: str, lab: Labels,
-    per_source: list[tuple[np.ndarray, np.ndarray, shapely.STRtree]],
-) -> list[ShardWork]:
-    shards = []
-    burn = for_task(opts.task).burns
-    interfaces = [np.empty(len(geoms), dtype=object) for geoms, _, _ in per_source]
-    for index, start in enumerate(range(0, len(refs), opts.shard)):
-        tiles = tuple(refs[start:start + opts.shard])
-        hits_by_source: dict[int, np.ndarray] = {}
-        for run in row_runs(tiles, max_run=len(tiles)):
-            src = tiles[run[0]].source
-            span = run_window(tiles, run)
-            hits = per_source[src][2].query(
-                shapely.box(*window_bounds(span, sources[src].transform)))
-            hits_by_source[src] = np.union1d(hits_by_source.get(src, hits), hits)
-        features = {
-            src: _features(per_source[src][0], per_source[src][1], hits, sources[src],
-                           interfaces[src] if burn else None)
-            for src, hits in hits_by_source.items()
-        }
-        shards.append(ShardWork(
-            store=str(partial.resolve()), index=index, start=start, tiles=tiles,
-            splits=splits[start:start + opts.shard],
-            paths=tuple(absolute(s.path) for s in sources),
-            transforms=tuple(s.transform for s in sources), bands=tuple(bands),
-            dtype=dtype, num_classes=len(lab.classes), options=opts, features=features,
-        ))
-    return shards
-
-
-def _features(geoms: np.ndarray, class_ids: np.ndarray, idx: np.ndarray,
-              src: RasterInfo, interfaces: np.ndarray | None) -> SourceFeatures:
-    """The features ``idx`` of a source, with their GeoJSON mappings (memoized) and boxes."""
-    picked = geoms[idx]
-    shapes = np.empty(0, dtype=object)
-    if interfaces is not None:
-        for i in idx:
-            if interfaces[i] is None:
-                interfaces[i] = geoms[i].__geo_interface__
-        shapes = interfaces[idx]
-    bounds = shapely.bounds(picked).reshape(-1, 4) if len(picked) else np.zeros((0, 4))
-    inv = ~src.transform
-    c0, r0 = inv @ (bounds[:, 0], bounds[:, 1])
-    c1, r1 = inv @ (bounds[:, 2], bounds[:, 3])
-    pixel = np.stack([np.minimum(c0, c1), np.minimum(r0, r1),
-                      np.maximum(c0, c1), np.maximum(r0, r1)], axis=1)
-    return SourceFeatures(shapes=shapes, class_ids=class_ids[idx], pixel_boxes=pixel)
-
-
 def _fill(src: RasterInfo, dtype: str) -> float | int:
     if src.nodata is None or np.isnan(src.nodata):
         return float("nan") if np.dtype(dtype).kind == "f" else 0
     return np.dtype(dtype).type(src.nodata).item()
 
 
-def _fingerprint(scenes: list[SceneSource], lab: Labels, opts: TileOptions,
-                 bands: list[int]) -> str:
+def _fingerprint(scenes: list[SceneSource], labels: str, opts: TileOptions,
+                 bands: list[int], ordered: bool) -> str:
+    """What a resumed run must share with the run that started the store."""
+
     def stamp(path: str) -> list[Any]:
         try:
             st = os.stat(path)
@@ -341,58 +211,324 @@ def _fingerprint(scenes: list[SceneSource], lab: Labels, opts: TileOptions,
         except OSError:
             return [path]
 
-    doc = {"sources": [s.fingerprint() for s in scenes], "labels": stamp(lab.path),
-           "options": asdict(opts), "bands": bands}
+    doc = {"sources": [s.fingerprint() for s in scenes], "labels": stamp(labels),
+           "options": asdict(opts), "bands": bands,
+           "pass": "one-pass-1/" + ("ordered" if ordered else "spill")}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _summarize(
-    partial: Path, shards: list[ShardWork], scenes: list[SceneSource],
-    sources: list[RasterInfo], bands: list[int], band_names: list[str], lab: Labels,
-    opts: TileOptions, splits: np.ndarray, border_dropped: int,
-) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """Merge the shards' markers (in shard order) into the root attributes and box arrays."""
-    labelling = for_task(opts.task)
-    stats = BandStats.empty(len(bands))
-    k1 = len(lab.classes)
-    pixels = np.zeros(k1, dtype=np.int64)
-    tiles_per_class = np.zeros(k1, dtype=np.int64)
-    boxes, box_label, box_tile = [], [], []
-    for shard in shards:
-        with np.load(marker_path(partial, shard.index)) as m:
-            stats = stats.merge(BandStats.from_arrays(
-                {k[6:]: m[k] for k in m.files if k.startswith("stats_")}))
-            pixels += m["class_pixels"]
-            tiles_per_class += m["class_tiles"]
-            boxes.append(m["boxes"])
-            box_label.append(m["box_label"])
-            box_tile.append(m["box_tile"])
-    if stats.count.max(initial=0) == 0:
-        log.warning("no train tile has valid pixels; stats are empty")
-    attrs: dict[str, Any] = {
-        "task": opts.task,
-        "classes": lab.classes,
-        "ignore_index": IGNORE_INDEX,
-        "bands": [{"index": b, "name": n, "dtype": sources[0].dtype}
-                  for b, n in zip(bands, band_names, strict=True)],
-        "tile_size": opts.tile_size,
-        "stride": opts.step,
-        "sources": [{**s.describe(), **sc.describe()} for sc, s in zip(scenes, sources,
-                                                                        strict=True)],
-        "labels": lab.describe(),
-        "stats": stats.describe(),
-        "split": {
-            "method": opts.split,
-            "block_size": opts.split_block_size if opts.split == "block" else None,
-            "fractions": list(opts.fractions), "seed": opts.seed,
-            "border_dropped": border_dropped,
-        },
-        "counts": {
-            "tiles": {name: int((splits == i).sum()) for i, name in
-                      enumerate(SPLITS)},
-            "class_tiles": tiles_per_class.tolist(),
-            f"class_{labelling.counted}": pixels.tolist(),
-        },
-        "options": {"min_valid": opts.min_valid, "min_box_visible": opts.min_box_visible},
+def _tile(
+    scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
+    band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[PlacedLabels],
+    area: PlacedArea | None, out: Path, opts: TileOptions, *, scheduler: str | None,
+    workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
+) -> Path:
+    partial = partial_path(out)
+    refs = candidate_tiles(sources, opts.tile_size, opts.step)
+    if not refs:
+        sizes = ", ".join(f"{sc.name} {s.width}x{s.height}" for sc, s in zip(
+            scenes, sources, strict=True))
+        raise InputError(f"--tile-size {opts.tile_size} is larger than every raster ({sizes}); "
+                         "choose a smaller tile size")
+    for sc, s in zip(scenes, sources, strict=True):
+        if s.width < opts.tile_size or s.height < opts.tile_size:
+            log.warning("%s: %dx%d is smaller than one tile; skipped", sc.given, s.width,
+                        s.height)
+    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
+    fill = _fill(sources[0], dtype)
+    env: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
+        "GDAL_CACHEMAX": CACHE_BYTES}
+    # Remote scenes are opened without listing their folders (when nothing local is read).
+    env.update(remote_env([f for sc in scenes for f in sc.files] + [str(labels)]))
+    with rasterio.Env(**env):
+        blocks = _plan(refs, sources, bands, opts)
+    if ordered is None:
+        ordered = scheduler is None and not borders_possible(
+            refs, opts.split, opts.split_block_size) and _widest_row(blocks, sources, bands) <= \
+            ORDERED_ROW_BUDGET
+    fingerprint = _fingerprint(scenes, str(labels), opts, bands, ordered)
+    progress = partial / PROGRESS_DIR
+    fresh = not (resume and partial.exists())
+    if not fresh:
+        check_pending(partial, fingerprint)
+    else:
+        if partial.exists():
+            shutil.rmtree(partial)
+        group = zarr.open_group(str(partial), mode="w", zarr_format=3)
+        group.attrs[PENDING_ATTR] = {"fingerprint": fingerprint,
+                                     "started": dt.datetime.now(dt.timezone.utc).isoformat()}
+    try:
+        with rasterio.Env(**env):
+            return _run(sources, bands, labels_read, area, out, partial, progress, blocks, refs,
+                        opts, dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
+                        ordered=ordered, scenes=scenes, band_names=band_names)
+    except GeovisionError:
+        if fresh:  # nothing is left behind on bad input
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+
+def _run(
+    sources: list[RasterInfo], bands: list[int], labels_read: Future[PlacedLabels],
+    area: PlacedArea | None, out: Path,
+    partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
+    opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
+    workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
+    band_names: list[str],
+) -> Path:
+    image, mask = _layouts(progress, len(bands), opts, dtype, fill)
+    image = dataclasses.replace(image, root=partial / "image")
+    mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
+    if ordered:
+        late: Any = [LateLabels(labels_read, s, opts.task) for s in range(len(sources))]
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, late, None, image, mask, area)
+    else:
+        ready = labels_read.result()
+        jobs = _block_jobs(blocks, sources, bands, opts, dtype, ready, ready.num_classes,
+                           image, mask, area)
+
+    with dask_client(scheduler, workers) as client:
+        if ordered:
+            result = ordered_pass(_groups(jobs), progress=progress, image=image, mask=mask,
+                                  workers=workers or default_workers(), quiet=quiet)
+            per_group = list(zip(result.tiles, result.valid, result.kept, result.figures,
+                                 strict=True))
+        else:
+            todo = [j for j in jobs if not block_paths(progress, j.index)[1].exists()]
+            run_graph([task(f"block-{j.index}", run_block, j, str(progress)) for j in todo],
+                      client=client, workers=workers, desc="tiles (read)", unit="tile",
+                      weights=[len(j.block.tiles) for j in todo], quiet=quiet)
+            loaded = [load_block(progress, j.index) for j in jobs]
+            per_group = [(t, v, k, f) for t, v, k, _, f in loaded]
+        close_cached()
+        placed = labels_read.result()
+        final = _select(per_group, refs, opts, len(bands), placed.num_classes,
+                        _class_names(placed))
+        if ordered and final["border_dropped"]:
+            raise RuntimeError("the ordered pass left tiles on split borders")  # a bug
+        _make_arrays(partial, progress, final, sources, bands, opts, dtype, fill)
+        image_f, mask_f = _same_codecs((image, mask), (
+            shard_layout(partial / "image"),
+            shard_layout(partial / "mask") if for_task(opts.task).stores_mask else None))
+        if ordered:
+            result.shards.finish(image_f, mask_f)
+        else:
+            spans = np.concatenate([loaded[b][3][p:p + 1] for b, p in final["where"]]) \
+                if final["n"] else np.zeros((0, 4), np.uint64)
+            shard_jobs = _shard_jobs(progress, final, spans, image_f, mask_f)
+            todo_s = [j for j in shard_jobs
+                      if not all(done_path(progress, s).exists() for s in range(*j.shards))]
+            run_graph([task(f"shards-{j.shards[0]}", run_shards, j) for j in todo_s],
+                      client=client, workers=workers, desc="tiles (write)", unit="tile",
+                      weights=[len(j.block) for j in todo_s], quiet=quiet)
+
+    group = open_group(partial, "r+")
+    if for_task(opts.task).stores_label and final["n"]:
+        group["label"][...] = final["figures"].label
+    attrs, boxes = summarize(final["figures"], final["splits"], per_shard=opts.shard,
+                             scenes=scenes, sources=sources, bands=bands,
+                             band_names=band_names, labels=placed, opts=opts,
+                             border_dropped=final["border_dropped"], ignore_index=IGNORE_INDEX)
+    commit_store(partial, out, attrs, boxes)
+    log.info("%s: %d tiles written", out, final["n"])
+    return out
+
+
+def _plan(refs: list[TileRef], sources: list[RasterInfo], bands: list[int],
+          opts: TileOptions) -> list[Block]:
+    storage, pixel_bytes = [], []
+    for s in sources:
+        with rasterio.open(s.path) as ds:
+            storage.append(tuple(ds.block_shapes[0]))
+        pixel_bytes.append(len(bands) * np.dtype(s.dtype).itemsize)
+    return plan_blocks(refs, storage, pixel_bytes, opts.tile_size, budget=BLOCK_BUDGET)
+
+
+def _widest_row(blocks: list[Block], sources: list[RasterInfo], bands: list[int]) -> int:
+    """Raw bytes of the largest row of blocks (what the ordered pass may hold encoded)."""
+    rows: dict[tuple[int, int], int] = {}
+    for b in blocks:
+        px = len(bands) * np.dtype(sources[b.source].dtype).itemsize
+        key = (b.source, b.window.row)
+        rows[key] = rows.get(key, 0) + b.window.height * b.window.width * px
+    return max(rows.values(), default=0)
+
+
+def _groups(jobs: list[BlockJob]) -> list[list[BlockJob]]:
+    """Consecutive blocks of one row of blocks (same source and rows) form a group."""
+    groups: list[list[BlockJob]] = []
+    for job in jobs:
+        key = (job.block.source, job.block.window.row)
+        last = groups[-1][-1].block if groups else None
+        if last is not None and (last.source, last.window.row) == key:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _same_codecs(
+    scratch: tuple[ShardLayout, ShardLayout | None], final: tuple[ShardLayout, ShardLayout | None]
+) -> tuple[ShardLayout, ShardLayout | None]:
+    """The final layouts, checked to encode as the scratch ones the pass used did."""
+    for a, b in zip(scratch, final, strict=True):
+        if (a is None) != (b is None) or (a is not None and b is not None and (
+                a.dtype != b.dtype or a.item != b.item or a.root != b.root or
+                [c.get_config() for c in a.encoders] != [c.get_config() for c in b.encoders])):
+            raise RuntimeError("tile arrays were created with other codecs than the pass used")
+    return final
+
+
+def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
+             fill: float | int) -> tuple[ShardLayout, ShardLayout | None]:
+    """Encoding layouts of ``image`` and ``mask``, from arrays made as the store makes them.
+
+    The final arrays can only be created once the tile count is known (after the pass); their
+    codecs depend on the dtype and task alone, so a scratch group gives the encoders now.
+    """
+    scratch = progress / "layout.zarr"
+    group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
+    create_tile_arrays(group, n_tiles=opts.shard, bands=bands, tile_size=opts.tile_size,
+                       dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill, plan={})
+    return (shard_layout(scratch / "image"),
+            shard_layout(scratch / "mask") if for_task(opts.task).stores_mask else None)
+
+
+def _block_jobs(
+    blocks: list[Block], sources: list[RasterInfo], bands: list[int], opts: TileOptions,
+    dtype: str, labels: PlacedLabels | list[LateLabels], classes: int | None,
+    image: ShardLayout, mask: ShardLayout | None, area: PlacedArea | None,
+) -> list[BlockJob]:
+    """One job per block; labels selected now (``PlacedLabels``) or when the block is read."""
+    inside_only = not for_task(opts.task).burns
+    return [
+        BlockJob(
+            index=i, path=absolute(sources[b.source].path),
+            transform=sources[b.source].transform, block=b, bands=tuple(bands),
+            size=opts.tile_size, task=opts.task, dtype=dtype, min_valid=opts.min_valid,
+            ignore_index=IGNORE_INDEX, num_classes=classes or 0,
+            min_box_visible=opts.min_box_visible,
+            labels=(labels.select(b.source, b, opts.task) if isinstance(labels, PlacedLabels)
+                    else labels[b.source]),
+            image=image, mask=mask, crs=sources[b.source].crs,
+            aoi=None if area is None else block_area(area.per_source[b.source], b.window,
+                                                     sources[b.source].transform),
+            inside_only=inside_only,
+        )
+        for i, b in enumerate(blocks)
+    ]
+
+
+def _class_names(placed: PlacedLabels) -> list[str]:
+    """Class names by class id (``class N`` where the table has no name for N)."""
+    by_id = {r["id"]: str(r["name"]) for r in placed.table.records()}
+    return [by_id.get(i, f"class {i}") for i in range(placed.num_classes)]
+
+
+def _select(per_group: list[tuple[np.ndarray, np.ndarray, np.ndarray, TileFigures]],
+            refs: list[TileRef], opts: TileOptions, bands: int, classes: int,
+            class_names: list[str]) -> dict[str, Any]:
+    """The final tiles, in order, with their figures.
+
+    Returns:
+        ``n``, ``refs``, ``splits``, ``valid``, ``border_dropped``, ``figures`` of the final
+        tiles and ``where``: (group, position among its kept tiles) of each.
+
+    Raises:
+        InputError: no tile reaches ``--min-valid``.
+    """
+    valid = np.ones(len(refs), dtype=np.float32)
+    keep = np.zeros(len(refs), dtype=bool)  # as the blocks decided (--min-valid, --aoi)
+    where = np.full((len(refs), 2), -1, dtype=np.int64)
+    for i, (tiles, v, kept, _) in enumerate(per_group):
+        valid[tiles] = v
+        kt = tiles[kept]
+        keep[kt] = True
+        where[kt, 0] = i
+        where[kt, 1] = np.arange(len(kt))
+    if not keep.any():
+        raise InputError(f"no tile has a valid fraction of at least --min-valid "
+                         f"{opts.min_valid}; lower it or check the rasters' nodata")
+    cand = np.flatnonzero(keep)
+    figs = [fig for _, _, _, fig in per_group]
+    offsets = np.cumsum([0] + [len(f) for f in figs])
+    every = TileFigures.concat(figs, bands, classes)
+    # the block split balances the classes over the splits (pixels, or boxes, per tile)
+    splits, dropped = assign_splits([refs[c] for c in cand], method=opts.split,
+                                    fractions=opts.fractions, block_size=opts.split_block_size,
+                                    seed=opts.seed, class_counts=every.class_counts[
+                                        offsets[where[cand, 0]] + where[cand, 1]],
+                                    class_names=class_names)
+    if dropped:
+        log.info("%d tiles on split-block borders left out so splits share no pixel", dropped)
+    cand = cand[splits != DROPPED_SPLIT]
+    splits = splits[splits != DROPPED_SPLIT]
+    loc = where[cand]
+    figures = every.take(offsets[loc[:, 0]] + loc[:, 1])
+    return {
+        "n": len(cand), "refs": [refs[c] for c in cand], "splits": splits,
+        "valid": valid[cand], "border_dropped": dropped, "figures": figures,
+        "where": [tuple(x) for x in loc.tolist()],
     }
-    return attrs, labelling.box_arrays(boxes, box_label, box_tile)
+
+
+def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
+                 sources: list[RasterInfo], bands: list[int], opts: TileOptions, dtype: str,
+                 fill: float | int) -> None:
+    """Create the tile arrays and write the tile plan, unless a previous run finished that.
+
+    Shard objects already written under ``image/`` and ``mask/`` are kept.
+    """
+    done = progress / "arrays.done"
+    if done.exists():
+        return
+    for name in _TILE_ARRAYS:
+        meta = partial / name / "zarr.json"
+        meta.unlink(missing_ok=True)
+        if name not in ("image", "mask"):
+            shutil.rmtree(partial / name, ignore_errors=True)
+    group = open_group(partial, "r+")
+    create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
+                       dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
+                       plan=plan_arrays(final["refs"], sources, final["splits"],
+                                        final["valid"]))
+    pending = dict(group.attrs[PENDING_ATTR])
+    group.attrs[PENDING_ATTR] = {**pending, "border_dropped": final["border_dropped"]}
+    done.write_text("ok\n")
+
+
+def plan_arrays(refs: list[TileRef], sources: list[RasterInfo], splits: np.ndarray,
+                valid: np.ndarray) -> dict[str, np.ndarray]:
+    """The tile plan arrays (``source``, ``row``, ``col``, ``transform``, ``valid``, ``split``).
+
+    A tile's affine is its source's composed with a translation by its origin, computed for
+    all tiles at once with the arithmetic of ``Affine.__matmul__`` (so the same float64 bits):
+    ``(a, b, a*col + b*row + c, d, e, d*col + e*row + f)``.
+    """
+    src = np.array([r.source for r in refs], dtype=np.int16)
+    row = np.array([r.window.row for r in refs], dtype=np.int32)
+    col = np.array([r.window.col for r in refs], dtype=np.int32)
+    t = np.array([list(s.transform)[:6] for s in sources], dtype=np.float64)[src]
+    a, b, c, d, e, f = t.T
+    x, y = col.astype(np.float64), row.astype(np.float64)
+    one, zero = 1.0, 0.0
+    transform = np.stack([a * one + b * zero, a * zero + b * one, a * x + b * y + c,
+                          d * one + e * zero, d * zero + e * one, d * x + e * y + f], axis=1)
+    return {"source": src, "row": row, "col": col,
+            "transform": transform.reshape(len(refs), 6),
+            "valid": valid.astype(np.float32), "split": splits.astype(np.uint8)}
+
+
+def _shard_jobs(progress: Path, final: dict[str, Any], spans: np.ndarray,
+                image: ShardLayout, mask: ShardLayout | None) -> list[ShardsJob]:
+    per, n = image.per_shard, final["n"]
+    n_shards = -(-n // per)
+    block = np.array([b for b, _ in final["where"]], dtype=np.int64)
+    jobs = []
+    for first_shard in range(0, n_shards, SHARDS_PER_TASK):
+        last = min(first_shard + SHARDS_PER_TASK, n_shards)
+        lo, hi = first_shard * per, min(last * per, n)
+        jobs.append(ShardsJob(progress=str(progress.resolve()), shards=(first_shard, last),
+                              first=lo, block=block[lo:hi], spans=spans[lo:hi], image=image,
+                              mask=mask))
+    return jobs

@@ -1,4 +1,4 @@
-"""Vector labels burned once per block, with only the features that meet the block.
+"""Labels burned once per block: vector features that meet the block, or a label raster.
 
 A block is any rectangle of a source's pixels (a strip or a group of tiles, read in one go).
 :class:`SourceLabels` holds the features of one source in its CRS with an STRtree over them;
@@ -11,7 +11,12 @@ The pixel-centre rule makes the result of :func:`burn` on a block equal, pixel f
 the same pixels of a rasterize over the whole source: a pixel takes the class of the last
 feature (in file order) whose polygon holds its centre. Features are converted to GeoJSON-like
 mappings once per source (:func:`geojson`, from shapely's ragged coordinate arrays), not once
-per block.
+per block. Pixels no feature covers take ``fill`` (background, or ignore_index with
+``--unlabeled ignore``).
+
+A label raster (:class:`RasterBlock`) is read onto the block's grid instead, by nearest
+neighbour (:func:`geovision.geo.rasterlabels.read_label_window`: only the part under the
+block is read).
 """
 
 from __future__ import annotations
@@ -26,6 +31,11 @@ from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.features import rasterize
 
+from geovision.formats import BACKGROUND, IGNORE_INDEX
+from geovision.geo.classes import ClassTable
+from geovision.geo.grid import Grid
+from geovision.geo.raster import cached_open
+from geovision.geo.rasterlabels import LabelRaster, read_label_window
 from geovision.geo.windows import PixelWindow, window_bounds
 
 # rasterize() burns into a scratch dataset that has no georeferencing of its own (the transform
@@ -36,19 +46,38 @@ warnings.filterwarnings("ignore", message="Dataset has no geotransform",
 
 
 @dataclass(frozen=True)
+class RasterBlock:
+    """A label raster to read onto a block's grid.
+
+    Attributes:
+        raster: the label raster.
+        table: how its values become class ids.
+        grid: the block's grid (its source's CRS).
+    """
+
+    raster: LabelRaster
+    table: ClassTable
+    grid: Grid
+
+
+@dataclass(frozen=True)
 class BlockLabels:
-    """The features of one source that meet a block, in file order.
+    """The labels of a block: its source's features that meet it, or a label raster.
 
     Attributes:
         shapes: GeoJSON-like mappings in the source's CRS.
         values: class id of each shape.
-        pixel_boxes: each feature's bounds in the source's pixel coordinates
+        pixel_boxes: each feature's box in the source's pixel coordinates
             ``(col_min, row_min, col_max, row_max)`` (detection boxes).
+        fill: id of the pixels no label covers (background or ignore_index).
+        raster: a label raster read instead of the shapes (None: vector labels).
     """
 
     shapes: tuple[dict[str, Any], ...]
     values: np.ndarray
     pixel_boxes: np.ndarray
+    fill: int = BACKGROUND
+    raster: RasterBlock | None = None
 
     def __len__(self) -> int:
         return len(self.shapes)
@@ -89,18 +118,24 @@ class SourceLabels:
     """The label features of one source, in its CRS, with an STRtree for block queries.
 
     Args:
-        geoms: shapely geometries in the source's CRS, in file order.
+        geoms: shapely geometries in the source's CRS, in file order (areas to burn).
         values: class id of each geometry.
         transform: the source's affine (map coordinates of pixel corners).
+        boxes: each feature's detection box in map units ``(xmin, ymin, xmax, ymax)``
+            (None: the geometries' bounds).
+        fill: id of the pixels no feature covers.
     """
 
-    def __init__(self, geoms: np.ndarray, values: np.ndarray, transform: Affine) -> None:
+    def __init__(self, geoms: np.ndarray, values: np.ndarray, transform: Affine,
+                 boxes: np.ndarray | None = None, fill: int = BACKGROUND) -> None:
         self.geoms = np.asarray(geoms, dtype=object)
         self.values = np.asarray(values)
         self.transform = transform
+        self.fill = fill
         self.tree = shapely.STRtree(self.geoms)
         self._mappings: np.ndarray = np.full(len(self.geoms), None, dtype=object)
-        bounds = shapely.bounds(self.geoms).reshape(-1, 4) if len(self.geoms) else \
+        bounds = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if boxes is not None \
+            else shapely.bounds(self.geoms).reshape(-1, 4) if len(self.geoms) else \
             np.zeros((0, 4))
         inv = ~transform
         c0, r0 = inv @ (bounds[:, 0], bounds[:, 1])
@@ -114,9 +149,15 @@ class SourceLabels:
         return np.sort(self.tree.query(box))
 
     def select(self, window: PixelWindow, *, shapes: bool = True) -> BlockLabels:
-        """The features that meet ``window``, ready to burn (``shapes=False``: boxes only)."""
+        """The features that meet ``window``, ready to burn (``shapes=False``: boxes only).
+
+        Boxes are only made of classes: features a class map makes background or ignored
+        give none.
+        """
         idx = self.hits(window)
         mappings: tuple[dict[str, Any], ...] = ()
+        if not shapes:
+            idx = idx[(self.values[idx] != BACKGROUND) & (self.values[idx] != IGNORE_INDEX)]
         if shapes:
             todo = idx[[m is None for m in self._mappings[idx]]] if len(idx) else idx
             if len(todo):
@@ -125,22 +166,34 @@ class SourceLabels:
                 self._mappings[todo] = converted
             mappings = tuple(self._mappings[idx])
         return BlockLabels(shapes=mappings, values=self.values[idx],
-                           pixel_boxes=self.pixel_boxes[idx])
+                           pixel_boxes=self.pixel_boxes[idx], fill=self.fill)
 
 
 def burn(labels: BlockLabels | None, window: PixelWindow, transform: Affine) -> np.ndarray:
-    """Class ids on a block's pixel grid: 0 where no feature holds the pixel centre.
+    """Class ids on a block's pixel grid: ``labels.fill`` where no label holds the pixel centre.
 
     Args:
-        labels: the features that meet the block (None or empty: all background).
+        labels: the labels of the block (None or no feature: all background, or ``fill``).
         window: the block, in its source's pixels.
         transform: the source's affine.
 
     Returns:
         A ``(window.height, window.width)`` uint8 array.
     """
+    return burn_counted(labels, window, transform)[0]
+
+
+def burn_counted(labels: BlockLabels | None, window: PixelWindow, transform: Affine
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`burn`, and where a label raster's values were dropped (None: nowhere)."""
     shape = (window.height, window.width)
+    if labels is not None and labels.raster is not None:
+        r = labels.raster
+        got = read_label_window(r.raster, r.table, r.grid, fill=labels.fill,
+                                ds=cached_open(r.raster.path))
+        return got.ids, got.dropped_at
+    fill = BACKGROUND if labels is None else labels.fill
     if labels is None or len(labels) == 0:
-        return np.zeros(shape, dtype=np.uint8)
+        return np.full(shape, fill, dtype=np.uint8), None
     return rasterize(zip(labels.shapes, labels.values.tolist(), strict=True), out_shape=shape,
-                     transform=window.transform(transform), fill=0, dtype="uint8")
+                     transform=window.transform(transform), fill=fill, dtype="uint8"), None

@@ -7,12 +7,16 @@ that reach ``min_valid``, their ``image`` and ``mask`` chunks encoded with the s
 label, boxes). Which tiles the dataset finally holds, and where, depends on every block
 (``--min-valid`` and the split draw), so writing is left to the caller.
 
-Everything is computed exactly as the classic shard pass does (``tiling/work.py``):
+What is computed:
 
 * valid fraction ``= valid pixels / size**2`` (float64 division, stored as float32), kept when
-  ``fraction >= min_valid`` and ``fraction > 0``;
+  ``fraction >= min_valid`` and ``fraction > 0``; with an area of interest a pixel counts
+  when it is valid and its centre lies inside (:func:`geovision.geo.aoi.aoi_mask`), and
+  ``inside_only`` (detection) keeps only tiles wholly inside;
 * mask: labels burned on the block's grid (:func:`geovision.tiling.burn.burn`), ``255`` where
-  the source is not valid; label (classification) ``= argmax`` of the class counts;
+  the source is not valid or outside the AOI; label (classification) ``= argmax`` of the
+  class counts (a tile whose every pixel is ignored has no class and is not made); pixels of
+  a label raster whose values were dropped are counted per tile;
 * statistics: :meth:`BandStats.of` of the tile over its valid pixels (for every kept tile: the
   split is not known yet; the summary merges those of train tiles);
 * boxes (detection): :func:`geovision.tiling.tasks.detection.tile_boxes` of the features meeting the
@@ -29,15 +33,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import shapely
 from affine import Affine
+from rasterio.crs import CRS
 from rasterio.windows import Window
 
+from geovision.geo.aoi import aoi_mask
+from geovision.geo.grid import Grid
 from geovision.geo.raster import cached_open, valid_mask
 from geovision.geo.windows import PixelWindow
 from geovision.tiling.blocks import Block, valid_counts
-from geovision.tiling.burn import BlockLabels, burn
+from geovision.tiling.burn import BlockLabels, burn_counted
 from geovision.tiling.shards import ShardLayout, encode_chunk
 from geovision.tiling.stats import BandStats, tile_stats
+from geovision.tiling.tasks import for_task
 from geovision.tiling.tasks.detection import tile_boxes
 
 STATS = ("count", "mean", "m2", "min", "max")
@@ -53,7 +62,9 @@ class BlockJob:
     """Everything a worker needs to read and encode one block.
 
     Plain picklable values, except ``labels`` given as :data:`LateLabels` (local runs only),
-    in which case ``num_classes`` is taken from it too.
+    in which case ``num_classes`` is taken from it too. ``aoi`` is the area of interest near
+    the block in the source's CRS ``crs`` (None: none); ``inside_only`` keeps only tiles
+    wholly inside it.
     """
 
     index: int
@@ -71,6 +82,9 @@ class BlockJob:
     labels: BlockLabels | LateLabels | None
     image: ShardLayout
     mask: ShardLayout | None
+    crs: CRS | None = None
+    aoi: shapely.Geometry | None = None
+    inside_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +95,7 @@ class TileFigures:
         count, mean, m2, min, max: :class:`BandStats` of each tile, ``(tiles, bands)``.
         class_counts: pixels of each class ``(tiles, classes)`` (detection: boxes).
         label: the tile's class (classification).
+        dropped: pixels of each tile whose label raster value a class map dropped.
         n_boxes: boxes of each tile (detection).
         boxes: the boxes of every tile, in tile order, ``(boxes, 4)`` float32.
         box_label: their classes, int16.
@@ -93,6 +108,7 @@ class TileFigures:
     max: np.ndarray
     class_counts: np.ndarray
     label: np.ndarray
+    dropped: np.ndarray
     n_boxes: np.ndarray
     boxes: np.ndarray
     box_label: np.ndarray
@@ -128,7 +144,8 @@ class TileFigures:
             count=np.zeros((n, bands), np.int64), mean=np.zeros((n, bands)),
             m2=np.zeros((n, bands)), min=np.zeros((n, bands)), max=np.zeros((n, bands)),
             class_counts=np.zeros((n, classes), np.int64), label=np.zeros(n, np.int16),
-            n_boxes=np.zeros(n, np.int64), boxes=np.zeros((0, 4), np.float32),
+            dropped=np.zeros(n, np.int64), n_boxes=np.zeros(n, np.int64),
+            boxes=np.zeros((0, 4), np.float32),
             box_label=np.zeros(0, np.int16),
         )
 
@@ -140,7 +157,7 @@ class TileFigures:
         return TileFigures(
             count=self.count[idx], mean=self.mean[idx], m2=self.m2[idx], min=self.min[idx],
             max=self.max[idx], class_counts=self.class_counts[idx], label=self.label[idx],
-            n_boxes=self.n_boxes[idx], boxes=self.boxes[box_rows],
+            dropped=self.dropped[idx], n_boxes=self.n_boxes[idx], boxes=self.boxes[box_rows],
             box_label=self.box_label[box_rows],
         )
 
@@ -217,8 +234,16 @@ def encode_block(job: BlockJob) -> BlockResult:
                    out=scratch("data", (len(job.bands), w.height, w.width), ds.dtypes[0]))
     valid = valid_mask(ds, job.bands, window, data)
     all_valid = bool(valid.all())
-    fractions = (valid_counts(valid, b.rows, b.cols, s) / (s * s)).astype(np.float32)
+    use = valid
+    if job.aoi is not None:
+        inside = aoi_mask(job.aoi, Grid(job.crs, w.transform(job.transform), w.width,
+                                        w.height))
+        use = valid & inside
+    all_used = bool(use.all())
+    fractions = (valid_counts(use, b.rows, b.cols, s) / (s * s)).astype(np.float32)
     keep = (fractions >= job.min_valid) & (fractions > 0)
+    if job.inside_only and job.aoi is not None:
+        keep &= valid_counts(inside, b.rows, b.cols, s) == s * s
     kept = np.flatnonzero(keep)
     nb, n = len(job.bands), len(kept)
     rows, cols = b.rows[kept], b.cols[kept]
@@ -236,10 +261,13 @@ def encode_block(job: BlockJob) -> BlockResult:
     fig = TileFigures(**stats, **{k: v for k, v in TileFigures.empty(nb, k1, n).__dict__.items()
                                   if k not in stats})
     burned = None
-    if job.task != "detection":
-        burned = burn(labels, w, job.transform)
-        if not all_valid:
-            np.copyto(burned, np.uint8(job.ignore_index), where=~valid)
+    if for_task(job.task).burns:
+        burned, dropped_at = burn_counted(labels, w, job.transform)
+        if not all_used:
+            np.copyto(burned, np.uint8(job.ignore_index), where=~use)
+        if dropped_at is not None:
+            dropped_at &= use
+            fig.dropped[:] = valid_counts(dropped_at, rows, cols, s)
     chunks: list[tuple[bytes | None, bytes | None]] = [(image, None) for image in images]
     if burned is not None:
         masks = scratch("masks", (n, s, s), np.uint8)
@@ -251,7 +279,15 @@ def encode_block(job: BlockJob) -> BlockResult:
         if job.mask is not None:
             chunks = [(image, encode_chunk(job.mask, masks[j]))
                       for j, (image, _) in enumerate(chunks)]
-    elif job.task == "detection" and labels is not None:
+        unlabelled = ~counts.any(axis=1)
+        if for_task(job.task).stores_label and unlabelled.any():
+            # every pixel ignored (outside the AOI, or unlabelled with --unlabeled ignore):
+            # the tile has no class, so it is not made
+            keep[kept[unlabelled]] = False
+            labelled = np.flatnonzero(~unlabelled)
+            chunks = [chunks[j] for j in labelled]
+            fig = fig.take(labelled)
+    elif labels is not None:
         boxes, box_labels = [], []
         for j in range(n):
             bx, lab = tile_boxes(labels.pixel_boxes, labels.values,

@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from geovision.errors import InputError, InputFileError
+from geovision.formats import SPLITS
+from geovision.tiling.plan import missing_classes
 from geovision.tiling.store import FORMAT, PENDING_ATTR, open_group
+
+#: Tiles read at a time when counting the classes of each split.
+_CHUNK = 256
 
 
 def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -33,8 +40,59 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
     return attrs
 
 
+def split_class_counts(group: Any, task: str, num_classes: int, ignore_index: int
+                       ) -> np.ndarray:
+    """``(3, K)`` class counts of each split, from the store's arrays.
+
+    Segmentation: pixels of each class (``ignore_index`` left out); classification: tiles;
+    detection: boxes.
+    """
+    split = np.asarray(group["split"][...], dtype=np.int64)
+    out = np.zeros((len(SPLITS), num_classes), dtype=np.int64)
+    k = num_classes
+    if task == "segmentation":
+        mask = group["mask"]
+        for start in range(0, len(split), _CHUNK):
+            m = np.asarray(mask[start:start + _CHUNK]).astype(np.int64)
+            s = split[start:start + _CHUNK]
+            ok = (m != ignore_index) & (m < k)
+            codes = np.broadcast_to(s[:, None, None], m.shape)[ok] * k + m[ok]
+            out += np.bincount(codes, minlength=len(SPLITS) * k)[:len(SPLITS) * k].reshape(
+                len(SPLITS), k)
+    elif task == "classification":
+        label = np.asarray(group["label"][...], dtype=np.int64)
+        np.add.at(out, (split, label), 1)
+    elif "box_label" in group:
+        labels = np.asarray(group["box_label"][...], dtype=np.int64)
+        tiles = np.asarray(group["box_tile"][...], dtype=np.int64)
+        np.add.at(out, (split[tiles], labels), 1)
+    return out
+
+
+def _split_lines(a: dict[str, Any], group: Any) -> list[str]:
+    """Each split's class shares, and a warning for a split that lacks a class."""
+    names = [c["name"] for c in a["classes"]]
+    counts = split_class_counts(group, a["task"], len(names), a.get("ignore_index", 255))
+    unit = {"segmentation": "pixels", "classification": "tiles"}.get(a["task"], "boxes")
+    lines = [f"  class shares per split ({unit})"]
+    lines.append("    " + f"{'':<20}" + "".join(f"{s:>9}" for s in SPLITS))
+    totals = counts.sum(axis=1)
+    for i, name in enumerate(names):
+        cells = [f"{counts[s, i] / totals[s]:>9.1%}" if totals[s] else f"{'-':>9}"
+                 for s in range(len(SPLITS))]
+        lines.append(f"    {name:<20}" + "".join(cells))
+    for split, ids in missing_classes(counts).items():
+        lines.append(f"  warning: the {split} split has no {', '.join(names[i] for i in ids)} "
+                     "although the data has some")
+    return lines
+
+
 def format_summary(path: str | os.PathLike[str]) -> str:
-    """A human-readable summary: task, classes with counts, bands, stats, sources, splits."""
+    """A human-readable summary of a tile store.
+
+    Task, classes with counts, each split's class shares (with a warning for a split that
+    lacks a class of the data), bands, stats, sources.
+    """
     a = read_attrs(path)
     group = open_group(path)
     n_tiles = group["image"].shape[0]
@@ -68,6 +126,7 @@ def format_summary(path: str | os.PathLike[str]) -> str:
         lines.append(f"    {i:>3} {c['name']:<20} {c['color']}  {', '.join(parts)}")
     if "boxes" in group:
         lines.append(f"  boxes      {group['boxes'].shape[0]}")
+    lines += _split_lines(a, group)
     st = a.get("stats", {})
     lines.append(f"  bands      (stats over {st.get('pixels', 0)} valid train pixels)")
     for k, b in enumerate(a["bands"]):
@@ -82,7 +141,18 @@ def format_summary(path: str | os.PathLike[str]) -> str:
                      f"{crs} res {s['res'][0]:.6g},{s['res'][1]:.6g} nodata {s['nodata']}")
     lab = a.get("labels", {})
     dropped = ", ".join(f"{k} {v}" for k, v in lab.get("dropped", {}).items()) or "none"
-    lines.append(f"  labels     {lab.get('path')} layer {lab.get('layer')} field "
-                 f"{lab.get('field')}: {lab.get('features')} features, repaired "
-                 f"{lab.get('repaired', 0)}, dropped: {dropped}")
+    if lab.get("form") == "raster":
+        lines.append(f"  labels     {lab.get('path')} (raster {lab.get('width')}x"
+                     f"{lab.get('height')} {lab.get('dtype')}, nodata {lab.get('nodata')}), "
+                     f"dropped: {dropped}")
+    else:
+        lines.append(f"  labels     {lab.get('path')} layer {lab.get('layer')} field "
+                     f"{lab.get('field')}: {lab.get('features')} features, repaired "
+                     f"{lab.get('repaired', 0)}, dropped: {dropped}")
+    extra = [f"class map {lab['class_map']['source']}" if (lab.get("class_map") or {}).get(
+        "source") else "", f"buffer {lab['buffer']} px" if lab.get("buffer") else "",
+        f"aoi {lab['aoi']['path']}" if lab.get("aoi") else "",
+        "unlabeled pixels ignored" if lab.get("unlabeled") == "ignore" else ""]
+    if any(extra):
+        lines.append(f"             {'; '.join(e for e in extra if e)}")
     return "\n".join(lines)

@@ -58,8 +58,8 @@ def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bo
 class OrderedShards:
     """Chunks of consecutive final tiles, written shard by shard as shards fill up.
 
-    Each shard written leaves ``shard-<k>.npz`` (its final tile range) in ``progress``, as the
-    classic shard pass leaves its markers: a mark of progress for whoever watches the run.
+    Each shard written leaves ``shard-<k>.npz`` (its final tile range) in ``progress``: a mark
+    of progress for whoever watches the run.
 
     Args:
         image: layout of ``image`` (its ``root`` is where shards go).

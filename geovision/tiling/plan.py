@@ -1,18 +1,21 @@
-"""Which tiles a dataset holds: candidate windows, their valid fraction, and their split."""
+"""Which tiles a dataset holds: candidate windows and their split."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from dask.delayed import Delayed
-from rasterio.enums import MaskFlags
-from rasterio.windows import Window
 
-from geovision.cluster import task
-from geovision.geo.raster import RasterInfo, absolute, cached_open, valid_mask
+from geovision.formats import SPLITS
+from geovision.geo.raster import RasterInfo
 from geovision.geo.windows import PixelWindow, tile_grid
+
+log = logging.getLogger(__name__)
+
+#: Seeded block assignments compared by :func:`assign_splits` when class counts are known.
+BALANCE_CANDIDATES = 256
 
 #: Split code of a tile left out because it reaches into a block of another split; such
 #: tiles are dropped before the store is written, so the code is never stored.
@@ -35,76 +38,6 @@ def candidate_tiles(sources: Sequence[RasterInfo], size: int, stride: int) -> li
     ]
 
 
-def row_runs(refs: Sequence[TileRef], max_run: int) -> list[list[int]]:
-    """Group tile indices into runs of consecutive tiles on one source row (<= max_run each).
-
-    A run is read as one window: overlapping tiles share their pixels, and one read of a strip
-    costs less than many small ones.
-    """
-    runs: list[list[int]] = []
-    for i, ref in enumerate(refs):
-        last = refs[runs[-1][-1]] if runs else None
-        if (
-            last is not None and len(runs[-1]) < max_run and last.source == ref.source
-            and last.window.row == ref.window.row and last.window.col < ref.window.col
-        ):
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return runs
-
-
-def run_window(refs: Sequence[TileRef], run: Sequence[int]) -> PixelWindow:
-    """The smallest window holding every tile of a run."""
-    first, last = refs[run[0]].window, refs[run[-1]].window
-    return PixelWindow(first.row, first.col, first.height, last.col + last.width - first.col)
-
-
-def _valid_fractions(path: str, bands: Sequence[int], windows: Sequence[PixelWindow]
-                     ) -> np.ndarray:
-    """Valid fraction of each window of one run (consecutive windows of a row)."""
-    span = PixelWindow(windows[0].row, windows[0].col, windows[0].height,
-                       windows[-1].col + windows[-1].width - windows[0].col)
-    ds = cached_open(path)
-    window = Window(span.col, span.row, span.width, span.height)
-    needs_data = np.dtype(ds.dtypes[0]).kind == "f" or (
-        ds.nodata is not None and all(f == [MaskFlags.nodata] for f in ds.mask_flag_enums))
-    data = ds.read(list(bands), window=window) if needs_data else None
-    mask = valid_mask(ds, bands, window, data)
-    # Every window spans the run's rows: count valid pixels per column, then sum columns.
-    per_col = np.concatenate([[0], np.cumsum(mask.sum(axis=0, dtype=np.int64))])
-    out = np.empty(len(windows), dtype=np.float32)
-    for k, w in enumerate(windows):
-        c0 = w.col - span.col
-        out[k] = (per_col[c0 + w.width] - per_col[c0]) / (w.height * w.width)
-    return out
-
-
-def valid_fraction_tasks(
-    sources: Sequence[RasterInfo], bands: Sequence[int], refs: Sequence[TileRef]
-) -> tuple[list[Delayed], list[list[int]], list[int]]:
-    """Dask tasks giving the valid fraction of every candidate tile.
-
-    Sources that GDAL reports all-valid need no reading: their tiles are 1.0.
-
-    Returns:
-        (tasks, the runs of tile indices they cover, tile weight of each task)
-    """
-    tasks: list[Delayed] = []
-    runs: list[list[int]] = []
-    weights: list[int] = []
-    for run in row_runs(refs, max_run=64):
-        src = sources[refs[run[0]].source]
-        if src.all_valid and np.dtype(src.dtype).kind != "f":
-            continue
-        windows = tuple(refs[i].window for i in run)
-        tasks.append(task(f"valid-{len(tasks)}", _valid_fractions, absolute(src.path),
-                          tuple(bands), windows))
-        runs.append(run)
-        weights.append(len(run))
-    return tasks, runs, weights
-
-
 def assign_splits(
     refs: Sequence[TileRef],
     *,
@@ -112,6 +45,9 @@ def assign_splits(
     fractions: Sequence[float],
     block_size: int,
     seed: int,
+    class_counts: np.ndarray | None = None,
+    class_names: Sequence[str] | None = None,
+    candidates: int | None = None,
 ) -> tuple[np.ndarray, int]:
     """Give each tile a split: 0 train, 1 val, 2 test.
 
@@ -121,6 +57,13 @@ def assign_splits(
     share pixels across splits, so it is left out (marked :data:`DROPPED_SPLIT`). ``random``:
     each tile draws its split independently.
 
+    With ``class_counts`` (pixels, tiles or boxes of each class per tile), the block split
+    balances the classes: ``candidates`` (None: :data:`BALANCE_CANDIDATES`) seeded shuffles
+    are dealt, and the one whose
+    per-split class shares are closest to the whole's is kept (:func:`balanced_blocks`), the
+    same for the same seed. A split that still misses a class present in the data is logged
+    as a warning (both methods), naming the class from ``class_names``.
+
     Returns:
         (split per tile, tiles left out on block borders)
     """
@@ -128,7 +71,10 @@ def assign_splits(
     probs = np.asarray(fractions, dtype=np.float64)
     probs = probs / probs.sum()
     if method == "random":
-        return rng.choice(3, size=len(refs), p=probs).astype(np.uint8), 0
+        splits = rng.choice(3, size=len(refs), p=probs).astype(np.uint8)
+        if class_counts is not None:
+            warn_missing_classes(splits, class_counts, probs, class_names)
+        return splits, 0
 
     def block_of(ref: TileRef, dr: int, dc: int) -> tuple[int, int, int]:
         w = ref.window
@@ -136,14 +82,16 @@ def assign_splits(
 
     centre_blocks = [block_of(r, r.window.height // 2, r.window.width // 2) for r in refs]
     blocks = sorted(set(centre_blocks))
-    order = rng.permutation(len(blocks))
     counts = _deal(len(blocks), probs)
-    block_split: dict[tuple[int, int, int], int] = {}
-    pos = 0
-    for split, n in enumerate(counts):
-        for j in order[pos:pos + n]:
-            block_split[blocks[j]] = split
-        pos += n
+    if class_counts is not None and len(refs):
+        index = {b: j for j, b in enumerate(blocks)}
+        per_block = np.zeros((len(blocks), class_counts.shape[1]), dtype=np.float64)
+        np.add.at(per_block, [index[b] for b in centre_blocks], class_counts)
+        block_codes = balanced_blocks(per_block, counts, probs, rng,
+                                      BALANCE_CANDIDATES if candidates is None else candidates)
+    else:
+        block_codes = _dealt(rng.permutation(len(blocks)), counts)
+    block_split = {b: int(block_codes[j]) for j, b in enumerate(blocks)}
     splits = np.array([block_split[b] for b in centre_blocks], dtype=np.uint8)
     dropped = 0
     for i, ref in enumerate(refs):
@@ -158,7 +106,110 @@ def assign_splits(
         if len(touched) > 1:
             splits[i] = DROPPED_SPLIT
             dropped += 1
+    if class_counts is not None:
+        warn_missing_classes(splits, class_counts, probs, class_names)
     return splits, dropped
+
+
+def _dealt(order: np.ndarray, counts: Sequence[int]) -> np.ndarray:
+    """Split code of each block: the first ``counts[0]`` of ``order`` train, and so on."""
+    codes = np.empty(len(order), dtype=np.uint8)
+    pos = 0
+    for split, n in enumerate(counts):
+        codes[order[pos:pos + n]] = split
+        pos += n
+    return codes
+
+
+def split_shares(codes: np.ndarray, weights: np.ndarray, splits: int = 3) -> np.ndarray:
+    """``(splits, K)`` class totals of each split: the sum of ``weights`` rows per code."""
+    out = np.zeros((splits, weights.shape[1]), dtype=np.float64)
+    keep = codes < splits
+    np.add.at(out, codes[keep], weights[keep])
+    return out
+
+
+def imbalance(totals: np.ndarray, probs: np.ndarray) -> tuple[int, float]:
+    """How far the splits' class shares are from the whole's (smaller is better).
+
+    Returns:
+        (classes present in the data that a split with a share lacks, counted per split;
+        the largest total variation distance between a split's class shares and the
+        whole's). Compared as a tuple: a split missing a class weighs more than any
+        difference of shares.
+    """
+    whole = totals.sum(axis=0)
+    if whole.sum() == 0:
+        return 0, 0.0
+    target = whole / whole.sum()
+    present = whole > 0
+    missing, worst = 0, 0.0
+    for k in range(len(totals)):
+        if probs[k] <= 0:
+            continue
+        n = totals[k].sum()
+        missing += int((present & (totals[k] == 0)).sum())
+        share = totals[k] / n if n > 0 else np.zeros_like(target)
+        worst = max(worst, 0.5 * float(np.abs(share - target).sum()))
+    return missing, worst
+
+
+def balanced_blocks(per_block: np.ndarray, counts: Sequence[int], probs: np.ndarray,
+                    rng: np.random.Generator, candidates: int) -> np.ndarray:
+    """The split code of each block, classes balanced.
+
+    ``candidates`` shuffles are drawn from ``rng`` (the first is the one the unbalanced split
+    uses) and dealt with ``counts`` blocks per split; the assignment with the smallest
+    :func:`imbalance` of its class totals wins (the earliest on ties).
+
+    Args:
+        per_block: ``(blocks, K)`` class counts of each block.
+        counts: blocks per split.
+        probs: the splits' shares (a split without one is not compared).
+        rng: the seeded generator.
+        candidates: shuffles compared.
+    """
+    best: tuple[tuple[int, float], np.ndarray] | None = None
+    for _ in range(max(1, candidates)):
+        codes = _dealt(rng.permutation(len(per_block)), counts)
+        score = imbalance(split_shares(codes, per_block), probs)
+        if best is None or score < best[0]:
+            best = (score, codes)
+    assert best is not None
+    log.info("split blocks: the most class-balanced of %d seeded assignments (largest "
+             "difference of class shares to the whole: %.3f)", max(1, candidates),
+             best[0][1])
+    return best[1]
+
+
+def missing_classes(totals: np.ndarray, probs: Sequence[float] | None = None
+                    ) -> dict[str, list[int]]:
+    """Classes present in the data that a split lacks: ``{split name: [class ids]}``.
+
+    Args:
+        totals: ``(3, K)`` class totals per split.
+        probs: the splits' shares; a split with none (or without tiles) is not reported.
+    """
+    present = totals.sum(axis=0) > 0
+    out: dict[str, list[int]] = {}
+    for k, name in enumerate(SPLITS):
+        if (probs is not None and probs[k] <= 0) or totals[k].sum() == 0:
+            continue
+        lacking = np.flatnonzero(present & (totals[k] == 0)).tolist()
+        if lacking:
+            out[name] = lacking
+    return out
+
+
+def warn_missing_classes(splits: np.ndarray, class_counts: np.ndarray,
+                         probs: Sequence[float], names: Sequence[str] | None = None) -> None:
+    """Log a warning for each split that lacks a class present in the data."""
+    for split, ids in missing_classes(split_shares(splits, class_counts), probs).items():
+        shown = ", ".join(names[i] if names is not None and i < len(names) else f"class {i}"
+                          for i in ids)
+        log.warning("the %s split has no %s although the data has some; a metric chosen "
+                    "on it ignores that class: change --seed, --split-block-size or "
+                    "--fractions", split, shown)
 
 
 def _deal(n: int, probs: np.ndarray) -> list[int]:

@@ -20,6 +20,8 @@ from geovision.tiling.tasks import for_task
 
 FORMAT = {"format": "tiles", "version": 1}
 PENDING_ATTR = "geovision_pending"
+#: Folder of an in-progress store holding the pass's markers and scratch files.
+PROGRESS_DIR = ".geovision-progress"
 
 
 def open_group(path: str | os.PathLike[str], mode: str = "r") -> Any:
@@ -58,32 +60,6 @@ def is_complete(path: str | os.PathLike[str]) -> bool:
     return gv.get("format") == "tiles" and PENDING_ATTR not in attrs
 
 
-def create_store(
-    path: Path,
-    *,
-    n_tiles: int,
-    bands: int,
-    tile_size: int,
-    dtype: str,
-    task: str,
-    shard: int,
-    fill_value: float | int,
-    plan: dict[str, np.ndarray],
-    pending: dict[str, Any],
-) -> Any:
-    """Create the in-progress store with its arrays and the tile plan written.
-
-    ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each task
-    of the graph writes whole shards and no two tasks touch one stored object.
-    """
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    group.attrs[PENDING_ATTR] = pending
-    create_tile_arrays(group, n_tiles=n_tiles, bands=bands, tile_size=tile_size, dtype=dtype,
-                       task=task,
-                       shard=shard, fill_value=fill_value, plan=plan)
-    return group
-
-
 def create_tile_arrays(
     group: Any,
     *,
@@ -96,7 +72,11 @@ def create_tile_arrays(
     fill_value: float | int,
     plan: dict[str, np.ndarray],
 ) -> None:
-    """Create the tile arrays in an open group and write the tile plan (see create_store)."""
+    """Create the tile arrays in an open group and write the tile plan.
+
+    ``image`` and ``mask`` hold one tile per chunk and ``shard`` tiles per shard, so each
+    shard is one stored object, written whole (:mod:`geovision.tiling.shards`).
+    """
     n = max(n_tiles, 1)
     group.create_array(
         "image", shape=(n_tiles, bands, tile_size, tile_size), dtype=dtype,
@@ -164,7 +144,7 @@ def commit_store(
     }
     group.attrs.update(final_attrs)
     group.attrs.__delitem__(PENDING_ATTR)
-    shutil.rmtree(partial / ".geovision-progress", ignore_errors=True)
+    shutil.rmtree(partial / PROGRESS_DIR, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is a v3 extension
         zarr.consolidate_metadata(str(partial))

@@ -1,8 +1,7 @@
 """The root attributes and box arrays of a tile store, from the figures of its tiles in memory.
 
-The classic path (``tiling/api.py: _summarize``) reads one marker per shard; here the same
-numbers come from :class:`~geovision.tiling.encode.TileFigures` of the final tiles, folded in
-the same order so that every float is bit-identical:
+The numbers come from :class:`~geovision.tiling.encode.TileFigures` of the final tiles, folded
+in a fixed order (shard by shard) so that a run gives the same bits whichever pass made it:
 
 * statistics: per shard ``S_k = ((empty + t_1) + t_2) + ...`` over its train tiles in order,
   then ``((empty + S_0) + S_1) + ...`` over shards (``+`` is :meth:`BandStats.merge`);
@@ -18,17 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from geovision.formats import SPLITS
 from geovision.geo.raster import RasterInfo
 from geovision.geo.scenes import SceneSource
-from geovision.geo.vector import Labels
 from geovision.tiling.encode import TileFigures
+from geovision.tiling.labels import PlacedLabels
 from geovision.tiling.stats import BandStats
+from geovision.tiling.tasks import for_task
 
 log = logging.getLogger(__name__)
 
 
 def merged_stats(figures: TileFigures, splits: np.ndarray, per_shard: int) -> BandStats:
-    """Statistics of the train tiles, folded shard by shard as the classic path does."""
+    """Statistics of the train tiles, folded shard by shard (see the module docstring)."""
     bands = figures.count.shape[1]
     total = BandStats.empty(bands)
     train = np.flatnonzero(splits == 0)
@@ -43,20 +44,21 @@ def merged_stats(figures: TileFigures, splits: np.ndarray, per_shard: int) -> Ba
 
 def summarize(
     figures: TileFigures, splits: np.ndarray, *, per_shard: int, scenes: list[SceneSource],
-    sources: list[RasterInfo], bands: list[int], band_names: list[str], lab: Labels, opts: Any,
+    sources: list[RasterInfo], bands: list[int], band_names: list[str], labels: PlacedLabels,
+    opts: Any,
     border_dropped: int, ignore_index: int,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray] | None]:
-    """Root attributes and (detection) box arrays, equal to those of ``tile()``.
+    """Root attributes and (detection) box arrays of the store.
 
     Args:
         figures: figures of the final tiles, in order.
         splits: their splits.
-        per_shard: tiles per shard of the classic pass (``--shard``).
+        per_shard: tiles per shard (``--shard``).
         scenes: the scenes as resolved.
         sources: their rasters.
         bands: the bands kept (1-based).
         band_names: their names.
-        lab: the labels read.
+        labels: the labels read (their classes, the record of how they were read).
         opts: the :class:`~geovision.tiling.api.TileOptions`.
         border_dropped: tiles left out on split-block borders.
         ignore_index: mask value of nodata.
@@ -64,15 +66,23 @@ def summarize(
     stats = merged_stats(figures, splits, per_shard)
     if stats.count.max(initial=0) == 0:
         log.warning("no train tile has valid pixels; stats are empty")
-    k1 = len(lab.classes)
+    labelling = for_task(opts.task)
     pixels = figures.class_counts.sum(axis=0, dtype=np.int64)
-    if opts.task == "classification":
+    table = labels.final_table(pixels)
+    k1 = table.num_outputs  # counts are listed by class id (ids may have gaps)
+    pixels = np.pad(pixels, (0, max(0, k1 - len(pixels))))[:k1]
+    if labelling.stores_label:
         class_tiles = np.bincount(figures.label, minlength=k1)[:k1].astype(np.int64)
     else:
-        class_tiles = (figures.class_counts > 0).sum(axis=0, dtype=np.int64)
+        class_tiles = (figures.class_counts[:, :k1] > 0).sum(axis=0, dtype=np.int64)
+        class_tiles = np.pad(class_tiles, (0, max(0, k1 - len(class_tiles))))
+    record = dict(labels.record)
+    if labels.vector is None:
+        dropped = int(figures.dropped.sum())
+        record["dropped"] = {"unlisted_value_pixels": dropped} if dropped else {}
     attrs: dict[str, Any] = {
         "task": opts.task,
-        "classes": lab.classes,
+        "classes": table.records(),
         "ignore_index": ignore_index,
         "bands": [{"index": b, "name": n, "dtype": sources[0].dtype}
                   for b, n in zip(bands, band_names, strict=True)],
@@ -80,7 +90,7 @@ def summarize(
         "stride": opts.step,
         "sources": [{**s.describe(), **sc.describe()}
                     for sc, s in zip(scenes, sources, strict=True)],
-        "labels": lab.describe(),
+        "labels": record,
         "stats": stats.describe(),
         "split": {
             "method": opts.split,
@@ -90,14 +100,14 @@ def summarize(
         },
         "counts": {
             "tiles": {name: int((splits == i).sum()) for i, name in
-                      enumerate(("train", "val", "test"))},
+                      enumerate(SPLITS)},
             "class_tiles": class_tiles.tolist(),
-            ("class_boxes" if opts.task == "detection" else "class_pixels"): pixels.tolist(),
+            f"class_{labelling.counted}": pixels.tolist(),
         },
         "options": {"min_valid": opts.min_valid, "min_box_visible": opts.min_box_visible},
     }
     boxes: dict[str, np.ndarray] | None = None
-    if opts.task == "detection":
+    if not labelling.burns:
         boxes = {
             "boxes": figures.boxes.astype(np.float32).reshape(-1, 4),
             "box_label": figures.box_label.astype(np.int16),

@@ -187,7 +187,7 @@ def test_values_without_a_class(tmp_path):
                        crs="EPSG:32633", transform=Affine(10, 0, 0, 0, -10, 10)) as dst:
         dst.write(np.array([[10, 300]], dtype=np.uint16), 1)
     raster = open_label_raster(str(path))
-    with pytest.raises(InputError, match=r"codes: label value\(s\) 300 are not class ids"):
+    with pytest.raises(InputError, match=r"codes\.tif: label value\(s\) 300 are not class ids"):
         read_label_window(raster, label_classes(raster), raster.grid)
 
 

@@ -148,7 +148,8 @@ def test_every_task_writes_its_outputs_on_the_scene_grid(task_bundle, tmp_path):
             assert gpd.read_file(path, engine="pyogrio").crs.to_epsg() == 4326
     on_disk = json.loads((out / "scene.json").read_text())
     assert on_disk == summary.to_json()
-    assert sorted(p.name for p in out.iterdir()) == sorted([*names, "scene.json"])
+    legend = [f"{n}.aux.xml" for n in names if n.endswith(".class.tif")]  # GDAL categories
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, *legend, "scene.json"])
     with pytest.raises(OutputExistsError, match="--overwrite"):
         infer(bundle, scene, out, quiet=True)
     [again] = infer(bundle, scene, out, resume=True, quiet=True)

@@ -36,8 +36,8 @@ FIELDS = ["class", "class_id", "area", "mean_prob", "pixels"]
 
 @pytest.fixture
 def small_window_bundle(tmp_path: Path) -> Iterator[Path]:
-    """Windows of 32 pixels (a small scene is cut into many pieces and seams) of a model
-    whose classes follow the scene's shapes (see ``vector_helpers``)."""
+    """Tiles of 32 pixels (run with ``window=32``: a small scene is cut into many pieces and
+    seams) of a model whose classes follow the scene's shapes (see ``vector_helpers``)."""
     yield band_bins_bundle(tmp_path / "seg.pt", tile_size=32)
     registry._REGISTRY["segmentation"].pop(NAME, None)
 
@@ -71,7 +71,7 @@ def assert_polygons_of(gpkg: Path, layer: str, class_tif: Path, keep: set[int]) 
 def test_polygons_equal_the_whole_class_raster_across_every_seam(tmp_path, small_window_bundle,
                                                                   scene):
     out = tmp_path / "out"
-    [summary] = infer(small_window_bundle, scene, out, block_windows=1, vectors=True,
+    [summary] = infer(small_window_bundle, scene, out, window=32, block_windows=1, vectors=True,
                       vector_classes=EVERY_CLASS, quiet=True)
     gpkg = out / "scene.polygons.gpkg"
     assert summary.outputs == ("scene.class.tif", "scene.prob.tif", "scene.polygons.gpkg")
@@ -95,8 +95,8 @@ def test_polygons_equal_the_whole_class_raster_across_every_seam(tmp_path, small
 def test_polygons_equal_vectorize_on_the_written_rasters(tmp_path, small_window_bundle, scene):
     """Attributes too: mean_prob averages the stored probabilities, as vectorize reads them."""
     out = tmp_path / "out"
-    infer(small_window_bundle, scene, out, block_windows=2, vectors=True, vector_layer="run1",
-          quiet=True)
+    infer(small_window_bundle, scene, out, window=32, block_windows=2, vectors=True,
+          vector_layer="run1", quiet=True)
     ours = pyogrio.read_dataframe(out / "scene.polygons.gpkg", layer="run1")
     ref_path = tmp_path / "ref.gpkg"
     vectorize(out / "scene.class.tif", ref_path, PolygonOptions(layer="ref"),
@@ -120,9 +120,9 @@ def test_polygons_equal_vectorize_on_the_written_rasters(tmp_path, small_window_
 
 def test_options_reach_the_polygons(tmp_path, small_window_bundle, scene):
     out = tmp_path / "out"
-    [summary] = infer(small_window_bundle, scene, out, vectors=True, vector_format="geojson",
-                      min_area=4, vector_classes=("building", "crop"), probabilities=False,
-                      quiet=True)
+    [summary] = infer(small_window_bundle, scene, out, window=32, vectors=True,
+                      vector_format="geojson", min_area=4,
+                      vector_classes=("building", "crop"), probabilities=False, quiet=True)
     assert summary.outputs == ("scene.class.tif", "scene.polygons.geojson")
     path = out / "scene.polygons.geojson"
     info = pyogrio.read_info(path)
@@ -140,13 +140,13 @@ def test_options_reach_the_polygons(tmp_path, small_window_bundle, scene):
 def test_mistakes_name_the_flag(tmp_path, small_window_bundle, bright_detector, scene, capsys):
     with pytest.raises(InputError, match="--vector-classes: unknown class 'roads'; classes are: "
                                          "0=background, 1=building"):
-        infer(small_window_bundle, scene, tmp_path / "a", vectors=True,
+        infer(small_window_bundle, scene, tmp_path / "a", window=32, vectors=True,
               vector_classes=("roads",), quiet=True)
     with pytest.raises(InputError, match="--vectors: polygons are traced from a segmentation "
                                          "model's classes; .*det.pt is a detection model"):
         infer(bright_detector, scene, tmp_path / "b", vectors=True, quiet=True)
     with pytest.raises(InputError, match="--min-area: applies to the polygons of --vectors"):
-        infer(small_window_bundle, scene, tmp_path / "c", min_area=10, quiet=True)
+        infer(small_window_bundle, scene, tmp_path / "c", window=32, min_area=10, quiet=True)
     assert not any((tmp_path / n).exists() and any((tmp_path / n).iterdir())
                    for n in ("a", "b", "c"))
     argv = ["infer", str(small_window_bundle), scene, "-o", str(tmp_path / "d"), "--vectors"]
@@ -161,13 +161,13 @@ def test_mistakes_name_the_flag(tmp_path, small_window_bundle, bright_detector, 
 
 def test_an_existing_polygon_file_needs_overwrite(tmp_path, small_window_bundle, scene):
     out = tmp_path / "out"
-    infer(small_window_bundle, scene, out, vectors=True, quiet=True)
+    infer(small_window_bundle, scene, out, window=32, vectors=True, quiet=True)
     for name in ("scene.class.tif", "scene.prob.tif"):
         (out / name).unlink()
     with pytest.raises(OutputExistsError, match="scene.polygons.gpkg: exists"):
-        infer(small_window_bundle, scene, out, vectors=True, quiet=True)
-    infer(small_window_bundle, scene, out, vectors=True, vector_layer="again", overwrite=True,
-          quiet=True)
+        infer(small_window_bundle, scene, out, window=32, vectors=True, quiet=True)
+    infer(small_window_bundle, scene, out, window=32, vectors=True, vector_layer="again",
+          overwrite=True, quiet=True)
     # infer owns the file like its other outputs: the new run's layer replaces it
     assert pyogrio.list_layers(out / "scene.polygons.gpkg")[:, 0].tolist() == ["again"]
 
@@ -175,7 +175,7 @@ def test_an_existing_polygon_file_needs_overwrite(tmp_path, small_window_bundle,
 @pytest.mark.slow  # kill -9 and resume
 def test_resume_after_a_crash_gives_the_uninterrupted_polygons(tmp_path, small_window_bundle):
     sample = make_sample(tmp_path / "s", size=(320, 256), seed=7)
-    opts = {"block_windows": 1, "vectors": True, "vector_classes": EVERY_CLASS}
+    opts = {"window": 32, "block_windows": 1, "vectors": True, "vector_classes": EVERY_CLASS}
     infer(small_window_bundle, sample.rasters, tmp_path / "ref", quiet=True, **opts)
     out = tmp_path / "crash"
     code = ("from tests.inference.vector_helpers import register_band_bins; "
@@ -202,7 +202,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_polygons(tmp_path, small_w
 def test_dask_cluster_gives_the_local_polygons(tmp_path, small_window_bundle):
     distributed = pytest.importorskip("distributed")
     sample = make_sample(tmp_path / "s", size=(200, 130), seed=9)
-    opts = {"block_windows": 2, "vectors": True, "vector_classes": EVERY_CLASS}
+    opts = {"window": 32, "block_windows": 2, "vectors": True, "vector_classes": EVERY_CLASS}
     infer(small_window_bundle, sample.rasters, tmp_path / "local", quiet=True, **opts)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \

@@ -159,3 +159,24 @@ def test_default_names_count_each_kind_so_inserting_a_step_keeps_them(tmp_path):
     assert [s.name for s in load_job(_job(tmp_path, inserted)).steps][1:] == names
     infer = load_job(_job(tmp_path, steps)).steps[3]
     assert infer.options["output"] == str(tmp_path / "predictions")  # in the workdir
+
+
+def test_tile_steps_resolve_their_class_map_and_aoi_files(tmp_path):
+    (tmp_path / "classes.yaml").write_text("classes: {2: low}\n")
+    (tmp_path / "aoi.gpkg").write_text("")
+    common = {"rasters": ["unseen/scene.tif"], "labels": "unseen/labels.gpkg",
+              "output": "t.zarr", "class_field": "kind"}
+    steps = [{"generate": {"output": "unseen"}},
+             {"tile": {**common, "class_map": "classes.yaml", "aoi": "aoi.gpkg",
+                       "unlabeled": "ignore", "buffer": "2.5"}}]
+    step = load_job(_job(tmp_path, steps)).steps[1]
+    assert step.options["class_map"] == str(tmp_path / "classes.yaml")
+    assert step.options["aoi"] == str(tmp_path / "aoi.gpkg")
+    assert step.options["unlabeled"] == "ignore" and step.options["buffer"] == 2.5
+    bad = [steps[0], {"tile": {**common, "class_map": "nowhere.yaml", "buffer": 0}}]
+    with pytest.raises(ConfigError) as err:
+        load_job(_job(tmp_path, bad))
+    text = str(err.value)
+    assert (f"step 2 (tile): class_map '{tmp_path}/nowhere.yaml' matches no file (and no "
+            "earlier step makes it)") in text
+    assert "step 2 (tile): --buffer: 0.0 must be more than 0" in text

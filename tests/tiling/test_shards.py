@@ -16,14 +16,15 @@ from geovision.tiling.shards import (
     shard_layout,
     write_shard,
 )
-from geovision.tiling.store import create_store
+from geovision.tiling.store import create_tile_arrays
 
 
 def _store(path, n, bands, dtype, fill, task="segmentation", shard=4, size=8):
     plan = {"row": np.arange(n, dtype=np.int32)}
-    create_store(path, n_tiles=n, bands=bands, tile_size=size, dtype=dtype, task=task, shard=shard,
-                 fill_value=fill, plan=plan, pending={})
-    return zarr.open_group(str(path), mode="r+")
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    create_tile_arrays(group, n_tiles=n, bands=bands, tile_size=size, dtype=dtype, task=task,
+                       shard=shard, fill_value=fill, plan=plan)
+    return group
 
 
 def _images(n, bands, dtype, seed=0, size=8):

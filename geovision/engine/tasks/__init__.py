@@ -99,6 +99,25 @@ class EngineTask(ABC):
                 criterion: ClassLoss | None) -> tuple[Any, torch.Tensor | None]:
         """Predictions of a batch (model in eval mode) and its loss when the task has one."""
 
+    def predict_scores(self, model: nn.Module, batch: Batch, criterion: ClassLoss | None
+                       ) -> tuple[Any, torch.Tensor | None, torch.Tensor | None]:
+        """Like :meth:`predict`, with the class probabilities ``(N, K, ...)``.
+
+        None instead of probabilities when the model gives none (detections carry their
+        own scores).
+        """
+        pred, loss = self.predict(model, batch, criterion)
+        return pred, loss, None
+
+    def baseline(self, confusion: torch.Tensor, names: list[str]) -> dict[str, float]:
+        """The metrics of always predicting the most frequent true class (empty: none).
+
+        Args:
+            confusion: the confusion matrix of the evaluation (rows truth).
+            names: class names by id.
+        """
+        return {}
+
     def criterion(self, loss: LossConfig | None, info: TileInfo, train_ds: TileDataset | None,
                   device: torch.device) -> ClassLoss | None:
         """The loss function of the task (None: the model computes its own).
@@ -116,9 +135,16 @@ class EngineTask(ABC):
         """The task's torchmetrics collection and confusion matrix (or None)."""
 
     @abstractmethod
-    def metric_values(self, values: dict[str, torch.Tensor],
-                      names: list[str]) -> dict[str, float]:
-        """The computed collection as flat ``{name: value}`` (``iou/<class>``, ...)."""
+    def metric_values(self, values: dict[str, torch.Tensor], names: list[str],
+                      confusion: torch.Tensor | None = None) -> dict[str, float]:
+        """The computed collection as flat ``{name: value}`` (``iou/<class>``, ...).
+
+        Args:
+            values: the computed torchmetrics collection.
+            names: class names by id.
+            confusion: the confusion matrix (rows truth), when the task has one: a class
+                absent from both truth and prediction gets NaN (null in JSON) per class.
+        """
 
     @abstractmethod
     def draw_preview(self, axes: list[Any], rgb: np.ndarray, target: Any, pred: Any,

@@ -26,6 +26,8 @@ class Classification(LogitsTask):
     name = "classification"
     monitor = "val/accuracy"
     per_class = "f1"
+    accuracy = "accuracy"
+    average = "f1_macro"
 
     def target(self, batch: dict[str, Any], device: torch.device) -> Any:
         """The tiles' class ids on the device."""

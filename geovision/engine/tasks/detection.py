@@ -49,8 +49,8 @@ class Detection(EngineTask):
         """MAP (torchmetrics), per class too; no confusion matrix."""
         return MeanAveragePrecision(iou_type="bbox", class_metrics=True), None
 
-    def metric_values(self, values: dict[str, torch.Tensor],
-                      names: list[str]) -> dict[str, float]:
+    def metric_values(self, values: dict[str, torch.Tensor], names: list[str],
+                      confusion: torch.Tensor | None = None) -> dict[str, float]:
         """``map_50``, ``map``, ``map_75`` and ``ap/<class>`` (NaN for classes never seen)."""
         out: dict[str, float] = {key: _finite(values[key]) for key in ("map_50", "map", "map_75")}
         classes = values.get("classes")

@@ -27,6 +27,8 @@ class Segmentation(LogitsTask):
     monitor = "val/miou"
     panels = 3
     per_class = "iou"
+    accuracy = "pixel_accuracy"
+    average = "miou"
     dice = True
 
     def target(self, batch: dict[str, Any], device: torch.device) -> Any:

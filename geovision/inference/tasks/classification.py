@@ -20,7 +20,7 @@ from geovision.inference.overviews import MODE
 from geovision.inference.predict import dihedral
 from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
-from geovision.inference.writers import describe_classes
+from geovision.inference.writers import describe_classes, write_class_legend
 
 if TYPE_CHECKING:
     from geovision.inference.layout import Layout, Piece
@@ -102,6 +102,7 @@ class Classification(InferenceTask):
                         describe=lambda d: describe_classes(d, bundle.classes))
         cog.write(grid)
         cog.close()
+        write_class_legend(out / f"{stem}.class.tif", bundle.classes)
         s, (height, width) = work.stride, work.grid.shape
         boxes = np.column_stack([cols * s, rows * s, (cols + 1) * s, (rows + 1) * s]).astype(float)
         boxes[:, 2] = np.minimum(boxes[:, 2], width)

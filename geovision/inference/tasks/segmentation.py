@@ -42,7 +42,12 @@ from geovision.inference.strips import Layer, StripAssembler
 from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask, SceneSink
 from geovision.inference.vectors import output_name, polygonize_piece, write_scene_polygons
 from geovision.inference.work import BlockData, SceneWork, Timings, piece_path, seam_path
-from geovision.inference.writers import TILE, describe_classes, describe_probabilities
+from geovision.inference.writers import (
+    TILE,
+    describe_classes,
+    describe_probabilities,
+    write_class_legend,
+)
 
 if TYPE_CHECKING:
     from geovision.inference.layout import Block, Layout, Piece
@@ -109,6 +114,7 @@ class _Outputs(SceneSink):
     def __init__(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
                  timings: Timings, threads: int) -> None:
         self.work, self.layout, self.out, self.stem = work, layout, out, stem
+        self.bundle = bundle
         self.timings = timings
         opts, grid, k = work.options, work.grid, work.num_classes
         compact = opts.prob_dtype == "uint8"
@@ -152,6 +158,7 @@ class _Outputs(SceneSink):
         t0 = time.perf_counter()
         for writer in self.writers.values():
             writer.close()
+        write_class_legend(self.writers["classes"].path, self.bundle.classes)
         self.timings.extra["cog"] = self.timings.extra.get("cog", 0.0) + (
             time.perf_counter() - t0)
         t1 = time.perf_counter()

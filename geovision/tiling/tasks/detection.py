@@ -7,8 +7,7 @@ from typing import Any
 import numpy as np
 
 from geovision.geo.windows import PixelWindow
-from geovision.options.tile import TileOptions
-from geovision.tiling.tasks import ShardLabels, TilingTask
+from geovision.tiling.tasks import TilingTask
 
 
 def tile_boxes(pixel_boxes: np.ndarray, class_ids: np.ndarray, w: PixelWindow,
@@ -37,36 +36,6 @@ def tile_boxes(pixel_boxes: np.ndarray, class_ids: np.ndarray, w: PixelWindow,
     return clipped[keep].astype(np.float32), class_ids[keep].astype(np.int16)
 
 
-class _Boxes(ShardLabels):
-    def __init__(self, n_tiles: int, tile_size: int, num_classes: int,
-                 min_visible: float) -> None:
-        super().__init__(n_tiles, tile_size, num_classes)
-        self.min_visible = min_visible
-        self.found: list[np.ndarray] = []
-        self.labels: list[np.ndarray] = []
-        self.tiles: list[np.ndarray] = []
-
-    def add(self, i: int, tile: int, burned: np.ndarray | None, features: Any,
-            window: PixelWindow) -> None:
-        if features is None:
-            return
-        b, lab = tile_boxes(features.pixel_boxes, features.class_ids, window,
-                            self.min_visible)
-        if len(b):
-            self.found.append(b)
-            self.labels.append(lab)
-            self.tiles.append(np.full(len(b), tile, dtype=np.int32))
-            self.class_tiles[np.unique(lab)] += 1
-            self.class_pixels += np.bincount(lab, minlength=self.num_classes)[
-                :self.num_classes]
-
-    def boxes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self.found:
-            return super().boxes()
-        return (np.concatenate(self.found), np.concatenate(self.labels),
-                np.concatenate(self.tiles))
-
-
 class Detection(TilingTask):
     """Boxes from the bounds of the label features, kept where enough of them is visible."""
 
@@ -75,21 +44,7 @@ class Detection(TilingTask):
     counted = "boxes"
 
     def create_arrays(self, group: Any, *, n_tiles: int, tile_size: int, shard: int) -> None:
-        """None: boxes are written when the store is complete (:meth:`box_arrays`)."""
-
-    def shard_labels(self, n_tiles: int, tile_size: int, num_classes: int,
-                     options: TileOptions) -> ShardLabels:
-        """Boxes per tile (``options.min_box_visible``), boxes and tiles per class."""
-        return _Boxes(n_tiles, tile_size, num_classes, options.min_box_visible)
-
-    def box_arrays(self, boxes: list[np.ndarray], labels: list[np.ndarray],
-                   tiles: list[np.ndarray]) -> dict[str, np.ndarray] | None:
-        """``boxes (box, 4)`` float32, ``box_label (box,)`` int16, ``box_tile (box,)`` int32."""
-        return {
-            "boxes": np.concatenate(boxes).astype(np.float32).reshape(-1, 4),
-            "box_label": np.concatenate(labels).astype(np.int16),
-            "box_tile": np.concatenate(tiles).astype(np.int32),
-        }
+        """None: boxes are written when the store is complete (``store.commit_store``)."""
 
 
 TASK = Detection()

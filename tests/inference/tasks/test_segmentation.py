@@ -41,7 +41,7 @@ def scene_pixels(path: Path) -> np.ndarray:
 def test_outputs_share_the_scene_grid_and_are_valid_cogs(tmp_path, seg_bundle, crs):
     sample = make_sample(tmp_path / "s", size=(300, 220), crss=(crs,), seed=2)
     scene = sample.rasters[0]
-    [summary] = infer(seg_bundle, scene, tmp_path / "out", quiet=True)
+    [summary] = infer(seg_bundle, scene, tmp_path / "out", window=64, quiet=True)
     with rasterio.open(scene) as src:
         grid = (src.crs, src.transform, src.width, src.height)
     for name in ("scene.class.tif", "scene.prob.tif"):
@@ -149,10 +149,10 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     bundle = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET,
                           tile_size=32)
     sample = make_sample(tmp_path / "s", size=(384, 256), seed=7)
-    infer(bundle, sample.rasters, tmp_path / "ref", block_windows=1, quiet=True)
+    infer(bundle, sample.rasters, tmp_path / "ref", window=32, block_windows=1, quiet=True)
     out = tmp_path / "crash"
     code = (f"from geovision.inference import infer; infer({str(bundle)!r}, "
-            f"{sample.rasters[0]!r}, {str(out)!r}, block_windows=1, quiet=True)")
+            f"{sample.rasters[0]!r}, {str(out)!r}, window=32, block_windows=1, quiet=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     scratch = out / ".scene.partial"
     deadline = time.monotonic() + 120
@@ -164,13 +164,15 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     assert done >= 3, "the run ended before it could be interrupted"
     assert not (out / "scene.class.tif").exists()  # no partial output under a final name
     with pytest.raises(FileExistsError, match="--resume"):
-        infer(bundle, sample.rasters, out, block_windows=1, quiet=True)
-    [summary] = infer(bundle, sample.rasters, out, block_windows=1, resume=True, quiet=True)
+        infer(bundle, sample.rasters, out, window=32, block_windows=1, quiet=True)
+    [summary] = infer(bundle, sample.rasters, out, window=32, block_windows=1, resume=True,
+                      quiet=True)
     for name in ("scene.class.tif", "scene.prob.tif"):
         np.testing.assert_array_equal(read(out / name), read(tmp_path / "ref" / name))
     assert not scratch.exists()
     # resuming a finished run does nothing
-    again = infer(bundle, sample.rasters, out, block_windows=1, resume=True, quiet=True)
+    again = infer(bundle, sample.rasters, out, window=32, block_windows=1, resume=True,
+                  quiet=True)
     assert again[0].created == summary.created
 
 

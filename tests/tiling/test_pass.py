@@ -1,4 +1,4 @@
-"""The one-pass path `tile_fast` builds the same store as `tile`, array for array."""
+"""`tile()`'s pass against an independent computation, both passes (ordered, spill), resume."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import zarr
 
 from geovision.errors import InputError
 from geovision.synthetic import make_sample
-from geovision.tiling import TileOptions, fastpass, tile
-from geovision.tiling.fastpass import tile_fast
+from geovision.tiling import TileOptions, api, tile
+from tests.tiling.reference import assert_matches_reference
 
 
 def assert_same_store(a, b):
@@ -39,12 +39,16 @@ def assert_same_store(a, b):
 
 
 def _both(tmp_path, rasters, labels, opts, passes=(None,)):
-    """Build with tile() and with tile_fast() (each pass asked for); compare."""
-    ref = tile(rasters, labels, tmp_path / "ref.zarr", opts, quiet=True)
+    """Build with each pass asked for; the first equals the reference, the others the first."""
+    first = None
     for ordered in passes:
-        new = tile_fast(rasters, labels, tmp_path / f"new-{ordered}.zarr", opts, quiet=True,
-                        ordered=ordered)
-        assert_same_store(ref, new)
+        new = tile(rasters, labels, tmp_path / f"new-{ordered}.zarr", opts, quiet=True,
+                   ordered=ordered)
+        if first is None:
+            assert_matches_reference(new, rasters, labels, opts)
+            first = new
+        else:
+            assert_same_store(first, new)
     return new
 
 
@@ -56,7 +60,7 @@ BOTH = (True, False)
     TileOptions(class_field="kind", tile_size=64, stride=48, block_size=64, shard=5, seed=3),
     TileOptions(task="classification", class_field="kind", tile_size=48, shard=7),
 ], ids=["segmentation", "overlap-border-drops", "classification"])
-def test_two_crs_scene_equals_tile(sample_two_crs, tmp_path, opts):
+def test_two_crs_scene_equals_reference(sample_two_crs, tmp_path, opts):
     passes = (False,) if opts.stride else BOTH  # border drops possible: spill pass only
     _both(tmp_path, list(sample_two_crs.rasters), sample_two_crs.labels, opts, passes)
 
@@ -66,11 +70,11 @@ def test_two_crs_scene_equals_tile(sample_two_crs, tmp_path, opts):
     TileOptions(class_field="kind", tile_size=96, stride=40, min_valid=0.0, shard=64),
     TileOptions(task="classification", class_field="kind", tile_size=64, bands=(3, 1)),
 ], ids=["min-valid", "shard-larger-than-dataset", "band-subset"])
-def test_nodata_uint16_scene_equals_tile(sample_utm, tmp_path, opts):
+def test_nodata_uint16_scene_equals_reference(sample_utm, tmp_path, opts):
     _both(tmp_path, sample_utm.rasters, sample_utm.labels, opts, BOTH)
 
 
-def test_detection_equals_tile(sample_utm, tmp_path):
+def test_detection_equals_reference(sample_utm, tmp_path):
     new = _both(tmp_path, sample_utm.rasters, sample_utm.objects,
                 TileOptions(task="detection", tile_size=64, min_valid=0.0, split="random"),
                 BOTH)
@@ -78,7 +82,7 @@ def test_detection_equals_tile(sample_utm, tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int16"])
-def test_other_dtypes_equal_tile(tmp_path, dtype):
+def test_other_dtypes_equal_reference(tmp_path, dtype):
     sample = make_sample(tmp_path / "s", size=(200, 136), dtype=dtype, seed=9)
     new = _both(tmp_path, sample.rasters, sample.labels,
                 TileOptions(class_field="kind", tile_size=32, min_valid=0.3, shard=6), BOTH)
@@ -87,7 +91,7 @@ def test_other_dtypes_equal_tile(tmp_path, dtype):
 
 def test_small_blocks_split_columns_and_still_equal(sample_utm, tmp_path, monkeypatch):
     # a budget of a few tiles forces blocks of several columns per row group
-    monkeypatch.setattr(fastpass, "BLOCK_BUDGET", 64 * 160 * 2 * 4)
+    monkeypatch.setattr(api, "BLOCK_BUDGET", 64 * 160 * 2 * 4)
     _both(tmp_path, sample_utm.rasters, sample_utm.labels,
           TileOptions(class_field="kind", tile_size=64, stride=32, min_valid=0.0, shard=4,
                       split="random"), BOTH)
@@ -101,31 +105,32 @@ def test_no_tile_left_raises_and_leaves_nothing(sample_utm, tmp_path):
             dst.write(np.full((src.count, src.height, src.width), nodata, dtype=src.dtypes[0]))
     out = tmp_path / "none.zarr"
     with pytest.raises(InputError, match="--min-valid"):
-        tile_fast([empty], sample_utm.labels, out,
+        tile([empty], sample_utm.labels, out,
                   TileOptions(class_field="kind", tile_size=64, min_valid=0.0), quiet=True)
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
 
-def test_labels_outside_every_raster_fail_as_tile_does(sample_utm, tmp_path):
+def test_labels_outside_every_raster_fail_and_leave_nothing(sample_utm, tmp_path):
     far = gpd.GeoDataFrame({"kind": ["crop"]}, geometry=[shapely.box(100, 40, 101, 41)],
                            crs="EPSG:4326")
     path = tmp_path / "far.gpkg"
     far.to_file(path)
-    opts = TileOptions(class_field="kind", tile_size=64)
-    with pytest.raises(InputError) as classic:
-        tile(sample_utm.rasters, path, tmp_path / "a.zarr", opts, quiet=True)
     out = tmp_path / "b.zarr"
-    with pytest.raises(InputError) as fast:
-        tile_fast(sample_utm.rasters, path, out, opts, quiet=True)
-    assert str(fast.value) == str(classic.value)
+    with pytest.raises(InputError) as err:
+        tile(sample_utm.rasters, path, out, TileOptions(class_field="kind", tile_size=64),
+             quiet=True)
+    assert str(err.value).startswith(f"{path}: no label feature overlaps any raster (labels "
+                                     "span (100.0, 40.0, 101.0, 41.0) in EPSG:4326; rasters: ")
+    assert str(err.value).endswith("; check the files and their CRSs")
     assert not out.exists() and not Path(str(out) + ".partial").exists()
 
 
 def test_resume_after_a_failed_shard_task(sample_utm, tmp_path, monkeypatch):
     opts = TileOptions(class_field="kind", tile_size=32, min_valid=0.2, shard=4)
-    ref = tile(sample_utm.rasters, sample_utm.labels, tmp_path / "ref.zarr", opts, quiet=True)
+    ref = tile(sample_utm.rasters, sample_utm.labels, tmp_path / "ref.zarr", opts, quiet=True,
+               ordered=False)
     calls = {"n": 0}
-    real = fastpass.run_shards
+    real = api.run_shards
 
     def flaky(job):
         calls["n"] += 1
@@ -133,26 +138,25 @@ def test_resume_after_a_failed_shard_task(sample_utm, tmp_path, monkeypatch):
             raise RuntimeError("worker lost")
         return real(job)
 
-    monkeypatch.setattr(fastpass, "run_shards", flaky)
+    monkeypatch.setattr(api, "run_shards", flaky)
     out = tmp_path / "new.zarr"
     with pytest.raises(RuntimeError, match="worker lost"):
-        tile_fast(sample_utm.rasters, sample_utm.labels, out, opts, workers=1, quiet=True,
+        tile(sample_utm.rasters, sample_utm.labels, out, opts, workers=1, quiet=True,
                   ordered=False)
-    monkeypatch.setattr(fastpass, "run_shards", real)
-    tile_fast(sample_utm.rasters, sample_utm.labels, out, opts, resume=True, quiet=True,
+    monkeypatch.setattr(api, "run_shards", real)
+    tile(sample_utm.rasters, sample_utm.labels, out, opts, resume=True, quiet=True,
               ordered=False)
     assert_same_store(ref, out)
 
 
 _CHILD = """
 import sys
-from geovision.tiling import TileOptions, fastpass
-fastpass.BLOCK_BUDGET = 32 * 96 * 4  # blocks of three tiles: many block tasks
-fastpass.SHARDS_PER_TASK = 1
-fastpass.tile_fast(sys.argv[1:3], sys.argv[3], sys.argv[4],
-                   TileOptions(class_field="kind", tile_size=32, shard=2),
-                   workers=1, quiet=True, resume=sys.argv[5] == "1",
-                   ordered=sys.argv[6] == "ordered")
+from geovision.tiling import TileOptions, api
+api.BLOCK_BUDGET = 32 * 96 * 4  # blocks of three tiles: many block tasks
+api.SHARDS_PER_TASK = 1
+api.tile(sys.argv[1:3], sys.argv[3], sys.argv[4],
+         TileOptions(class_field="kind", tile_size=32, shard=2),
+         workers=1, quiet=True, resume=sys.argv[5] == "1", ordered=sys.argv[6] == "ordered")
 """
 
 
@@ -160,8 +164,9 @@ fastpass.tile_fast(sys.argv[1:3], sys.argv[3], sys.argv[4],
 def kill_scene(tmp_path_factory):
     root = tmp_path_factory.mktemp("kill")
     sample = make_sample(root / "scene", size=256, crss=("EPSG:32633", "EPSG:3035"), seed=11)
-    ref = tile(list(sample.rasters), sample.labels, root / "ref.zarr",
-               TileOptions(class_field="kind", tile_size=32, shard=2), quiet=True)
+    opts = TileOptions(class_field="kind", tile_size=32, shard=2)
+    ref = tile(list(sample.rasters), sample.labels, root / "ref.zarr", opts, quiet=True)
+    assert_matches_reference(ref, list(sample.rasters), sample.labels, opts)
     return sample, ref
 
 
