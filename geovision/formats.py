@@ -11,6 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 #: Split names, in the order of their codes in a tile store's ``split`` array (0, 1, 2).
 SPLITS = ("train", "val", "test")
 #: Class id of pixels that no label covers (class 0, ``background``).
@@ -92,6 +94,53 @@ class BandInfo:
 def classes_from_json(records: Sequence[Mapping[str, Any]]) -> tuple[ClassInfo, ...]:
     """Classes from their records in a file."""
     return tuple(ClassInfo.from_json(r) for r in records)
+
+
+def class_ids(classes: Sequence[ClassInfo]) -> tuple[int, ...] | None:
+    """The user's class id of each model output (index ``k`` -> ``classes[k].id``).
+
+    A model is trained on compact indices ``0 .. K-1``, one per class in the order of the
+    store's ``classes`` (background first); a store written with ``--class-map`` may keep
+    the user's codes as ids (``0, 2, 10``). Every output that writes class values maps the
+    model's indices back to these ids.
+
+    Returns:
+        The ids by index, or None when they are ``0 .. K-1`` already (nothing to map).
+    """
+    ids = tuple(c.id for c in classes)
+    return None if ids == tuple(range(len(ids))) else ids
+
+
+def id_lookup(classes: Sequence[ClassInfo], ignore: int = IGNORE_INDEX) -> np.ndarray | None:
+    """Lookup table from stored class ids (uint8 mask values) to model indices.
+
+    Entry ``id`` is the class's index in ``classes``; ``ignore`` stays ``ignore`` and a value
+    that names no class becomes ``ignore`` too (no loss or metric sees it).
+
+    Returns:
+        A uint8 array of 256 entries, or None when ids are ``0 .. K-1`` (nothing to map).
+    """
+    if class_ids(classes) is None:
+        return None
+    lut = np.full(256, ignore, dtype=np.uint8)
+    for index, c in enumerate(classes):
+        if 0 <= c.id < 256 and c.id != ignore:
+            lut[c.id] = index
+    return lut
+
+
+def ids_of(indices: np.ndarray, ids: Sequence[int] | None, nodata: int = CLASS_NODATA,
+           ) -> np.ndarray:
+    """Model indices mapped to the user's class ids (``ids`` from :func:`class_ids`).
+
+    ``nodata`` stays ``nodata``; with ``ids`` None the array is returned as it is.
+    """
+    if ids is None:
+        return indices
+    lut = np.full(256, nodata, dtype=np.int64)
+    lut[: len(ids)] = ids
+    lut[nodata] = nodata
+    return lut[np.asarray(indices, dtype=np.int64)].astype(indices.dtype, copy=False)
 
 
 def bands_from_json(records: Sequence[Mapping[str, Any]]) -> tuple[BandInfo, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,14 @@ def train_cmd(config: Path | None, overrides: tuple[str, ...], resume: Path | No
     from geovision.engine.trainer import train
 
     result = train(cfg, resume=resume, overwrite=overwrite)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under torchrun, rank 0 reports the run
     (metric, value), = result.best.items()
     click.echo(f"{result.session}: {result.epochs} epochs, best {metric} {value:.4f} at epoch "
                f"{result.best_epoch}{' (stopped early)' if result.stopped_early else ''}; "
-               f"model {result.model}")
+               f"model {result.model}"
+               + (f" (weights of epoch {result.kept_epoch})"
+                  if result.kept_epoch not in (0, result.best_epoch) else ""))
 
 
 @command("evaluate")

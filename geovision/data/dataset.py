@@ -111,7 +111,7 @@ class TileDataset(Dataset[dict[str, Any]]):
             if (self.info.path / name / "zarr.json").is_file()}
         self._group: Any = None
         self._pid = -1
-        self.targets: Any = self.task.preload(self.info.path)
+        self.targets: Any = self.task.preload(self.info)
 
     @property
     def batch_normalize(self) -> Normalize | None:

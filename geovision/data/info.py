@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ from geovision.formats import (
     BandInfo,
     ClassInfo,
     bands_from_json,
+    class_ids,
     classes_from_json,
+    id_lookup,
 )
 from geovision.geo.resolution import PixelSize
 
@@ -39,6 +41,9 @@ class TileInfo:
         resolution: ``[x, y]`` pixel size of the first source, or None.
         splits: tile indices per split name.
         pixel_size: the first source's pixel size with its CRS (None without one).
+        counts: the store's ``counts`` attribute as tiling wrote it (``tiles`` per split,
+            ``class_tiles`` and ``class_pixels`` or ``class_boxes`` per class id, over every
+            split); empty for a store without one.
     """
 
     path: Path
@@ -52,6 +57,7 @@ class TileInfo:
     resolution: list[float] | None
     splits: dict[str, np.ndarray]
     pixel_size: PixelSize | None = None
+    counts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -60,8 +66,22 @@ class TileInfo:
 
     @property
     def class_names(self) -> list[str]:
-        """Class names by id."""
+        """Class names by model index (``classes`` order, background first)."""
         return [c.name for c in self.classes]
+
+    @property
+    def class_ids(self) -> tuple[int, ...] | None:
+        """The class id of each model index, or None when ids are ``0 .. K-1`` already."""
+        return class_ids(self.classes)
+
+    @property
+    def id_lookup(self) -> np.ndarray | None:
+        """Stored class id -> model index (uint8, 256 entries), or None when ids are dense.
+
+        The model is trained on indices ``0 .. K-1``; a store made with ``--class-map`` may
+        keep the user's codes (``0, 2, 10``) as ids. :data:`ignore_index` stays ignored.
+        """
+        return id_lookup(self.classes, self.ignore_index)
 
 
 def read_info(path: str | os.PathLike[str]) -> TileInfo:
@@ -100,4 +120,5 @@ def read_info(path: str | os.PathLike[str]) -> TileInfo:
         splits={name: np.flatnonzero(split == code) for code, name in enumerate(SPLITS)},
         pixel_size=(PixelSize(float(res[0]), float(res[1]), str(sources[0]["crs"]))
                     if res and sources[0].get("crs") else None),
+        counts=dict(attrs.get("counts") or {}),
     )

@@ -45,6 +45,18 @@ class AugmentConfig(_Strict):
         "boxes", default_factory=list)
 
 
+class SamplerConfig(_Strict):
+    """Which training tiles an epoch draws (validation always reads every tile once)."""
+
+    name: Literal["random", "balanced"] = _key(
+        "`random` (every tile once per epoch, shuffled) or `balanced` (tiles drawn with "
+        "replacement, each weighted by 1 / tiles holding its rarest class; detection: "
+        "`positive_fraction` of each batch from tiles with objects)", default="random")
+    positive_fraction: float | None = _key(
+        "detection with `balanced`: share of each batch drawn from tiles holding objects "
+        "(`null`: weights by class, as for the other tasks)", default=None, gt=0, lt=1)
+
+
 class DataConfig(_Strict):
     """Where the tiles come from and how they are batched."""
 
@@ -55,6 +67,7 @@ class DataConfig(_Strict):
     batch_size: int = _key("tiles per batch (per process under DDP)", default=16, ge=1)
     workers: int = _key("DataLoader worker processes", default=2, ge=0)
     augment: AugmentConfig = Field(default_factory=lambda: AugmentConfig.model_validate({}))
+    sampler: SamplerConfig = Field(default_factory=lambda: SamplerConfig.model_validate({}))
 
 
 class ModelConfig(_Strict):
@@ -62,8 +75,10 @@ class ModelConfig(_Strict):
 
     name: str = _key("architecture (see below)")
     params: dict[str, Any] = _key(
-        "its parameters; `weights: /local/file.pth` loads local pretrained weights (stem "
-        "adapted to the band count; nothing is downloaded)", default_factory=dict)
+        "its parameters; `encoder` (segmentation) / `backbone` (detection) pick a "
+        "pretrained-able encoder; `weights:` a local file (any state-dict layout) or a hub "
+        "name (`imagenet`, a timm tag), its stem mapped to the bands by name (`weights_bands` "
+        "for a file's bands); see `geovision/models/README.md`", default_factory=dict)
 
 
 class NamedConfig(_Strict):
@@ -86,7 +101,8 @@ class LossConfig(_Strict):
         "`ce`, `dice`, `ce+dice` (classification: `ce`; detectors use their own losses)",
         default="ce")
     class_weights: list[float] | Literal["auto"] | None = _key(
-        "list per class, or `auto` (median frequency)", default=None)
+        "list per class, or `auto` (median frequency of the tile store's class counts)",
+        default=None)
     label_smoothing: float = _key("cross-entropy label smoothing", default=0.0, ge=0, lt=1)
     dice_weight: float = _key("weight of the Dice term in `ce+dice`", default=1.0, ge=0)
 
@@ -97,6 +113,8 @@ class EarlyStoppingConfig(_Strict):
     patience: int | None = _key("stop after this many epochs without improvement",
                                 default=None, ge=1)
     min_delta: float = _key("smallest improvement that counts", default=0.0, ge=0)
+    min_epochs: int = _key("never stop before the warmup plus this many epochs", default=5,
+                           ge=0)
 
 
 class TrainSection(_Strict):
@@ -106,16 +124,22 @@ class TrainSection(_Strict):
     seed: int = _key("seed of weights, order and augmentation", default=0)
     device: str = _key("`auto`, `cpu`, `cuda`, `cuda:N`, `mps`", default="auto")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = _key(
-        "`auto` (bf16, or fp16 + grad scaler, on CUDA; fp32 on CPU), `fp32`, `bf16`, `fp16`",
+        "`auto` (bf16, or fp16 + grad scaler, on CUDA; fp32 on CPU), `fp32`, `bf16` (CUDA "
+        "or CPU), `fp16` (CUDA)",
         default="auto")
     optimizer: NamedConfig = _key(
         "any `torch.optim` class", default_factory=lambda: NamedConfig.model_validate(
             {"name": "AdamW", "params": {"lr": 1e-3, "weight_decay": 1e-4}}))
     scheduler: SchedulerConfig | None = _key(
         "any `torch.optim.lr_scheduler` class or `null`; `interval: step` steps per optimizer "
-        "step; lengths (`T_max`, `total_steps`) default to the run's",
+        "step; lengths (`T_max`, `total_steps`) default to the run's; `ReduceLROnPlateau` "
+        "steps once per epoch with the monitored metric (its `mode` that of the monitor)",
         default_factory=lambda: SchedulerConfig.model_validate({"name": "CosineAnnealingLR"}))
     warmup: int = _key("linear warmup, in scheduler intervals", default=0, ge=0)
+    freeze_encoder_epochs: int = _key(
+        "the encoder (the part pretrained weights fill) is frozen for the first N epochs, "
+        "batch-norm statistics too", default=0, ge=0)
+    encoder_lr_scale: float = _key("encoder learning rate = lr x this", default=1.0, gt=0)
     grad_accumulation: int = _key("batches per optimizer step", default=1, ge=1)
     grad_clip: float | None = _key("max gradient norm", default=None, gt=0)
     loss: LossConfig = Field(default_factory=lambda: LossConfig.model_validate({}))

@@ -61,17 +61,22 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     """The autocast dtype for ``precision`` on ``device`` (None: fp32).
 
     ``auto`` is bf16 on CUDA devices that support it, fp16 on older ones, fp32 elsewhere.
+    ``bf16`` also runs on a CPU (``torch.autocast("cpu", torch.bfloat16)``): slower than fp32
+    on most CPUs, but the code path of a bf16 GPU run, checked without a GPU.
 
     Raises:
-        ConfigError: half precision asked for on a CPU.
+        ConfigError: fp16 (or bf16 on another device than CUDA or CPU) asked for elsewhere.
     """
     if precision == "fp32":
         return None
     if device.type != "cuda":
         if precision == "auto":
             return None
+        if precision == "bf16" and device.type == "cpu":
+            return torch.bfloat16
         raise ConfigError(f"train.precision: {precision} needs a CUDA device; use "
-                          "train.precision=fp32 or auto on CPU")
+                          f"train.precision=fp32 or auto on {device.type}"
+                          + (" (or bf16)" if device.type == "cpu" else ""))
     if precision == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if precision == "bf16" else torch.float16

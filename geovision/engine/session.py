@@ -84,8 +84,11 @@ class Session:
         cfg: dict[str, Any] = yaml.safe_load(self.config.read_text()) or {}
         train: dict[str, Any] = cfg.get("train") or {}
         state: dict[str, Any] = torch.load(self.last, map_location="cpu", weights_only=True)
-        patience = int((train.get("early_stopping") or {}).get("patience") or 0)
-        stopped = patience > 0 and int(state.get("bad_epochs") or 0) >= patience
+        if "stopped_early" in state:
+            stopped = bool(state["stopped_early"])
+        else:  # checkpoints written before the flag was kept
+            patience = int((train.get("early_stopping") or {}).get("patience") or 0)
+            stopped = patience > 0 and int(state.get("bad_epochs") or 0) >= patience
         return int(state.get("epoch") or 0) >= int(train.get("epochs") or 0) or stopped
 
 

@@ -18,7 +18,14 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from geovision.atomic import write_text
-from geovision.data import Augment, EpochSampler, TileDataset, read_info
+from geovision.data import (
+    Augment,
+    BalancedSampler,
+    EpochSampler,
+    TileDataset,
+    balanced_weights,
+    read_info,
+)
 from geovision.engine.checkpoint import (
     load_checkpoint,
     rng_state,
@@ -27,7 +34,7 @@ from geovision.engine.checkpoint import (
 )
 from geovision.engine.config import TrainConfig, dump_config, resolve_config
 from geovision.engine.metrics import TaskMetrics
-from geovision.engine.optim import build_optimizer, build_scheduler
+from geovision.engine.optim import WarmupPlateau, build_optimizer, build_scheduler
 from geovision.engine.plots import plot_confusion, plot_curves, plot_previews
 from geovision.engine.runtime import Runtime, all_mean, maybe_no_sync, setup, teardown
 from geovision.engine.session import (
@@ -42,7 +49,8 @@ from geovision.engine.session import (
 from geovision.engine.tasks import for_task
 from geovision.errors import ConfigError, InputError, OutputExistsError
 from geovision.models.bundle import save_bundle, unwrap, update_train_record
-from geovision.models.registry import build_model
+from geovision.models.finetune import freeze_encoder
+from geovision.models.registry import build_model, build_model_with_weights
 from geovision.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -62,7 +70,8 @@ def warn_val_classes(info: Any, train_split: str, val_split: str) -> list[str]:
     from geovision.tiling.info import split_class_counts
     from geovision.tiling.store import open_group
 
-    counts = split_class_counts(open_group(info.path), info.task, info.num_classes,
+    counts = split_class_counts(open_group(info.path), info.task,
+                                [c.id for c in info.classes],
                                 info.ignore_index)
     train, val = counts[SPLITS.index(train_split)], counts[SPLITS.index(val_split)]
     missing = [info.class_names[i] for i in np.flatnonzero((train > 0) & (val == 0))]
@@ -85,6 +94,8 @@ class TrainResult:
         best_epoch: the epoch (1-based) of the best value.
         stopped_early: training stopped before ``train.epochs`` (early stopping).
         history: the per-epoch records of metrics.jsonl.
+        kept_epoch: the epoch whose weights ``model.pt`` holds: ``best_epoch``, or the last
+            epoch when the monitored metric never improved on its first value (or stayed 0).
     """
 
     session: Path
@@ -93,6 +104,7 @@ class TrainResult:
     best_epoch: int
     stopped_early: bool
     history: list[dict[str, Any]] = field(repr=False, default_factory=list)
+    kept_epoch: int = 0
 
     @property
     def model(self) -> Path:
@@ -107,9 +119,32 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _loader(ds: TileDataset, cfg: TrainConfig, rt: Runtime, *, shuffle: bool) -> DataLoader:
-    sampler = EpochSampler(len(ds), shuffle=shuffle, seed=cfg.train.seed, rank=rt.rank,
+def _sampler(ds: TileDataset, cfg: TrainConfig, rt: Runtime, *, shuffle: bool) -> EpochSampler:
+    """The epoch order of a split: every tile once, or ``data.sampler: balanced`` draws."""
+    sc = cfg.data.sampler
+    if not shuffle or sc.name == "random":
+        return EpochSampler(len(ds), shuffle=shuffle, seed=cfg.train.seed, rank=rt.rank,
+                            world=rt.world)
+    if sc.positive_fraction is not None and ds.info.task != "detection":
+        raise ConfigError(f"data.sampler.positive_fraction: applies to detection, not "
+                          f"{ds.info.task}; leave it null (tiles are weighted by class)")
+    presence = ds.task.class_presence(ds)
+    weights = balanced_weights(presence)
+    positives = ~presence[:, 0] if sc.positive_fraction is not None else None
+    if positives is not None and sc.positive_fraction is not None:
+        log.info("balanced sampler: %d of %d training tiles hold objects; %.0f%% of each batch "
+                 "drawn from them", int(positives.sum()), len(ds), 100 * sc.positive_fraction)
+    else:
+        tiles = presence.sum(axis=0)
+        log.info("balanced sampler: tiles per class %s", ", ".join(
+            f"{n} {int(t)}" for n, t in zip(ds.info.class_names, tiles, strict=True)))
+    return BalancedSampler(weights, positives=positives, positive_fraction=sc.positive_fraction,
+                           batch_size=cfg.data.batch_size, seed=cfg.train.seed, rank=rt.rank,
                            world=rt.world)
+
+
+def _loader(ds: TileDataset, cfg: TrainConfig, rt: Runtime, *, shuffle: bool) -> DataLoader:
+    sampler = _sampler(ds, cfg, rt, shuffle=shuffle)
     workers = cfg.data.workers
     return DataLoader(
         ds, batch_size=cfg.data.batch_size, sampler=sampler, num_workers=workers,
@@ -134,6 +169,10 @@ def _start(config: Any, overrides: tuple[str, ...], resume: Any,
         session = Session(Path(resume))
         return cfg, session, load_checkpoint(session.last)
     session = Session(session_dir(cfg.output, cfg.name))
+    if int(os.environ.get("RANK", "0")) != 0:
+        # under torchrun, rank 0 alone checks and replaces the session (before every rank
+        # meets in init_process_group), so that ranks never delete one another's files
+        return cfg, session, None
     if session.root.exists() and any(session.root.iterdir()):
         if not overwrite:
             raise OutputExistsError(
@@ -152,8 +191,8 @@ def _check_model(cfg: TrainConfig) -> None:
             names) or its parameters do not fit.
     """
     info = read_info(cfg.data.dataset)
-    build_model(info.task, cfg.model.name, in_channels=len(info.bands),
-                num_classes=info.num_classes, params=cfg.model.params)
+    build_model(info.task, cfg.model.name, num_classes=info.num_classes,
+                params=cfg.model.params, bands=info.bands)
 
 
 def train(
@@ -183,6 +222,8 @@ def train(
     cfg, session, state = _start(config, tuple(overrides), resume, overwrite)
     rt = setup(cfg.train.device, cfg.train.precision)
     handler = None
+    if not rt.main:  # under DDP the other ranks say only what goes wrong
+        logging.getLogger("geovision").setLevel(logging.WARNING)
     try:
         if rt.main:
             session.create()
@@ -219,9 +260,14 @@ class _Loop:
         if len(self.val_ds) and rt.main:
             warn_val_classes(info, cfg.data.train_split, cfg.data.val_split)
         self.task = for_task(info.task)
-        model = build_model(info.task, cfg.model.name, in_channels=len(info.bands),
-                            num_classes=info.num_classes, params=cfg.model.params)
+        params = dict(cfg.model.params)
+        if state is not None:  # the checkpoint holds the weights: no need for the file
+            params.pop("weights", None)
+        model, _report = build_model_with_weights(
+            info.task, cfg.model.name, num_classes=info.num_classes, params=params,
+            bands=info.bands)
         self.model: nn.Module = model.to(rt.device)
+        self.frozen: bool | None = None
         self.criterion = self.task.criterion(cfg.train.loss, info, self.train_ds, rt.device)
         self.train_loader = _loader(self.train_ds, cfg, rt, shuffle=True)
         self.val_loader = (_loader(self.val_ds, cfg, rt, shuffle=False)
@@ -231,24 +277,29 @@ class _Loop:
             batches = min(batches, tc.max_steps_per_epoch * tc.grad_accumulation)
         self.batches = batches
         self.steps_per_epoch = max(1, math.ceil(batches / tc.grad_accumulation))
-        self.optimizer = build_optimizer(tc.optimizer, self.model)
-        self.scheduler = build_scheduler(tc.scheduler, tc.warmup, self.optimizer,
-                                         epochs=tc.epochs, steps_per_epoch=self.steps_per_epoch)
-        self.step_interval = tc.scheduler.interval if tc.scheduler is not None else "epoch"
-        self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.use_scaler)
-        if rt.distributed:
-            ids = [rt.device.index] if rt.device.type == "cuda" else None
-            self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.monitor = tc.monitor or (self.task.monitor if self.val_loader else "train/loss")
         mode = tc.monitor_mode
         self.mode = mode if mode != "auto" else ("min" if "loss" in self.monitor else "max")
+        self.optimizer = build_optimizer(tc.optimizer, self.model, tc.encoder_lr_scale)
+        self.scheduler = build_scheduler(tc.scheduler, tc.warmup, self.optimizer,
+                                         epochs=tc.epochs, steps_per_epoch=self.steps_per_epoch,
+                                         monitor_mode=self.mode)
+        self.step_interval = tc.scheduler.interval if tc.scheduler is not None else "epoch"
+        # early stopping waits for the warmup (in epochs) plus train.early_stopping.min_epochs
+        warm = tc.warmup if self.step_interval == "epoch" else math.ceil(
+            tc.warmup / self.steps_per_epoch)
+        self.min_epochs = warm + tc.early_stopping.min_epochs
+        self.scaler = torch.amp.GradScaler(rt.device.type, enabled=rt.use_scaler)
         self.metrics = TaskMetrics(info.task, info.class_names, info.ignore_index, rt.device)
         self.epoch, self.step = 0, 0
         self.best: float | None = None
         self.best_epoch, self.bad_epochs = 0, 0
+        self.first: float | None = None
+        self.stopped = False
         self.history: list[dict[str, Any]] = []
         if state is not None:
             self._restore(state)
+        self._set_frozen()
         self.writer: Any = None
         if rt.main:
             from torch.utils.tensorboard import SummaryWriter
@@ -268,6 +319,7 @@ class _Loop:
         self.best = state.get("best")
         self.best_epoch = int(state.get("best_epoch", 0))
         self.bad_epochs = int(state.get("bad_epochs", 0))
+        self.first = state.get("first")
         self.history = read_metrics(self.session.metrics, up_to_epoch=self.epoch)
         if self.rt.main:
             rewrite_metrics(self.session.metrics, self.history)
@@ -283,8 +335,28 @@ class _Loop:
             "scaler": self.scaler.state_dict() if self.rt.use_scaler else None,
             "rng": rng_state(), "epoch": self.epoch, "step": self.step, "best": self.best,
             "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "first": self.first, "stopped_early": self.stopped,
             "monitor": self.monitor, "config": dump_config(self.cfg),
         }
+
+    def _set_frozen(self) -> None:
+        """Freeze the encoder while ``epoch < train.freeze_encoder_epochs``, then unfreeze.
+
+        Under DDP the model is wrapped again when this changes: DistributedDataParallel
+        synchronises only the parameters that required gradients when it was made.
+        """
+        frozen = self.epoch < self.cfg.train.freeze_encoder_epochs
+        if frozen == self.frozen:
+            return
+        model = unwrap(self.model)
+        if frozen or self.frozen:  # freezing, or unfreezing after a freeze
+            count = freeze_encoder(model, frozen)
+            log.info("epoch %d: encoder %s (%d tensors)", self.epoch + 1,
+                     "frozen" if frozen else "unfrozen", count)
+        self.frozen = frozen
+        if self.rt.distributed:
+            ids = [self.rt.device.index] if self.rt.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
     def run(self) -> TrainResult:
         tc = self.cfg.train
@@ -294,19 +366,52 @@ class _Loop:
                      "device %s%s", self.cfg.model.name, info.task, info.path,
                      len(self.train_ds), len(self.val_ds), len(info.bands), info.num_classes,
                      self.rt.device, f", {self.rt.amp_dtype}" if self.rt.amp_dtype else "")
-        stopped = False
-        while self.epoch < tc.epochs and not stopped:
-            stopped = self._epoch()
+        while self.epoch < tc.epochs and not self.stopped:
+            self._set_frozen()
+            self.stopped = self._epoch()
         if self.writer is not None:
             self.writer.close()
+        kept = self._keep()
         if self.rt.main and self.session.bundle.exists():
             # the bundle was written at the best epoch; now the run's length is known
-            update_train_record(self.session.bundle, epochs=self.epoch, stopped_early=stopped)
+            update_train_record(self.session.bundle, epochs=self.epoch,
+                                stopped_early=self.stopped, kept_epoch=kept)
         return TrainResult(session=self.session.root, epochs=self.epoch,
                            best={self.monitor: float("nan") if self.best is None
                                  else float(self.best)},
-                           best_epoch=self.best_epoch, stopped_early=stopped,
-                           history=self.history)
+                           best_epoch=self.best_epoch, stopped_early=self.stopped,
+                           history=self.history, kept_epoch=kept)
+
+    def _never_improved(self) -> str | None:
+        """Why the best epoch is no model to keep (None: it is)."""
+        if self.best is None:
+            return f"{self.monitor} was never a finite number"
+        if self.best == 0 and self.mode == "max":
+            return (f"{self.monitor} stayed 0 in all {self.epoch} epochs" if self.epoch > 1
+                    else f"{self.monitor} was 0 after the only epoch")
+        if self.best_epoch == 1 and self.epoch > 1:
+            first = self.first if self.first is not None else self.best
+            return (f"{self.monitor} never improved on its first value ({first:.4g} at epoch "
+                    f"1) in {self.epoch} epochs")
+        return None
+
+    def _keep(self) -> int:
+        """The epoch ``model.pt`` holds: the best, or the last when the metric never moved.
+
+        When the monitored metric never improved on its first value (or stayed 0), the
+        first epoch is no better than the others and usually the worst model: the bundle
+        is rewritten with the last epoch's weights and a warning says what to try.
+        """
+        why = self._never_improved()
+        if why is None:
+            return self.best_epoch
+        if not self.rt.main:
+            return self.epoch
+        self._save_bundle()
+        log.warning("%s; model.pt holds the last epoch (%d), not the best. Try more epochs "
+                    "(train.epochs), a lower learning rate (train.optimizer.params.lr), or "
+                    "pretrained weights (model.params.weights)", why, self.epoch)
+        return self.epoch
 
     def _epoch(self) -> bool:
         tc = self.cfg.train
@@ -331,28 +436,35 @@ class _Loop:
         record["time/train_s"] = round(train_time, 3)
         record["time/epoch_s"] = round(time.perf_counter() - t0, 3)
         record["tiles_per_s"] = round(len(self.train_ds) / max(train_time, 1e-9), 2)
-        if self.scheduler is not None and self.step_interval == "epoch":
+        if (self.scheduler is not None and self.step_interval == "epoch"
+                and not isinstance(self.scheduler, WarmupPlateau)):
             self.scheduler.step()
         self.epoch += 1
         if self.monitor not in record:
             raise ConfigError(f"train.monitor: '{self.monitor}' is not a metric of this run; "
                               f"metrics are: {', '.join(sorted(record))}")
         value = float(record[self.monitor])
+        if isinstance(self.scheduler, WarmupPlateau):
+            self.scheduler.step(value)
+        if self.first is None and math.isfinite(value):
+            self.first = value
         improved = _is_better(value, self.best, self.mode, tc.early_stopping.min_delta)
         if improved:
             self.best, self.best_epoch, self.bad_epochs = value, self.epoch, 0
         else:
             self.bad_epochs += 1
         self.history.append(record)
+        patience = tc.early_stopping.patience
+        stop = (patience is not None and self.bad_epochs >= patience
+                and self.epoch < tc.epochs and self.epoch >= self.min_epochs)
+        self.stopped = stop
         if self.rt.main:
             self._write(record, improved, matrix, previews)
-        patience = tc.early_stopping.patience
-        if patience is not None and self.bad_epochs >= patience and self.epoch < tc.epochs:
+        if stop:
             log.info("early stopping after epoch %d: %s has not improved for %d epochs "
                      "(best %.4g at epoch %d)", self.epoch, self.monitor, self.bad_epochs,
                      self.best if self.best is not None else float("nan"), self.best_epoch)
-            return True
-        return False
+        return stop
 
     def _train_one(self) -> float:
         tc, rt = self.cfg.train, self.rt
@@ -429,6 +541,21 @@ class _Loop:
             out["val/loss"] = all_mean(total / count, rt)
         return out, matrix, (images, targets, preds)
 
+    def _save_bundle(self) -> None:
+        """Write ``model.pt`` from the model's current weights."""
+        info = self.info
+        save_bundle(
+            self.session.bundle, model=self.model, task=info.task, classes=info.classes,
+            ignore_index=info.ignore_index, bands=info.bands,
+            architecture={"name": self.cfg.model.name, "params": self.cfg.model.params},
+            normalization={"mean": info.mean, "std": info.std},
+            tile_size=info.tile_size, resolution=info.resolution,
+            pixel_size=info.pixel_size,
+            train={"config": dump_config(self.cfg), "epochs": self.epoch,
+                   "best": {self.monitor: self.best}, "best_epoch": self.best_epoch,
+                   "kept_epoch": self.epoch, "dataset": str(info.path)},
+        )
+
     def _write(self, record: dict[str, Any], improved: bool, matrix: torch.Tensor | None,
                previews: tuple[list[Any], list[Any], list[Any]]) -> None:
         s, info = self.session, self.info
@@ -441,17 +568,7 @@ class _Loop:
         save_checkpoint(s.last, state)
         if improved:
             save_checkpoint(s.best, state)
-            save_bundle(
-                s.bundle, model=self.model, task=info.task, classes=info.classes,
-                ignore_index=info.ignore_index, bands=info.bands,
-                architecture={"name": self.cfg.model.name, "params": self.cfg.model.params},
-                normalization={"mean": info.mean, "std": info.std},
-                tile_size=info.tile_size, resolution=info.resolution,
-                pixel_size=info.pixel_size,
-                train={"config": dump_config(self.cfg), "epochs": self.epoch,
-                       "best": {self.monitor: self.best}, "best_epoch": self.best_epoch,
-                       "dataset": str(info.path)},
-            )
+            self._save_bundle()
             if matrix is not None:
                 plot_confusion(matrix, info.class_names, s.plots / "confusion_matrix.png",
                                title=f"validation, epoch {self.epoch}")

@@ -43,6 +43,8 @@ from geovision.evaluation.reference import (
     grid_windows,
 )
 from geovision.evaluation.tally import Tally
+from geovision.formats import BACKGROUND, IGNORE_INDEX
+from geovision.geo.classes import value_key
 from geovision.geo.classmap import read_class_map
 from geovision.geo.grid import Grid
 from geovision.geo.raster import open_raster, valid_mask
@@ -88,6 +90,14 @@ def prediction_names(ds: rasterio.io.DatasetReader, path: str, opts: ScoreOption
 def _vector_reference(labels: str, grid: Grid, classes: ClassList, opts: ScoreOptions,
                       predicted: dict[int, str]) -> tuple[VectorReference, dict[str, Any]]:
     lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field)
+    if opts.class_map is not None and opts.class_field is not None:
+        # the class map of tiling numbers the field's values when it lists them (codes kept
+        # as ids); a map that only names the predictions' ids leaves the labels by value
+        table = read_class_map(opts.class_map)
+        listed = {k for k, _ in table.values}
+        if any(value_key(c["name"]) in listed for c in lab.classes[1:]):
+            lab = read_labels(labels, layer=opts.layer, class_field=opts.class_field,
+                              class_map=table)
     if opts.class_field is None:
         objects = [n for _, n in sorted(predicted.items()) if n != "background"]
         if len(objects) != 1:
@@ -101,6 +111,10 @@ def _vector_reference(labels: str, grid: Grid, classes: ClassList, opts: ScoreOp
     to_index = {cid: classes.add(name, LABELS) for cid, name in label_names.items()}
     background = classes.add("background", LABELS) if opts.unlabeled == "background" else None
     frame = to_crs(lab.frame, grid.crs)
+    # a class map may make values background (id 0) or ignored (not scored)
+    if (frame["class_id"] == BACKGROUND).any():
+        to_index[BACKGROUND] = classes.add("background", LABELS)
+    to_index[IGNORE_INDEX] = -1
     index = np.array([to_index[int(c)] for c in frame["class_id"]], dtype=np.int64)
     source = VectorReference(np.asarray(frame.geometry.values), index, grid, background)
     return source, {"form": "vector", **lab.describe(), "unlabeled": opts.unlabeled}

@@ -47,7 +47,8 @@ class VectorReference:
 
     Args:
         geoms: label polygons, already in the grid's CRS, in file order.
-        class_index: the class index of each polygon.
+        class_index: the class index of each polygon (-1: its pixels are not scored, e.g. a
+            value a class map ignores).
         grid: the predictions' grid.
         background: class index of pixels no polygon covers, or None to leave them unscored.
     """
@@ -55,7 +56,8 @@ class VectorReference:
     def __init__(self, geoms: np.ndarray, class_index: np.ndarray, grid: Grid,
                  background: int | None) -> None:
         self.geoms = np.asarray(geoms)
-        self.burn_values = np.asarray(class_index, dtype=np.int64) + 1
+        # burned 0: no polygon; 1: an ignored polygon; 2 + i: class index i
+        self.burn_values = np.asarray(class_index, dtype=np.int64) + 2
         self.tree = shapely.STRtree(self.geoms)
         self.grid = grid
         self.background = background
@@ -74,7 +76,7 @@ class VectorReference:
                     all_touched=False, dtype="uint16")
         else:
             burned = np.zeros(target.shape, dtype=np.uint16)
-        out = burned.astype(np.int32) - 1
+        out = np.maximum(burned.astype(np.int32) - 2, -1)
         if self.background is not None:
             out[burned == 0] = self.background
         return out

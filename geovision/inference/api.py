@@ -23,6 +23,7 @@ from geovision.atomic import write_text
 from geovision.cluster import dask_client, run_graph, task, worker_threads
 from geovision.device import resolve_device
 from geovision.errors import InputError, OutputExistsError
+from geovision.formats import class_ids
 from geovision.geo.paths import remote_env
 from geovision.geo.raster import RasterInfo, open_raster
 from geovision.geo.scenes import SceneSource, scenes_for
@@ -294,7 +295,7 @@ def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInf
                      std=tuple(float(v) for v in std), options=opts,
                      scratch=str(scratch.resolve()),
                      polygons=scene_plan(opts, layout, scene.grid, bundle) if opts.vectors
-                     else None)
+                     else None, class_ids=class_ids(bundle.classes))
     todo = tuple(b for b in layout.blocks if not marker(scratch, b).exists())
     if len(todo) < len(layout.blocks):
         log.info("%s: resuming, %d of %d blocks done", stem, len(layout.blocks) - len(todo),

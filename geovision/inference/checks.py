@@ -69,6 +69,11 @@ def model_bands(scene: SceneSource, bundle: Bundle, opts: InferOptions) -> Scene
         return scene
     if all(w in have for w in want):
         return scene.select([have.index(w) + 1 for w in want])
+    by_alias = _by_alias(want, have)
+    if by_alias is not None:
+        log.info("%s: reading bands %s as the model's %s (the same bands by name)", scene.given,
+                 ", ".join(have[i - 1] for i in by_alias), ", ".join(want))
+        return scene.select(by_alias)
     if len(have) == n:
         log.warning("%s: band names (%s) are not the model's (%s); reading the scene's %d "
                     "bands in order as the model's (choose others with --bands or --assets)",
@@ -81,6 +86,25 @@ def model_bands(scene: SceneSource, bundle: Bundle, opts: InferOptions) -> Scene
         f"say which to read, in the model's order: --bands (1-based, e.g. "
         f"--bands {','.join(str(i) for i in range(1, min(n, len(have)) + 1))}) or --assets "
         "(by name)")
+
+
+def _by_alias(want: list[str], have: list[str]) -> list[int] | None:
+    """The scene's bands (1-based) that are the model's under other names, or None.
+
+    ``B04``, ``SR_B4`` and ``red`` are one band (:func:`geovision.models.bands.canonical_band`);
+    None unless every model band has exactly one such band in the scene.
+    """
+    from geovision.models.bands import canonical_band
+
+    mine = [canonical_band(h) for h in have]
+    picked = []
+    for w in want:
+        c = canonical_band(w)
+        hits = [i for i, m in enumerate(mine) if c is not None and m == c]
+        if len(hits) != 1:
+            return None
+        picked.append(hits[0] + 1)
+    return picked if len(set(picked)) == len(picked) else None
 
 
 def check_scene(info: RasterInfo, scene: SceneSource, bundle: Bundle) -> None:

@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from geovision.errors import InputError
-from geovision.formats import CLASS_NODATA, PROB_SCALE
+from geovision.formats import CLASS_NODATA, PROB_SCALE, ids_of
 from geovision.geo.polygonize import polygonize_block
 from geovision.geo.polygons import PolygonPlan, load_block, make_plan, resolve_classes, save_block
 from geovision.geo.vectorize import write_polygons
@@ -119,12 +119,13 @@ def polygonize_piece(work: SceneWork, piece: Piece, classes: np.ndarray,
     Args:
         work: the scene's work.
         piece: the piece.
-        classes: its ``(rows, cols)`` uint8 class ids (:data:`CLASS_NODATA` where invalid).
+        classes: its ``(rows, cols)`` uint8 model class indices (:data:`CLASS_NODATA` where
+            invalid); the polygons get the classes' ids (``work.class_ids``).
         stored: its stored probabilities ``(K, rows, cols)`` (compact uint8 or float32).
     """
     if work.polygons is None:
         return
-    block = polygonize_block(work.polygons, piece.window, classes,
+    block = polygonize_block(work.polygons, piece.window, ids_of(classes, work.class_ids),
                              own_probability(classes, stored), nodata=CLASS_NODATA)
     save_block(polygons_path(work.scratch, piece), block)
 

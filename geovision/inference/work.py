@@ -39,6 +39,8 @@ class SceneWork:
         std: per-band normalization std.
         options: the inference options.
         scratch: directory of the block results.
+        class_ids: the class id of each model output (the bundle's classes in order), or
+            None when they are ``0 .. K-1``: class rasters and polygons hold these ids.
         polygons: the scene's polygon plan with ``--vectors`` (its blocks are the layout's
             pieces; see :mod:`geovision.inference.vectors`), else None.
     """
@@ -59,6 +61,7 @@ class SceneWork:
     options: InferOptions
     scratch: str
     polygons: PolygonPlan | None = None
+    class_ids: tuple[int, ...] | None = None
 
 
 @dataclass

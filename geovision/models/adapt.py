@@ -1,50 +1,64 @@
-"""Fit torchvision models to any band count and load optional local pretrained weights."""
+"""The stem convolution: find it, fit it to a band count, map pretrained kernels to bands.
+
+The rule of :func:`adapt_stem` (band-aware adaptation of pretrained first-layer kernels):
+for weights trained on ``c`` bands and an input of ``n`` bands,
+
+    W'[:, j] = (c / n) * W[:, s(j)]         if input band j is the weights' band s(j)
+    W'[:, j] = (c / n) * mean_k W[:, k]     if the weights do not have band j
+
+where bands are matched by name (:func:`geovision.models.bands.match_bands`). The factor
+``c / n`` is the one timm's ``adapt_input_conv`` and smp's ``patch_first_conv`` apply when
+they repeat kernels over more (or fewer) channels: for an input whose bands all look alike
+(the same normalised value ``x`` in every band) the stem's response goes from
+``x * sum_k W[:, k]`` to ``x * sum_j W'[:, j]``, and with every weights band matched once
+plus ``m`` bands on the mean kernel (``n = c + m``) the factor makes the two exactly equal,
+so activations keep their magnitude and the pretrained layers after the stem see the range
+they were trained on. With ``n == c`` and every band matched to itself the kernel is
+returned unchanged. The stem's bias, if any, is kept.
+"""
 
 from __future__ import annotations
-
-import logging
-import os
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
-from geovision.errors import InputError, InputFileError, ModelFileError
+from geovision.errors import InputError
+from geovision.models.bands import BandMatch
 
-log = logging.getLogger(__name__)
 
+def find_stem(model: nn.Module, in_channels: int | None = None) -> tuple[str, nn.Conv2d]:
+    """The stem: the first 2-D convolution (that takes ``in_channels``, when given).
 
-def first_conv(model: nn.Module) -> tuple[nn.Module, str, nn.Conv2d]:
-    """The first convolution of a model (its stem), with its parent and attribute name.
+    Returns:
+        The convolution's dotted name in ``model`` (its weight is ``<name>.weight`` in the
+        state dict) and the convolution.
 
     Raises:
-        InputError: the model has no 2-D convolution.
+        InputError: the model has no such convolution.
     """
-    for _name, parent in model.named_modules():
-        for attr, child in parent.named_children():
-            if isinstance(child, nn.Conv2d):
-                return parent, attr, child
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and (in_channels is None
+                                              or module.in_channels == in_channels):
+            return name, module
     raise InputError(f"{type(model).__name__}: no Conv2d to adapt to the band count")
 
 
-def adapt_conv_weight(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
-    """Adapt a ``(out, c, kh, kw)`` kernel trained on ``c`` bands to ``in_channels`` bands.
-
-    The kernel is averaged over its input bands and repeated for each new band, scaled by
-    ``c / in_channels`` so that the response to an image whose bands all look alike keeps
-    its magnitude. With ``in_channels == c`` the kernel is returned unchanged.
-    """
-    c = weight.shape[1]
-    if c == in_channels:
-        return weight
-    mean = weight.mean(dim=1, keepdim=True)
-    return mean.repeat(1, in_channels, 1, 1) * (c / in_channels)
+def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
+    parent_name, _, attr = name.rpartition(".")
+    return (model.get_submodule(parent_name) if parent_name else model), attr
 
 
 def set_in_channels(model: nn.Module, in_channels: int) -> nn.Module:
-    """Replace the stem convolution so that the model takes ``in_channels`` bands."""
-    parent, attr, conv = first_conv(model)
+    """Replace the stem convolution by a freshly initialised one taking ``in_channels`` bands.
+
+    The new convolution keeps every other setting (kernel, stride, padding, bias) and
+    PyTorch's default initialisation; pretrained kernels are mapped to bands later, when
+    weights are loaded (:func:`adapt_stem`).
+
+    Returns:
+        The model (changed in place).
+    """
+    name, conv = find_stem(model)
     if conv.in_channels == in_channels:
         return model
     new = nn.Conv2d(
@@ -54,78 +68,39 @@ def set_in_channels(model: nn.Module, in_channels: int) -> nn.Module:
         groups=1 if conv.groups == conv.in_channels else conv.groups,
         bias=conv.bias is not None, padding_mode=conv.padding_mode,
     )
-    with torch.no_grad():
-        new.weight.copy_(adapt_conv_weight(conv.weight, in_channels))
-        if conv.bias is not None and new.bias is not None:
-            new.bias.copy_(conv.bias)
+    parent, attr = _parent(model, name)
     setattr(parent, attr, new)
     return model
 
 
-def _state_dict_of(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, dict):
-        for key in ("state_dict", "model", "model_state_dict"):
-            inner = obj.get(key)
-            if isinstance(inner, dict):
-                return _state_dict_of(inner, path)
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors
-    raise ModelFileError(f"{path}: holds no state dict of tensors")
+def stem_scale(source_bands: int, target_bands: int) -> float:
+    """The factor ``c / n`` of :func:`adapt_stem` (weights' bands over input bands)."""
+    return source_bands / target_bands
 
 
-def load_pretrained(model: nn.Module, weights: str | os.PathLike[str]) -> dict[str, int]:
-    """Load a local weights file into ``model`` as far as names and shapes allow.
+def adapt_stem(weight: torch.Tensor, match: BandMatch) -> torch.Tensor:
+    """Map a pretrained stem kernel ``(out, c, kh, kw)`` to the bands of ``match.target``.
 
-    The file is read with ``torch.load(weights_only=True)``: a plain state dict, or a dict
-    holding one under ``state_dict``/``model``, or a geovision bundle. Stem kernels whose band
-    count differs are adapted with :func:`adapt_conv_weight`; tensors whose shapes still
-    differ (e.g. a classifier head for another class count) are skipped. When the names do
-    not match directly, the file is tried as backbone weights (``backbone.body.`` prefix) and
-    under the prefix of a wrapped model (``model.``).
+    See the module docstring for the rule: matched bands copy their kernel, the others get
+    the mean kernel, and the whole kernel is scaled by :func:`stem_scale`.
+
+    Args:
+        weight: the pretrained kernel; ``c`` must equal ``len(match.source)``.
+        match: the band mapping from :func:`geovision.models.bands.match_bands`.
 
     Returns:
-        Counts of ``loaded``, ``adapted`` and ``skipped`` tensors.
+        The kernel ``(out, n, kh, kw)``, in the dtype of ``weight``.
 
     Raises:
-        InputFileError: the file does not exist.
-        ModelFileError: it cannot be read safely, or nothing in it fits the model.
+        InputError: the kernel's band count differs from the match's source bands.
     """
-    path = Path(weights)
-    if not path.is_file():
-        raise InputFileError(f"{path}: pretrained weights file not found (model.params.weights)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelFileError(
-            f"{path}: cannot be read as plain tensors ({type(exc).__name__}); "
-            "give a state dict saved with torch.save(model.state_dict())") from exc
-    source = _state_dict_of(obj, path)
-    target = model.state_dict()
-    best: dict[str, torch.Tensor] = {}
-    for prefix in ("", "backbone.body.", "model.", "model.backbone.", "backbone."):
-        renamed = {prefix + k: v for k, v in source.items() if prefix + k in target}
-        if len(renamed) > len(best):
-            best = renamed
-    counts = {"loaded": 0, "adapted": 0, "skipped": 0}
-    state: dict[str, torch.Tensor] = {}
-    for key, value in best.items():
-        want = target[key]
-        if value.shape == want.shape:
-            state[key] = value.to(want.dtype)
-            counts["loaded"] += 1
-        elif (value.ndim == 4 and want.ndim == 4 and value.shape[0] == want.shape[0]
-              and value.shape[2:] == want.shape[2:]):
-            state[key] = adapt_conv_weight(value, want.shape[1]).to(want.dtype)
-            counts["adapted"] += 1
-        else:
-            counts["skipped"] += 1
-    if not state:
-        raise ModelFileError(
-            f"{path}: no tensor matches the model by name and shape; is it for this "
-            "architecture?")
-    model.load_state_dict(state, strict=False)
-    counts["skipped"] += len(source) - len(best)
-    log.info("%s: loaded %d tensors, adapted %d to the band count, skipped %d", path,
-             counts["loaded"], counts["adapted"], counts["skipped"])
-    return counts
+    c, n = weight.shape[1], len(match.target)
+    if c != len(match.source):
+        raise InputError(f"stem kernel has {c} input bands, the weights' band list "
+                         f"{len(match.source)} ({', '.join(match.source)}); set "
+                         "model.params.weights_bands to the weights' bands, in order")
+    if n == c and list(match.index) == list(range(c)):
+        return weight.clone()
+    mean = weight.mean(dim=1)
+    cols = [weight[:, i] if i is not None else mean for i in match.index]
+    return (torch.stack(cols, dim=1) * stem_scale(c, n)).to(weight.dtype)

@@ -72,7 +72,7 @@ class Bundle:
 
     @property
     def class_names(self) -> list[str]:
-        """Class names by id."""
+        """Class names by model output index (``classes`` order; ids may have gaps)."""
         return [c.name for c in self.classes]
 
 
@@ -282,7 +282,10 @@ def format_bundle_summary(path: str | os.PathLike[str]) -> str:
         f"  model      {arch['name']} ({params}), {n_params:,} parameters",
         f"  input      {len(raw['bands'])} bands, tile {raw['tile_size']} px" + res_text,
         f"  trained    {train.get('epochs', '?')} epochs"
-        + (f" (best epoch {train['best_epoch']})" if train.get("best_epoch") else "")
+        + (f" (best epoch {train['best_epoch']}" + (
+            f", model of epoch {train['kept_epoch']}: the metric never improved"
+            if train.get("kept_epoch") not in (None, train["best_epoch"]) else "") + ")"
+           if train.get("best_epoch") else "")
         + f" on {train.get('dataset', '?')}"
         + ("; best " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
                                  for k, v in best.items()) if best else ""),

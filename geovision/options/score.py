@@ -42,9 +42,10 @@ class ScoreOptions:
         metavar="NAME")
     class_map: str | None = option(
         None, "Class-map file, as for tile --class-map (YAML or JSON): the values of a class "
-              "raster of PREDICTIONS are the class ids it names; raster LABELS are mapped to "
-              "classes by it. Needed for a class raster without class names in its metadata "
-              "[default: the class names in the rasters' metadata].",
+              "raster of PREDICTIONS are the class ids it names; raster LABELS, and the "
+              "values of --class-field when the map lists them, are mapped to classes by it. "
+              "Needed for a class raster without class names in its metadata [default: the "
+              "class names in the rasters' metadata].",
         metavar="FILE")
     aoi: str | None = option(
         None, "Area of interest: polygons (any OGR format, any CRS); only pixels whose centre "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,39 +41,51 @@ def read_attrs(path: str | os.PathLike[str]) -> dict[str, Any]:
     return attrs
 
 
-def split_class_counts(group: Any, task: str, num_classes: int, ignore_index: int
+def split_class_counts(group: Any, task: str, ids: Sequence[int], ignore_index: int
                        ) -> np.ndarray:
     """``(3, K)`` class counts of each split, from the store's arrays.
 
     Segmentation: pixels of each class (``ignore_index`` left out); classification: tiles;
-    detection: boxes.
+    detection: boxes. Column ``k`` counts class id ``ids[k]`` (the store's classes in order;
+    ids may have gaps, ``0, 2, 10``); values of no class are not counted.
     """
     split = np.asarray(group["split"][...], dtype=np.int64)
-    out = np.zeros((len(SPLITS), num_classes), dtype=np.int64)
-    k = num_classes
+    k = len(ids)
+    out = np.zeros((len(SPLITS), k), dtype=np.int64)
+    column = np.full(max([*ids, ignore_index, 255]) + 1, -1, dtype=np.int64)
+    column[list(ids)] = np.arange(k)
+    column[ignore_index] = -1
+
+    def columns(values: np.ndarray) -> np.ndarray:
+        inside = (values >= 0) & (values < len(column))
+        return np.where(inside, column[np.clip(values, 0, len(column) - 1)], -1)
+
     if task == "segmentation":
         mask = group["mask"]
         for start in range(0, len(split), _CHUNK):
-            m = np.asarray(mask[start:start + _CHUNK]).astype(np.int64)
+            m = columns(np.asarray(mask[start:start + _CHUNK]).astype(np.int64))
             s = split[start:start + _CHUNK]
-            ok = (m != ignore_index) & (m < k)
+            ok = m >= 0
             codes = np.broadcast_to(s[:, None, None], m.shape)[ok] * k + m[ok]
             out += np.bincount(codes, minlength=len(SPLITS) * k)[:len(SPLITS) * k].reshape(
                 len(SPLITS), k)
     elif task == "classification":
-        label = np.asarray(group["label"][...], dtype=np.int64)
-        np.add.at(out, (split, label), 1)
+        label = columns(np.asarray(group["label"][...], dtype=np.int64))
+        ok = label >= 0
+        np.add.at(out, (split[ok], label[ok]), 1)
     elif "box_label" in group:
-        labels = np.asarray(group["box_label"][...], dtype=np.int64)
+        labels = columns(np.asarray(group["box_label"][...], dtype=np.int64))
         tiles = np.asarray(group["box_tile"][...], dtype=np.int64)
-        np.add.at(out, (split[tiles], labels), 1)
+        ok = labels >= 0
+        np.add.at(out, (split[tiles[ok]], labels[ok]), 1)
     return out
 
 
 def _split_lines(a: dict[str, Any], group: Any) -> list[str]:
     """Each split's class shares, and a warning for a split that lacks a class."""
     names = [c["name"] for c in a["classes"]]
-    counts = split_class_counts(group, a["task"], len(names), a.get("ignore_index", 255))
+    counts = split_class_counts(group, a["task"], [int(c["id"]) for c in a["classes"]],
+                                a.get("ignore_index", 255))
     unit = {"segmentation": "pixels", "classification": "tiles"}.get(a["task"], "boxes")
     lines = [f"  class shares per split ({unit})"]
     lines.append("    " + f"{'':<20}" + "".join(f"{s:>9}" for s in SPLITS))

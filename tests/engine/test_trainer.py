@@ -17,17 +17,38 @@ from geovision.models.bundle import read_bundle
 
 
 def test_the_bundle_says_how_many_epochs_ran_and_which_was_best(seg_store, tmp_path, capsys):
-    # only an improvement by more than 10 counts: the first epoch stays the best of three
+    result = train({"data": {"dataset": str(seg_store), "workers": 0, "batch_size": 16},
+                    "model": {"name": "unet", "params": {"base_channels": 4, "depth": 2}},
+                    "output": str(tmp_path), "train": {"epochs": 3, "previews": 0}})
+    best = max(range(3), key=lambda i: (result.history[i]["val/miou"], -i)) + 1
+    assert (result.epochs, result.best_epoch, result.kept_epoch) == (3, best, best)
+    record = read_bundle(result.model)["train"]
+    assert (record["epochs"], record["best_epoch"], record["stopped_early"]) == (3, best, False)
+    assert main(["info", str(result.model)]) == 0
+    assert f"trained    3 epochs (best epoch {best}) on " in capsys.readouterr().out
+    assert Path(record["dataset"]) == Path(seg_store)
+
+
+def test_a_metric_that_never_improves_keeps_the_last_epoch(seg_store, tmp_path, capsys, caplog):
+    # only an improvement by more than 10 counts: the first epoch stays the "best" of three
     result = train({"data": {"dataset": str(seg_store), "workers": 0, "batch_size": 16},
                     "model": {"name": "unet", "params": {"base_channels": 4, "depth": 2}},
                     "output": str(tmp_path), "train": {
                         "epochs": 3, "previews": 0, "early_stopping": {"min_delta": 10}}})
-    assert (result.epochs, result.best_epoch) == (3, 1)
-    record = read_bundle(result.model)["train"]
-    assert (record["epochs"], record["best_epoch"], record["stopped_early"]) == (3, 1, False)
+    assert (result.epochs, result.best_epoch, result.kept_epoch) == (3, 1, 3)
+    raw = read_bundle(result.model)
+    record = raw["train"]
+    assert (record["epochs"], record["best_epoch"], record["kept_epoch"]) == (3, 1, 3)
+    last = torch.load(result.session / "checkpoints" / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(raw["state_dict"][k], v) for k, v in last.items())
+    first = result.history[0]["val/miou"]
+    assert (f"val/miou never improved on its first value ({first:.4g} at epoch 1) in 3 "
+            "epochs; model.pt holds the last epoch (3), not the best. Try more epochs "
+            "(train.epochs), a lower learning rate (train.optimizer.params.lr), or pretrained "
+            "weights (model.params.weights)") in caplog.text
     assert main(["info", str(result.model)]) == 0
-    assert "trained    3 epochs (best epoch 1) on " in capsys.readouterr().out
-    assert Path(record["dataset"]) == Path(seg_store)
+    assert ("trained    3 epochs (best epoch 1, model of epoch 3: the metric never improved) "
+            "on ") in capsys.readouterr().out
 
 
 def _config(store, out, name, epochs, scheduler):
@@ -101,3 +122,23 @@ def test_kill_9_after_first_checkpoint_then_resume(seg_store, tmp_path):
     a, b = _weights(reference.session), _weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert _metrics(reference.session) == _metrics(tmp_path / "killed")
+
+
+@pytest.mark.parametrize(("best", "best_epoch", "epochs", "mode", "why"), [
+    (0.0, 1, 12, "max", "val/map_50 stayed 0 in all 12 epochs"),
+    (0.0, 1, 1, "max", "val/map_50 was 0 after the only epoch"),
+    (0.25, 1, 5, "max", "val/map_50 never improved on its first value (0.25 at epoch 1) in 5 "
+                        "epochs"),
+    (None, 0, 3, "max", "val/map_50 was never a finite number"),
+    (0.25, 3, 5, "max", None),
+    (0.0, 2, 5, "min", None),
+    (0.5, 1, 1, "max", None),
+])
+def test_when_the_best_epoch_is_no_model_to_keep(best, best_epoch, epochs, mode, why):
+    from types import SimpleNamespace
+
+    from geovision.engine.trainer import _Loop
+
+    loop = SimpleNamespace(best=best, best_epoch=best_epoch, epoch=epochs, mode=mode,
+                           first=best, monitor="val/map_50")
+    assert _Loop._never_improved(loop) == why

@@ -363,3 +363,31 @@ def test_labels_that_miss_the_map_are_an_error(lux_scene: Scene, tmp_path: Path)
         score(lux_scene.prediction, lux_scene.labels, tmp_path / "s",
               ScoreOptions(class_field="NAME_1", aoi=str(tmp_path / "far.gpkg")))
     assert not (tmp_path / "s" / "score.json").exists()
+
+
+def test_a_class_map_numbers_vector_labels_as_tiling_does(tmp_path: Path) -> None:
+    """Field codes 2 and 10 kept as ids by a class map: predictions holding the ids 2 and 10
+    agree with the labels; a code the map ignores is not scored, one it makes background is."""
+    from affine import Affine
+
+    transform = Affine(10, 0, 500000, 0, -10, 5000000)
+    boxes = {2: (0, 0, 10, 20), 10: (10, 0, 16, 10), 99: (16, 0, 20, 20), 0: (10, 10, 16, 20)}
+    geoms = [shapely.box(*(transform * (c0, r1)), *(transform * (c1, r0)))
+             for c0, r0, c1, r1 in boxes.values()]
+    gpd.GeoDataFrame({"code": list(boxes)}, geometry=geoms, crs="EPSG:32633").to_file(
+        tmp_path / "labels.gpkg")
+    pred = np.zeros((20, 20), np.uint8)
+    pred[:, :10], pred[:10, 10:16] = 2, 10  # code 0 area predicted background
+    pred[:, 16:] = 10  # the ignored area: whatever is predicted there is not scored
+    with rasterio.open(tmp_path / "pred.tif", "w", driver="GTiff", width=20, height=20,
+                       count=1, dtype="uint8", crs="EPSG:32633", transform=transform) as dst:
+        dst.write(pred, 1)
+    (tmp_path / "classes.yaml").write_text(
+        "classes:\n  2: {name: land}\n  10: {name: building}\n  0: background\n  99: ignore\n")
+    score(tmp_path / "pred.tif", tmp_path / "labels.gpkg", tmp_path / "score",
+          ScoreOptions(class_field="code", class_map=str(tmp_path / "classes.yaml"),
+                       replicates=0))
+    doc = json.loads((tmp_path / "score" / "score.json").read_text())
+    assert names_of(doc) == ["background", "land", "building"]
+    assert doc["overall_accuracy"] == 1.0
+    assert np.array(doc["confusion_matrix"]["pixels"]).sum() == 20 * 16

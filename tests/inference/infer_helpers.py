@@ -35,13 +35,15 @@ def bands(n: int = 4, dtype: str = "uint8") -> list[dict[str, Any]]:
 
 def write_bundle(path: Path, task: str, name: str, *, params: dict[str, Any] | None = None,
                  tile_size: int = 64, n_bands: int = 4, seed: int = 0,
-                 resolution: list[float] | None = None) -> Path:
-    """A bundle from the registry with fixed random weights."""
+                 resolution: list[float] | None = None,
+                 classes: list[dict[str, Any]] | None = None) -> Path:
+    """A bundle from the registry with fixed random weights (classes: :data:`CLASSES`)."""
+    classes = classes or CLASSES
     torch.manual_seed(seed)
     params = params or {}
-    model = registry.build_model(task, name, in_channels=n_bands, num_classes=len(CLASSES),
+    model = registry.build_model(task, name, in_channels=n_bands, num_classes=len(classes),
                                  params=params)
-    return save_bundle(path, model=model, task=task, classes=CLASSES, ignore_index=255,
+    return save_bundle(path, model=model, task=task, classes=classes, ignore_index=255,
                        bands=bands(n_bands), architecture={"name": name, "params": params},
                        normalization={"mean": [110.0] * n_bands, "std": [50.0] * n_bands},
                        tile_size=tile_size, resolution=resolution or [10.0, 10.0],

@@ -3,7 +3,6 @@ import torch
 
 from geovision.errors import InputError
 from geovision.models import architectures, build_model
-from geovision.models.adapt import adapt_conv_weight
 from geovision.models.unet import UNet
 
 
@@ -58,16 +57,3 @@ def test_detector_keeps_input_pixel_coordinates(name):
     assert len(boxes) > 0
     assert boxes[:, 2].max() <= 56 and boxes[:, 3].max() <= 40  # clipped to the input, no resize
     assert (out[0]["labels"] >= 1).all()
-
-
-def test_local_pretrained_weights_adapt_the_stem(tmp_path):
-    source = build_model("classification", "resnet18", in_channels=3, num_classes=10)
-    path = tmp_path / "resnet18.pth"
-    torch.save(source.state_dict(), path)
-    model = build_model("classification", "resnet18", in_channels=5, num_classes=4,
-                        params={"weights": str(path)})
-    expected = adapt_conv_weight(source.conv1.weight, 5)
-    assert torch.allclose(model.conv1.weight, expected)
-    assert torch.allclose(expected.sum(dim=1), source.conv1.weight.sum(dim=1), atol=1e-5)
-    assert torch.equal(model.layer1[0].conv1.weight, source.layer1[0].conv1.weight)
-    assert model.fc.weight.shape == (4, 512)  # head of another class count is skipped

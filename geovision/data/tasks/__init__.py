@@ -9,7 +9,6 @@ how a batch is read whole and how items are collated.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
@@ -54,9 +53,14 @@ class DataTask(ABC):
     name: str
     tile_arrays: tuple[str, ...] = ()
     batched: bool = True
+    #: The key of the store's ``counts`` attribute that :meth:`class_counts` reads.
+    counted: str = ""
 
-    def preload(self, path: Path) -> Any:
-        """What is read once per store (small per-tile targets), or None."""
+    def preload(self, info: TileInfo) -> Any:
+        """What is read once per store (small per-tile targets), or None.
+
+        Class ids come back as model indices (:attr:`TileInfo.id_lookup`).
+        """
         return None
 
     @abstractmethod
@@ -88,7 +92,23 @@ class DataTask(ABC):
                 **self.collate_targets(items)}
 
     def class_counts(self, ds: TileSource) -> np.ndarray:
-        """How often each class occurs in the dataset's split (for ``class_weights: auto``).
+        """How often each class occurs (for ``class_weights: auto``), float64 per class id.
+
+        The tile store's own counts (``counts.<counted>`` of its attributes, written by
+        tiling over every split), so nothing is read again; a store without them is counted
+        over the dataset's split by :meth:`count_split`.
+
+        Raises:
+            InputError: the task has no class counts of that kind.
+        """
+        stored = ds.info.counts.get(self.counted) if self.counted else None
+        k = ds.info.num_classes
+        if isinstance(stored, list) and len(stored) == k:
+            return np.asarray(stored, dtype=np.float64)
+        return self.count_split(ds)
+
+    def count_split(self, ds: TileSource) -> np.ndarray:
+        """Class counts over the dataset's split, read from its tiles.
 
         Raises:
             InputError: the task has no class counts of that kind.
@@ -96,6 +116,13 @@ class DataTask(ABC):
         from geovision.errors import InputError
 
         raise InputError(f"{ds.info.path}: {self.name} has no per-class weights")
+
+    def class_presence(self, ds: TileSource) -> np.ndarray:
+        """Which classes each tile of the split holds: bool ``(len(ds), classes)``.
+
+        For the ``balanced`` sampler; tiles in the dataset's order.
+        """
+        raise NotImplementedError(f"{self.name}: no per-tile classes")
 
 
 def for_task(name: str) -> DataTask:

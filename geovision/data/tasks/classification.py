@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +9,7 @@ import torch
 import zarr
 from torch.utils.data import default_collate
 
+from geovision.data.info import TileInfo
 from geovision.data.tasks import DataTask, TileSource, Turn
 
 if TYPE_CHECKING:
@@ -20,11 +20,14 @@ class Classification(DataTask):
     """``label`` int64 per item (a scalar), ``(N,)`` per batch."""
 
     name = "classification"
+    counted = "class_tiles"
 
-    def preload(self, path: Path) -> np.ndarray:
-        """Every tile's class id (small: read once)."""
-        group: Any = zarr.open_group(str(path), mode="r")
-        return np.asarray(group["label"][...], dtype=np.int64)
+    def preload(self, info: TileInfo) -> np.ndarray:
+        """Every tile's class as a model index (small: read once)."""
+        group: Any = zarr.open_group(str(info.path), mode="r")
+        labels = np.asarray(group["label"][...], dtype=np.int64)
+        lut = info.id_lookup
+        return labels if lut is None else lut[labels].astype(np.int64)
 
     def sample(self, ds: TileSource, tile: int) -> dict[str, torch.Tensor]:
         """Nothing beside the image: the label does not move with augmentations."""
@@ -42,7 +45,12 @@ class Classification(DataTask):
         """Class ids stacked."""
         return {"label": default_collate([it["label"] for it in items])}
 
-    def class_counts(self, ds: TileSource) -> np.ndarray:
+    def class_presence(self, ds: TileSource) -> np.ndarray:
+        """Each tile's class, one-hot."""
+        labels = np.asarray(ds.targets)[np.asarray(ds.indices, dtype=np.int64)]
+        return np.eye(ds.info.num_classes, dtype=bool)[labels]
+
+    def count_split(self, ds: TileSource) -> np.ndarray:
         """Tiles per class."""
         labels = np.asarray(ds.targets)[np.asarray(ds.indices, dtype=np.int64)]
         return np.bincount(labels, minlength=ds.info.num_classes).astype(np.float64)

@@ -106,7 +106,9 @@ class LogitsTask(EngineTask):
             median = float(np.median(present)) if len(present) else 1.0
             weight = torch.tensor(np.where(freq > 0, median / np.maximum(freq, 1e-12), 0.0),
                                   dtype=torch.float32)
-            log.info("class weights (median frequency): %s",
+            log.info("class weights (median frequency of %s): %s",
+                     "the store's class counts" if train_ds.task.counted in info.counts
+                     else f"the {train_ds.split} split's tiles",
                      ", ".join(f"{n} {w:.3g}" for n, w in zip(info.class_names, weight.tolist(),
                                                               strict=True)))
         elif loss.class_weights is not None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from geovision.formats import CLASS_NODATA
+from geovision.formats import CLASS_NODATA, class_ids, ids_of
 from geovision.geo.windows import PixelWindow, intersect
 from geovision.inference.cogwriter import CogWriter
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
@@ -95,7 +95,8 @@ class Classification(InferenceTask):
         valid = cells[:, 2] > 0
         ids = np.argmax(probs, axis=1)
         rows, cols = cells[:, 0].astype(int), cells[:, 1].astype(int)
-        grid[0, rows[valid], cols[valid]] = ids[valid]
+        user_ids = ids_of(ids, class_ids(bundle.classes))  # model indices -> class ids
+        grid[0, rows[valid], cols[valid]] = user_ids[valid]
         cog = CogWriter(out / f"{stem}.class.tif", height=coarse.height, width=coarse.width,
                         count=1, dtype="uint8", nodata=CLASS_NODATA, crs=coarse.crs,
                         transform=coarse.transform, resampling=MODE, workdir=scratch / "cog",
@@ -112,10 +113,11 @@ class Classification(InferenceTask):
         geoms = to_target(pixel_boxes(boxes[keep], transform), crs, work.options.crs,
                           segment=abs(transform.a) * s / 8)
         names = bundle.class_names
-        props = [{"class": names[int(i)], "class_id": int(i), "score": round(float(p.max()), 4),
+        props = [{"class": names[int(i)], "class_id": int(u),
+                  "score": round(float(p.max()), 4),
                   "row": int(r), "col": int(c), "valid": round(float(v), 4)}
-                 for i, p, r, c, v in zip(ids[keep], probs[keep], rows[keep], cols[keep],
-                                          cells[keep, 2], strict=True)]
+                 for i, u, p, r, c, v in zip(ids[keep], user_ids[keep], probs[keep], rows[keep],
+                                             cols[keep], cells[keep, 2], strict=True)]
         write_features(out / f"{stem}.classes.geojson", geoms, props, crs=crs,
                        target=work.options.crs)
         return {"cells": int(keep.sum())}

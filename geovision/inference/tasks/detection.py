@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from geovision.formats import class_ids
 from geovision.inference.detections import MergeRule, empty, merge, to_scene
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
 from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask
@@ -95,8 +96,14 @@ class Detection(InferenceTask):
         geoms = to_target(pixel_boxes(merged[:, :4], work.grid.transform), work.grid.crs,
                           opts.crs)
         names = bundle.class_names
+        ids = class_ids(bundle.classes)  # model indices -> class ids (None: the same)
+
+        def class_id(index: int) -> int:
+            return ids[index] if ids is not None and 0 <= index < len(ids) else index
+
         props = [{"class": names[int(r[5])] if int(r[5]) < len(names) else str(int(r[5])),
-                  "class_id": int(r[5]), "score": round(float(r[4]), 4)} for r in merged]
+                  "class_id": class_id(int(r[5])), "score": round(float(r[4]), 4)}
+                 for r in merged]
         write_features(out / f"{stem}.detections.geojson", geoms, props, crs=work.grid.crs,
                        target=opts.crs)
         return {"detections": len(merged)}

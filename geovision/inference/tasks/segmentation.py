@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from geovision.formats import CLASS_NODATA, PROB_NODATA
+from geovision.formats import CLASS_NODATA, PROB_NODATA, ids_of
 from geovision.geo.windows import padded_origins
 from geovision.inference.accumulate import (
     Accumulator,
@@ -68,11 +68,13 @@ def piece_final(work: SceneWork, finished: Finished) -> None:
 
     A piece one block owns alone is final in that block's task (before its files and marker
     are stored); a seam in the scene's sink, once both blocks are in. Traces its polygons
-    with ``--vectors``.
+    with ``--vectors``, then maps the model's class indices to the classes' ids (what class
+    rasters and stored pieces hold).
     """
     if work.polygons is not None:
         assert finished.probs is not None  # kept with --vectors (keeps_probabilities)
         polygonize_piece(work, finished.piece, finished.classes[0], finished.probs)
+    finished.classes = ids_of(finished.classes, work.class_ids)  # model indices -> class ids
 
 
 class _Blender(BlockAccumulator):

@@ -13,6 +13,8 @@ from affine import Affine
 from pyproj import Transformer
 
 from geovision.inference import infer
+from geovision.models import registry
+from tests.inference.infer_helpers import BrightBoxes, write_bundle
 
 BACKGROUND, BRIGHT = 100, 240
 
@@ -85,3 +87,21 @@ def test_tta_is_refused_for_detection(tmp_path, bright_detector, scene_writer):
     scene = scene_writer("s.tif", scene_with([], shape=(64, 64)))
     with pytest.raises(ValueError, match="--tta"):
         infer(bright_detector, scene, tmp_path / "out", tta=True, quiet=True)
+
+
+def test_gap_class_ids_come_back_as_the_users_ids(tmp_path, scene_writer):
+    # a store tiled with --class-map keeps codes: model index 1 is class id 7
+    registry._REGISTRY["detection"]["bright_gap"] = (
+        lambda *, in_channels, num_classes, params: BrightBoxes(num_classes))
+    try:
+        model = write_bundle(tmp_path / "gap.pt", "detection", "bright_gap", tile_size=128,
+                             classes=[{"id": 0, "name": "background"},
+                                      {"id": 7, "name": "building"},
+                                      {"id": 9, "name": "crop"}])
+        scene = scene_writer("scene.tif", scene_with([(10, 10, 30, 40)], shape=(128, 128)))
+        infer(model, scene, tmp_path / "out", quiet=True)
+    finally:
+        registry._REGISTRY["detection"].pop("bright_gap", None)
+    doc = json.loads((tmp_path / "out" / "scene.detections.geojson").read_text())
+    assert [f["properties"] for f in doc["features"]] == [
+        {"class": "building", "class_id": 7, "score": 0.9}]

@@ -149,6 +149,7 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
     bundle = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET,
                           tile_size=32)
     sample = make_sample(tmp_path / "s", size=(384, 256), seed=7)
+    # 32-px windows (a segmenter's default window is large): many blocks to interrupt
     infer(bundle, sample.rasters, tmp_path / "ref", window=32, block_windows=1, quiet=True)
     out = tmp_path / "crash"
     code = (f"from geovision.inference import infer; infer({str(bundle)!r}, "
