@@ -1,18 +1,28 @@
-"""Sliding-window inference benchmark: overhead, memory, and a straightforward baseline.
+"""Sliding-window inference benchmark: end to end against the model alone, memory, a baseline.
 
-    python benchmarks/bench_infer.py                 # 8192 x 8192 x 4 uint8 (and 16384^2)
-    python benchmarks/bench_infer.py --size 2048     # a quick run
+    python benchmarks/bench_infer.py                          # 4096^2 and 8192^2 (make bench)
+    python benchmarks/bench_infer.py --size 4096 --no-memory --runs 3
+    python benchmarks/bench_infer.py --before /path/to/other/checkout   # before/after
 
-Figures (written to bench-output/infer.json and printed):
+Figures (written to bench-output/infer.json and printed), per scene size and run:
 
-1. overhead: end-to-end megapixels/s of ``geovision.inference.infer`` (read, model, blend,
-   write, COG) against the model's own forward pass over the same windows held in memory
-   (same batch size and thread count); goal >= 0.85.
-2. memory: peak RSS of ``infer`` on the scene and on one with 4x the pixels; goal < +15%.
+1. overhead: ``geovision.inference.infer`` end to end against the model's own forward pass
+   over the same windows held in memory (same batch size, torch's default threads), as a ratio
+   (goal >= 0.85 on a CPU); the model's time inside the pipeline against alone (goal within
+   10%); the model's share of the end-to-end wall time; wall and CPU seconds (user + sys of
+   the case's process and its threads) of both.
+2. memory: peak RSS (VmHWM of the case's own process) on the scene and on one with 4x the
+   pixels (``--size`` and twice it); goal < +15%.
 3. baseline: a straightforward implementation (read the whole scene, loop over windows,
-   accumulate full-scene arrays, write once): speed and peak-memory ratios.
+   accumulate full-scene arrays, write once) at the first size: speed and peak-memory ratios.
 
-Each case runs in its own process, so peak RSS is that case's alone.
+``--before DIR`` also runs ``infer`` from another checkout's code (``PYTHONPATH=DIR``; e.g.
+the main branch) right after this checkout's, against the same model-only run, for
+before/after figures in one run.
+Each case runs in its own process, so peak RSS is that case's alone; a model-only run precedes
+each end-to-end run, so that ratios compare runs minutes apart, not a whole benchmark apart. On
+a shared machine compare ratios and CPU seconds, and read ``load`` (the 1-minute load average
+before each run).
 """
 
 from __future__ import annotations
@@ -76,29 +86,41 @@ def make_bundle(path: Path, base_channels: int, window: int) -> str:
 
 # --- cases (each in a subprocess) ---------------------------------------------------------
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads) so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
                batch: int) -> dict:
+    """``geovision.inference.infer`` on the scene (whichever checkout is on the path)."""
+    import geovision
     from geovision.inference import infer
 
-    t0 = time.perf_counter()
+    c0, t0 = cpu_seconds(), time.perf_counter()
     [summary] = infer(model, scene, out, window=window, overlap=overlap, batch_size=batch,
                       overwrite=True, quiet=True)
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "megapixels": summary["megapixels"],
-            "windows": summary["windows"], "timings": summary["timings"]}
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    record = summary if isinstance(summary, dict) else summary.to_json()
+    return {"seconds": seconds, "cpu_s": cpu, "code": str(Path(geovision.__file__).parents[1]),
+            "megapixels": record["megapixels"],
+            "windows": record["windows"], "timings": record["timings"]}
 
 
 def case_model(model: str, scene: str, window: int, overlap: float, batch: int) -> dict:
     """The model alone over the same windows, from a normalized scene held in memory."""
     import numpy as np
     import rasterio
+    import torch
 
     from geovision.geo.windows import PixelWindow, padded_origins, window_stride
     from geovision.inference.predict import cached_bundle
     from geovision.inference.reader import normalize, read_region
-    from geovision.inference.tasks import for_task
 
-    bundle = cached_bundle(model, "cpu")
+    net = cached_bundle(model, "cpu").model
     stride = window_stride(window, overlap)
     with rasterio.open(scene) as ds:
         h, w = ds.height, ds.width
@@ -108,12 +130,13 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int) 
     pixels = normalize(data, valid, [110.0] * 4, [50.0] * 4)
     del data
     wins = [(r, c) for r in rows for c in cols]
-    t0 = time.perf_counter()
-    for i in range(0, len(wins), batch):
-        x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
-        for_task("segmentation").predict(bundle.model, x, "cpu")
-    seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "megapixels": h * w / 1e6, "windows": len(wins)}
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(wins), batch):
+            x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
+            torch.softmax(net(torch.from_numpy(x)).float(), dim=1)
+    return {"seconds": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
+            "megapixels": h * w / 1e6, "windows": len(wins)}
 
 
 def case_naive(model: str, scene: str, out: str, window: int, overlap: float,
@@ -166,84 +189,107 @@ def case_naive(model: str, scene: str, out: str, window: int, overlap: float,
             "windows": len(wins)}
 
 
-def run_case(case: str, **kwargs: object) -> dict:
-    """Run one case in a fresh process; return its figures with its peak RSS."""
+def run_case(case: str, code: str | None = None, **kwargs: object) -> dict:
+    """Run one case in a fresh process; return its figures with its peak RSS.
+
+    ``code``: a checkout whose ``geovision`` the case imports (None: this one).
+    """
     here = str(Path(__file__).parent)
-    code = (f"import json, sys; sys.path.insert(0, {here!r}); import bench_infer as b; "
-            f"r = b.case_{case}(**json.loads(sys.argv[1])); r['peak_rss_mb'] = b.peak_rss_mb(); "
-            "print('RESULT ' + json.dumps(r))")
-    proc = subprocess.run([sys.executable, "-c", code, json.dumps(kwargs)], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    script = (f"import json, sys; sys.path.insert(0, {here!r}); import bench_infer as b; "
+              f"r = b.case_{case}(**json.loads(sys.argv[1])); "
+              "r['peak_rss_mb'] = b.peak_rss_mb(); print('RESULT ' + json.dumps(r))")
+    env, cwd = dict(os.environ), ROOT
+    if code is not None:  # another checkout's code (``-c`` puts the cwd first on the path),
+        cwd = Path(code).resolve()  # without writing its bytecode
+        env.update(PYTHONPATH=str(cwd), PYTHONDONTWRITEBYTECODE="1")
+    proc = subprocess.run([sys.executable, "-c", script, json.dumps(kwargs)], cwd=cwd,
+                          capture_output=True, text=True, check=False, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"case {case} failed:\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def main(out_dir: str = "bench-output", size: int = 8192, window: int = 512,
+def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
          overlap: float = 0.25, batch_size: int = 4, base_channels: int = 8,
-         memory: bool = True) -> dict:
+         memory: bool = True, runs: int = 1, before: str | None = None,
+         baseline: bool = True) -> dict:
     """Run every case and write ``<out_dir>/infer.json``; return the figures."""
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     work = out / "infer-work"
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    scene = make_scene(work / f"scene-{size}", size)
+    sizes = [size, 2 * size] if memory else [size]
+    scenes = {n: make_scene(work / f"scene-{n}", n) for n in sizes}
     model = make_bundle(work / f"unet{base_channels}-{window}.pt", base_channels, window)
-    print(f"scene {size}x{size}x4 uint8 ready in {time.perf_counter() - t0:.0f} s",
-          flush=True)
+    print(f"scenes {', '.join(f'{n}x{n}' for n in sizes)} x4 uint8 ready in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
     common = {"model": model, "window": window, "overlap": overlap, "batch": batch_size}
-    results: dict = {"scene": {"size": size, "bands": 4, "dtype": "uint8"},
+    paths = {"infer": None, **({"before": before} if before else {})}
+    results: dict = {"scene": {"sizes": sizes, "bands": 4, "dtype": "uint8"},
                      "model": {"name": "unet", "base_channels": base_channels, "depth": 4},
                      "window": window, "overlap": overlap, "batch_size": batch_size,
-                     "threads": os.cpu_count(), "device": "cpu"}
-    model_only = run_case("model", scene=scene, **common)
-    print(f"model only: {model_only['seconds']:.1f} s", flush=True)
-    e2e = run_case("infer", scene=scene, out=str(work / "out"), **common)
-    print(f"end to end: {e2e['seconds']:.1f} s", flush=True)
-    naive = run_case("naive", scene=scene, out=str(work / "naive"), **common)
-    print(f"naive: {naive['seconds']:.1f} s", flush=True)
-    mp = e2e["megapixels"]
-    results["overhead"] = {
-        "model_only_mp_s": mp / model_only["seconds"], "end_to_end_mp_s": mp / e2e["seconds"],
-        "ratio": model_only["seconds"] / e2e["seconds"], "goal": ">= 0.85",
-        "model_only": model_only, "end_to_end": e2e}
-    results["baseline"] = {
-        "naive_mp_s": mp / naive["seconds"], "speed_ratio": naive["seconds"] / e2e["seconds"],
-        "peak_rss_mb": {"geovision": e2e["peak_rss_mb"], "naive": naive["peak_rss_mb"]},
-        "memory_ratio": naive["peak_rss_mb"] / e2e["peak_rss_mb"], "naive": naive}
+                     "threads": os.cpu_count(), "device": "cpu", "before": before,
+                     "runs": {}}
+    for n in sizes:
+        for k in range(runs):
+            alone = run_case("model", scene=scenes[n], **common)  # one for both paths
+            for path, code in paths.items():
+                load = os.getloadavg()[0]
+                e2e = run_case("infer", code, scene=scenes[n], out=str(work / f"out-{n}"),
+                               **common)
+                inside = e2e["timings"]["model"]
+                run = {"load": round(load, 2), "model_only": alone, "end_to_end": e2e,
+                       "ratio": alone["seconds"] / e2e["seconds"],
+                       "cpu_ratio": alone["cpu_s"] / e2e["cpu_s"],
+                       "model_inside_vs_alone": inside / alone["seconds"],
+                       "model_share": inside / e2e["seconds"]}
+                results["runs"][f"{path}-{n}-{k + 1}"] = run
+                print(f"{n}^2 {path} run {k + 1}: end to end {e2e['seconds']:.1f} s wall "
+                      f"{e2e['cpu_s']:.1f} s CPU, model only {alone['seconds']:.1f} s wall "
+                      f"{alone['cpu_s']:.1f} s CPU -> {run['ratio']:.2f}x wall, "
+                      f"{run['cpu_ratio']:.2f}x CPU (goal >= 0.85); model inside "
+                      f"{inside:.1f} s = {run['model_inside_vs_alone']:.2f}x alone (goal <= "
+                      f"1.10), {100 * run['model_share']:.0f}% of the wall time; peak "
+                      f"{e2e['peak_rss_mb']:.0f} MB (load {load:.1f})", flush=True)
     if memory:
-        big_scene = make_scene(work / f"scene-{2 * size}", 2 * size)
-        big = run_case("infer", scene=big_scene, out=str(work / "out-big"), **common)
-        print(f"end to end, 4x pixels: {big['seconds']:.1f} s", flush=True)
-        results["memory"] = {
-            "peak_rss_mb": {f"{size}": e2e["peak_rss_mb"], f"{2 * size}": big["peak_rss_mb"]},
-            "increase": big["peak_rss_mb"] / e2e["peak_rss_mb"] - 1.0, "goal": "< 0.15",
-            "big": big}
+        small = results["runs"][f"infer-{size}-1"]["end_to_end"]["peak_rss_mb"]
+        big = results["runs"][f"infer-{2 * size}-1"]["end_to_end"]["peak_rss_mb"]
+        results["memory"] = {"peak_rss_mb": {str(size): small, str(2 * size): big},
+                             "increase": big / small - 1.0, "goal": "< 0.15"}
+        print(f"memory: peak RSS {small:.0f} MB ({size}^2) vs {big:.0f} MB ({2 * size}^2): "
+              f"{100 * (big / small - 1):+.1f}% (goal < +15%)", flush=True)
+    if baseline:
+        naive = run_case("naive", scene=scenes[size], out=str(work / "naive"), **common)
+        first = results["runs"][f"infer-{size}-1"]["end_to_end"]
+        results["baseline"] = {
+            "naive_mp_s": size * size / 1e6 / naive["seconds"],
+            "speed_ratio": naive["seconds"] / first["seconds"],
+            "peak_rss_mb": {"infer": first["peak_rss_mb"], "naive": naive["peak_rss_mb"]},
+            "memory_ratio": naive["peak_rss_mb"] / first["peak_rss_mb"], "naive": naive}
+        b = results["baseline"]
+        print(f"baseline: naive {b['naive_mp_s']:.3f} MP/s, {naive['peak_rss_mb']:.0f} MB; "
+              f"infer is {b['speed_ratio']:.2f}x as fast with "
+              f"{1 / b['memory_ratio']:.2f}x the peak memory")
     (out / "infer.json").write_text(json.dumps(results, indent=2))
-    o, b = results["overhead"], results["baseline"]
-    print(f"1. overhead: end-to-end {o['end_to_end_mp_s']:.3f} MP/s vs model-only "
-          f"{o['model_only_mp_s']:.3f} MP/s -> {o['ratio']:.2f}x (goal >= 0.85)")
-    if memory:
-        m = results["memory"]
-        print(f"2. memory: peak RSS {e2e['peak_rss_mb']:.0f} MB ({size}^2) vs "
-              f"{m['peak_rss_mb'][str(2 * size)]:.0f} MB ({2 * size}^2): "
-              f"{100 * m['increase']:+.1f}% (goal < +15%)")
-    print(f"3. baseline: naive {b['naive_mp_s']:.3f} MP/s, {naive['peak_rss_mb']:.0f} MB; "
-          f"geovision is {b['speed_ratio']:.2f}x as fast with {1 / b['memory_ratio']:.2f}x "
-          "the peak memory")
     return results
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="bench-output")
-    parser.add_argument("--size", type=int, default=8192, help="scene side in pixels")
+    parser.add_argument("--size", type=int, default=4096,
+                        help="scene side in pixels (the memory case doubles it)")
     parser.add_argument("--window", type=int, default=512)
     parser.add_argument("--overlap", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--base-channels", type=int, default=8,
                         help="U-Net width (32 is the registry default; 8 keeps CPU runs short)")
     parser.add_argument("--no-memory", action="store_true", help="skip the 4x larger scene")
+    parser.add_argument("--runs", type=int, default=1, help="runs of each size")
+    parser.add_argument("--before", default=None,
+                        help="another checkout whose infer also runs (before/after figures)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     a = parser.parse_args()
-    main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory)
+    main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory,
+         a.runs, a.before, not a.no_baseline)

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
-import torch
 
 from geovision import __version__
 from geovision.atomic import write_text
@@ -30,13 +29,16 @@ from geovision.geo.paths import remote_env
 from geovision.geo.raster import RasterInfo, open_raster
 from geovision.geo.scenes import SceneSource, scenes_for
 from geovision.geo.windows import window_stride
-from geovision.inference.blocks import block_pieces, process_block
+from geovision.inference.accumulate import process_pool
+from geovision.inference.blocks import process_block
 from geovision.inference.checks import check_scene, fit_resolution, model_bands
-from geovision.inference.layout import Layout, make_layout
+from geovision.inference.layout import Layout, block_pieces, make_layout
 from geovision.inference.outputs import PredictionFolder, SceneSummary
-from geovision.inference.pipeline import run_blocks
+from geovision.inference.pipeline import run_scene
 from geovision.inference.predict import cached_bundle, check_window
-from geovision.inference.tasks import for_task
+from geovision.inference.tasks import SceneSink, for_task
+from geovision.inference.threads import ThreadBudget
+from geovision.inference.threads import plan as thread_plan
 from geovision.inference.vectors import check_vectors, scene_plan
 from geovision.inference.window import (
     FULLY_CONVOLUTIONAL,
@@ -88,8 +90,9 @@ def infer(
             ``<name>.detections.geojson``, ``<name>.classes.geojson``, ``<name>.json``.
         options: see :class:`InferOptions`; its fields may also be given as keywords.
         scheduler: Dask scheduler address: blocks run as tasks on its workers, which must
-            see the same files; None runs here with reading, model and writing overlapped.
-        workers: torch threads when running here (None: every core).
+            see the same files; None runs here, the cores shared between the model, reading
+            and writing by a thread budget (:mod:`geovision.inference.threads`).
+        workers: cores used when running here (None: every core this process may use).
         overwrite: replace existing outputs.
         resume: finish an interrupted run from the blocks already done (or skip a scene
             whose outputs are complete).
@@ -168,8 +171,7 @@ def _infer(model_path: str | os.PathLike[str], bundle: Bundle, sources: list[Sce
     out = out_dir.resolve()
     out.mkdir(parents=True, exist_ok=True)
     model = Path(model_path).resolve()
-    if workers and not scheduler:
-        torch.set_num_threads(workers)
+    budget = thread_plan(device, cores=workers or None)
     summaries: dict[int, SceneSummary] = {}
     # GDAL's block cache defaults to 5% of RAM and fills as a large scene streams through it:
     # cap it, so that peak memory does not grow with the scene (GDAL_CACHEMAX still wins).
@@ -200,10 +202,8 @@ def _infer(model_path: str | os.PathLike[str], bundle: Bundle, sources: list[Sce
                                    resume=resume)
         try:
             if client is None:
-                for n, plan in plans.items():
-                    timings = _run(plan.work, plan.layout, plan.todo, quiet=quiet,
-                                   stem=plan.stem)
-                    summaries[n] = complete_scene(plan, timings)
+                for n, planned in plans.items():
+                    summaries[n] = _run(planned, budget, quiet=quiet)
             else:
                 summaries.update(_run_on_cluster(plans, client, quiet=quiet))
         except Exception as exc:
@@ -369,19 +369,38 @@ def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInf
                      started=t_start, resampled=resampled, window_reason=choice.reason)
 
 
-def complete_scene(plan: ScenePlan, timings: Timings) -> SceneSummary:
-    """Merge seams, write the scene's outputs and its summary, drop the scratch directory.
+def complete_scene(plan: ScenePlan, timings: Timings, sink: SceneSink | None = None,
+                   threads: int = 1) -> SceneSummary:
+    """Finish the scene's outputs, write its summary, drop the scratch directory.
 
-    Runs where the blocks ran: here, or as the scene's last task on a Dask worker.
+    Runs where the blocks ran: here, with the sink the blocks were fed to, or as the scene's
+    last task on a Dask worker, which feeds a new sink the payloads the block tasks stored.
+
+    Args:
+        plan: the scene's plan.
+        timings: seconds of the blocks' stages.
+        sink: the scene's outputs, every block added (None: add the stored blocks now).
+        threads: cores the outputs may be encoded on.
     """
     work, layout, stem, out = plan.work, plan.layout, plan.stem, plan.out
     bundle = cached_bundle(plan.model, plan.device)
     task = for_task(work.task)
-    t0 = time.perf_counter()
-    task.merge_blocks(work, layout)
-    timings.extra["seams"] = time.perf_counter() - t0
+    if sink is None:
+        t0 = time.perf_counter()
+        sink = task.sink(work, layout, bundle, out, stem, timings, threads)
+        try:
+            for block in layout.blocks:
+                sink.add(block, task.load_block(work, layout, block))
+        except BaseException:
+            sink.discard()
+            raise
+        timings.extra["gather"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    counts = task.write(work, layout, bundle, plan.info, out, stem, timings)
+    try:
+        counts = sink.close()
+    except BaseException:
+        sink.discard()
+        raise
     timings.extra["outputs"] = time.perf_counter() - t1
     total = time.time() - plan.started
     summary = _summary(plan, bundle, timings, counts, total)
@@ -407,6 +426,7 @@ def _complete_task(plan: ScenePlan, seconds: list[dict[str, float]]) -> SceneSum
     timings = Timings()
     for part in seconds:
         timings.add(Timings(part["read"], part["model"], part["write"]))
+        timings.extra["blend"] = timings.extra.get("blend", 0.0) + part.get("blend", 0.0)
     return complete_scene(plan, timings)
 
 
@@ -432,12 +452,16 @@ def _run_on_cluster(plans: dict[int, ScenePlan], client: Any, *,
     return {n: results[i] for n, i in finals}
 
 
-def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
-         stem: str) -> Timings:
-    """Run the blocks still to do here, with reading, the model and writing overlapped."""
+def _run(plan: ScenePlan, budget: ThreadBudget, *, quiet: bool) -> SceneSummary:
+    """Run a scene's blocks still to do here, its outputs written as they finish."""
+    work, layout, todo = plan.work, plan.layout, plan.todo
     n_windows = sum(len(b.windows) for b in todo)
     pixels = work.stride * work.stride
-    with progress_bar(total=n_windows, desc=f"infer {stem}", unit="win",
+    timings = Timings()
+    bundle = cached_bundle(plan.model, plan.device)
+    sink = for_task(work.task).sink(work, layout, bundle, plan.out, plan.stem, timings,
+                                    budget.gdal)
+    with progress_bar(total=n_windows, desc=f"infer {plan.stem}", unit="win",
                       disable=quiet) as bar:
         t0 = time.perf_counter()
 
@@ -446,7 +470,17 @@ def _run(work: SceneWork, layout: Layout, todo: Sequence[Any], *, quiet: bool,
             elapsed = max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix_str(f"{bar.n * pixels / 1e6 / elapsed:.2f} MP/s", refresh=False)
 
-        return run_blocks(work, list(todo), lambda b: block_pieces(b, layout.pieces), advance)
+        try:
+            ran = run_scene(work, layout, todo, sink, budget, advance)
+        except BaseException:
+            sink.discard()
+            raise
+        finally:
+            process_pool(work.device).clear()  # the memory of a scene's blocks, given back
+    # the sink added its own seconds (writing strips) to ``timings``
+    timings.add(ran)
+    timings.extra.update({k: v + timings.extra.get(k, 0.0) for k, v in ran.extra.items()})
+    return complete_scene(plan, timings, sink)
 
 
 def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str, Any],
@@ -472,6 +506,7 @@ def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str
         timings={"read": round(timings.read, 3), "model": round(timings.model, 3),
                  "write": round(timings.write, 3),
                  **{k: round(v, 3) for k, v in timings.extra.items()},
-                 "total": round(total, 3)},
+                 "total": round(total, 3),
+                 "model_share": round(timings.model / total, 3) if total > 0 else 0.0},
         megapixels=round(megapixels, 3),
         megapixels_per_s=round(megapixels / total, 4) if total > 0 else math.inf)

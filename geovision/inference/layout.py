@@ -167,3 +167,8 @@ def make_layout(height: int, width: int, window: int, stride: int, *, per_block:
         for pi, rs in enumerate(r_seg) for pj, cs in enumerate(c_seg)
     )
     return Layout(height, width, window, stride, tuple(rows), tuple(cols), blocks, pieces)
+
+
+def block_pieces(block: Block, pieces: tuple[Piece, ...]) -> list[Piece]:
+    """The pieces a block's windows reach."""
+    return [p for p in pieces if block.index in p.owners]

@@ -139,8 +139,14 @@ class SceneSummary:
             megapixels_per_s=float(doc["megapixels_per_s"]), preview=doc.get("preview"))
 
     def report_line(self, out: Path) -> str:
-        """One line for the command line: the scene, its speed and the files written."""
+        """One line for the command line: the scene, its speed and the files written.
+
+        The model's share of the wall time says whether the model (near 100%) or the
+        pipeline around it is the bottleneck.
+        """
         files = [*(str(out / n) for n in (*self.outputs, f"{self.stem}.json")),
                  *([self.preview] if self.preview else [])]
+        share = self.timings.get("model_share")
+        model = f" ({share:.0%} of the time in the model)" if share is not None else ""
         return (f"{self.scene_path}: {self.windows} windows, "
-                f"{self.megapixels_per_s:.2f} MP/s -> {', '.join(files)}")
+                f"{self.megapixels_per_s:.2f} MP/s{model} -> {', '.join(files)}")

@@ -1,125 +1,100 @@
-"""Running a scene's blocks in this process with reading, the model and writing overlapped.
+"""Running a scene's blocks in this process, the cores shared in time with the model.
 
-Three stages connected by bounded queues: a reader thread reads and normalizes the next
-block; the calling thread runs the model batch by batch and blends its outputs with torch on
-the model's device (on a CPU, work in other threads would stall torch's own threads, so it
-stays here); a writer thread stores the finished block. GDAL, numpy and torch release the
-GIL, so the stages run at the same time, and at most three blocks are held at once.
+Blocks run in the layout's order. Each is read (or, when an earlier run finished it, its
+stored payload is loaded), run through the model batch by batch, blended in place, stored in
+the scratch folder (files, then its marker: ``--resume`` starts from there) and handed to the
+scene's sink, which writes the outputs' strips as they complete. Who runs what is the thread
+budget's (:mod:`geovision.inference.threads`): on a CPU the model's thread reads the next
+block and writes the finished one between blocks, each step with every core, so that nothing
+competes with torch's threads while the model runs; on CUDA a helper thread reads and writes
+while the device runs the model.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
-from geovision.inference.blocks import predict_block, read_block, store
-from geovision.inference.layout import Block, Piece
+from geovision.inference.blocks import predict_block, read_block, stager, store
+from geovision.inference.layout import Block, Layout, block_pieces
+from geovision.inference.tasks import BlockResult, SceneSink, for_task
+from geovision.inference.threads import ThreadBudget
 from geovision.inference.work import BlockData, SceneWork, Timings
 
-_DONE = object()
+#: Finished blocks waiting to be written at most (their payloads are held in memory).
+WRITES_IN_FLIGHT = 2
 
 
-class _Stage(threading.Thread):
-    """A daemon thread that records the exception that ended it."""
-
-    def __init__(self, target: Callable[[], None], name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self._body = target
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            self._body()
-        except BaseException as exc:  # handed over to the main thread
-            self.error = exc
-
-
-def _put(q: queue.Queue[Any], item: Any, stages: Sequence[_Stage]) -> None:
-    """Put into a bounded queue without blocking forever if another stage has failed."""
-    while True:
-        _raise_failed(stages)
-        try:
-            q.put(item, timeout=0.2)
-            return
-        except queue.Full:
-            continue
-
-
-def _get(q: queue.Queue[Any], stages: Sequence[_Stage]) -> Any:
-    while True:
-        _raise_failed(stages)
-        try:
-            return q.get(timeout=0.2)
-        except queue.Empty:
-            continue
-
-
-def _raise_failed(stages: Sequence[_Stage]) -> None:
-    for stage in stages:
-        if stage.error is not None:
-            raise stage.error
-
-
-def run_blocks(work: SceneWork, blocks: Sequence[Block], pieces: Callable[[Block], list[Piece]],
-               on_batch: Callable[[int], None] | None = None) -> Timings:
-    """Run blocks through the read / model / write stages.
+def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: SceneSink,
+              budget: ThreadBudget, on_batch: Callable[[int], None] | None = None,
+              ) -> Timings:
+    """Run the blocks still to do, and feed every block's payload to the sink, in order.
 
     Args:
         work: the scene's work.
-        blocks: the blocks to run, in order.
-        pieces: the pieces of a block (segmentation).
+        layout: the scene's layout.
+        todo: the blocks to run (the others were stored by an earlier run).
+        sink: the scene's outputs.
+        budget: the threads of the model, reading and writing.
         on_batch: called with the window count of each batch once the model has run it.
 
     Returns:
-        Seconds spent in each stage (summed over blocks; the stages overlap in time).
+        Seconds spent in each stage (summed over blocks).
     """
+    task = for_task(work.task)
     timings = Timings()
-    reads: queue.Queue[Any] = queue.Queue(maxsize=1)
-    writes: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stages: list[_Stage] = []
+    run = {b.index for b in todo}
+    batches = stager(work)
+    blend = 0.0
 
-    def read() -> None:
-        for block in blocks:
-            data = read_block(work, block)
-            timings.read += data.seconds
-            _put(reads, data, [stages[1]])
-        _put(reads, _DONE, [stages[1]])
-
-    def write() -> None:
-        while True:
-            item = _get(writes, [])
-            if item is _DONE:
-                return
+    def fetch(block: Block) -> Any:
+        if block.index not in run:  # stored by an earlier run
             t0 = time.perf_counter()
-            store(work, *item)
-            timings.write += time.perf_counter() - t0
+            payload = task.load_block(work, layout, block)
+            timings.read += time.perf_counter() - t0
+            return payload
+        with budget.gdal_env():
+            data = read_block(work, block)
+        timings.read += data.seconds
+        return data
 
-    stages.extend([_Stage(read, "geovision-read"), _Stage(write, "geovision-write")])
-    for stage in stages:
-        stage.start()
-    try:
-        while True:
-            data = _get(reads, stages)
-            if data is _DONE:
-                break
-            assert isinstance(data, BlockData)
-            results, model, blend = predict_block(work, data, pieces(data.block), on_batch)
-            timings.model += model
-            timings.extra["blend"] = timings.extra.get("blend", 0.0) + blend
-            _put(writes, (data.block, results, {"read": data.seconds, "model": model,
-                                                "blend": blend}), stages)
-        _put(writes, _DONE, stages)
-        while stages[1].is_alive():
-            stages[1].join(timeout=0.2)
-            _raise_failed(stages)
-        _raise_failed(stages)
-    finally:
-        if stages[1].is_alive():  # failed elsewhere: let the writer end
-            try:
-                writes.put_nowait(_DONE)
-            except queue.Full:
-                pass
+    def write(block: Block, result: BlockResult | None, payload: Any,
+              seconds: dict[str, float]) -> None:
+        if result is not None:
+            t0 = time.perf_counter()
+            store(work, block, result.files, seconds)
+            timings.extra["store"] = timings.extra.get("store", 0.0) + (
+                time.perf_counter() - t0)
+        sink.add(block, payload)
+
+    blocks = layout.blocks
+    if not blocks:
+        return timings
+    with budget.applied(), budget.executor() as ex:
+        pending: Future[Any] = ex.submit(fetch, blocks[0])
+        writes: list[Future[None]] = []
+        for i, block in enumerate(blocks):
+            job: tuple[Block, BlockResult | None, Any, dict[str, float]]
+            got = pending.result()
+            if i + 1 < len(blocks):
+                pending = ex.submit(fetch, blocks[i + 1])
+            if isinstance(got, BlockData):
+                read = got.seconds
+                result, model, blending = predict_block(
+                    work, got, block_pieces(block, layout.pieces), batches, on_batch)
+                del got
+                timings.model += model
+                blend += blending
+                job = (block, result, result.payload,
+                       {"read": read, "model": model, "blend": blending})
+            else:
+                job = (block, None, got, {})
+            if len(writes) >= WRITES_IN_FLIGHT:
+                writes.pop(0).result()
+            writes.append(ex.submit(write, *job))
+        for f in writes:
+            f.result()
+    timings.extra["blend"] = blend
     return timings

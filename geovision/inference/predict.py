@@ -11,7 +11,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from geovision.errors import InputError
@@ -72,9 +71,9 @@ def check_window(bundle: Bundle, window: int, bands: int, device: str) -> None:
         InputError: the model fails on ``window x window`` inputs or returns another size.
     """
     task = for_task(bundle.task)
-    x = np.zeros((1, bands, window, window), dtype=np.float32)
+    x = torch.zeros((1, bands, window, window), dtype=torch.float32, device=device)
     try:
-        problem = task.output_problem(task.predict(bundle.model, x, device), window)
+        problem = task.output_problem(task.predict(bundle.model, x), window)
     except RuntimeError as exc:
         first = (str(exc).strip().splitlines() or ["error"])[0][:160]
         raise InputError(f"--window {window}: the model cannot run on {window}x{window} "

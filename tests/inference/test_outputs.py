@@ -34,3 +34,15 @@ def test_summary_round_trips_through_its_file():
     doc = json.loads(json.dumps(summary.to_json()))
     assert doc["geovision"]["format"] == "inference" and list(doc)[-1] == "megapixels_per_s"
     assert SceneSummary.from_json(doc) == summary and summary.stem == "a"
+
+
+def test_the_report_line_gives_the_models_share_of_the_time(tmp_path):
+    summary = SceneSummary(
+        created="2024-01-01T00:00:00+00:00", geovision_version="0.1.0",
+        model={"task": "segmentation"}, scene={"path": "/data/a.tif", "name": "a"},
+        parameters={}, windows=121, blocks=4, outputs=("a.class.tif",), counts={},
+        timings={"model": 13.0, "total": 15.0, "model_share": 0.867}, megapixels=16.8,
+        megapixels_per_s=1.12)
+    assert summary.report_line(tmp_path) == (
+        "/data/a.tif: 121 windows, 1.12 MP/s (87% of the time in the model) -> "
+        f"{tmp_path / 'a.class.tif'}, {tmp_path / 'a.json'}")

@@ -1,14 +1,21 @@
 """What inference does differently per task: one :class:`InferenceTask` per task.
 
-The scene-level machinery (layout, reading, batching, Dask, resuming) is shared; how the
-model is called, how a block's window outputs are accumulated, how a scene is finished and
-which files it writes is the task's, in ``<task>.py`` beside this module, found through
-:data:`geovision.tasks.TASKS`.
+The scene-level machinery (layout, reading, batching, threads, Dask, resuming) is shared; how
+the model is called, how a block's window outputs are accumulated, what a finished block hands
+to the scene's outputs (its :class:`SceneSink`) and which files it writes is the task's, in
+``<task>.py`` beside this module, found through :data:`geovision.tasks.TASKS`.
+
+A block's results go two ways (:class:`BlockResult`): its files into the scene's scratch
+folder (so that ``--resume`` and a cluster's finishing task find them), and its payload, in
+memory, into the scene's sink. A block done by an earlier run or by a Dask worker gives the
+sink the payload :meth:`InferenceTask.load_block` reads back from its files: the outputs are
+made by one code path wherever the blocks ran.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -19,18 +26,31 @@ from geovision.tasks import get_task
 if TYPE_CHECKING:
     import torch
 
-    from geovision.geo.raster import RasterInfo
-    from geovision.inference.layout import Layout, Piece
+    from geovision.inference.layout import Block, Layout, Piece
     from geovision.inference.work import BlockData, SceneWork, Timings
     from geovision.models.bundle import Bundle
     from geovision.options.infer import InferOptions
 
 
+@dataclass
+class BlockResult:
+    """What a finished block gives: files to store and a payload for the scene's sink.
+
+    Attributes:
+        files: paths in the scratch directory and their arrays (stored before the block's
+            marker).
+        payload: what :meth:`SceneSink.add` takes (the same value
+            :meth:`InferenceTask.load_block` reads back from ``files``).
+    """
+
+    files: list[tuple[Path, np.ndarray]] = field(default_factory=list)
+    payload: Any = None
+
+
 class BlockAccumulator(ABC):
     """Collects the model outputs of one block's windows into the block's results.
 
-    :meth:`add` and :meth:`results` run beside the model (torch, same device and threads);
-    the results are stored by another thread or task.
+    :meth:`add` and :meth:`results` run on the model's thread and device.
     """
 
     @abstractmethod
@@ -38,8 +58,44 @@ class BlockAccumulator(ABC):
         """Add the outputs of a batch of windows (scene origins ``(row, col)``)."""
 
     @abstractmethod
-    def results(self) -> list[tuple[Path, np.ndarray]]:
-        """The block's files to store (paths in the scratch directory, arrays)."""
+    def results(self) -> BlockResult:
+        """The block's files to store and its payload (the accumulator is spent)."""
+
+
+class SceneSink(ABC):
+    """A scene's outputs, made from its blocks' payloads as they come, in block order."""
+
+    @abstractmethod
+    def add(self, block: Block, payload: Any) -> None:
+        """Take a finished block's payload (blocks come in the layout's order)."""
+
+    @abstractmethod
+    def close(self) -> dict[str, Any]:
+        """Finish the output files once every block was added.
+
+        Returns:
+            Counts for the run summary (e.g. ``{"detections": 12}``).
+        """
+
+    def discard(self) -> None:  # noqa: B027 - optional
+        """Give up: remove what was written so far (the run failed)."""
+
+
+class _WrittenAtEnd(SceneSink):
+    """A sink that ignores payloads and writes everything from the scratch folder at the end."""
+
+    def __init__(self, task: InferenceTask, work: SceneWork, layout: Layout, bundle: Bundle,
+                 out: Path, stem: str, timings: Timings) -> None:
+        self.task, self.work, self.layout, self.bundle = task, work, layout, bundle
+        self.out, self.stem, self.timings = out, stem, timings
+
+    def add(self, block: Block, payload: Any) -> None:
+        """Nothing: the block's files are in the scratch folder."""
+
+    def close(self) -> dict[str, Any]:
+        """The task's :meth:`InferenceTask.write`."""
+        return self.task.write(self.work, self.layout, self.bundle, self.out, self.stem,
+                               self.timings)
 
 
 class InferenceTask(ABC):
@@ -56,9 +112,11 @@ class InferenceTask(ABC):
     cells: bool = False
 
     @abstractmethod
-    def predict(self, model: torch.nn.Module, batch: np.ndarray, device: str,
-                tta: bool = False) -> Any:
-        """The model's output for a batch of normalized windows ``(N, C, H, W)``."""
+    def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> Any:
+        """The model's output for a batch of normalized windows ``(N, C, H, W)``.
+
+        ``x`` is on the model's device, in a buffer reused for the next batch.
+        """
 
     def output_problem(self, output: Any, window: int) -> str | None:
         """Why the model's output for one blank window is unusable, or None."""
@@ -69,8 +127,18 @@ class InferenceTask(ABC):
                     pieces: list[Piece]) -> BlockAccumulator:
         """A :class:`BlockAccumulator` for one block."""
 
-    def merge_blocks(self, work: SceneWork, layout: Layout) -> None:  # noqa: B027 - optional
-        """Combine what neighbouring blocks stored (seams), once every block is done."""
+    def load_block(self, work: SceneWork, layout: Layout, block: Block) -> Any:
+        """A stored block's payload, read back from the scratch folder (None: not needed)."""
+        return None
+
+    def sink(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+             timings: Timings, threads: int = 1) -> SceneSink:
+        """The scene's outputs, fed block by block (``threads``: cores it may encode on).
+
+        By default every output is written at the end from the scratch folder
+        (:meth:`write`).
+        """
+        return _WrittenAtEnd(self, work, layout, bundle, out, stem, timings)
 
     @abstractmethod
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
@@ -84,14 +152,14 @@ class InferenceTask(ABC):
         """
         return {"prediction": out / f"{stem}.class.tif"}
 
-    @abstractmethod
-    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
-              out: Path, stem: str, timings: Timings) -> dict[str, Any]:
-        """Write the scene's outputs from its scratch directory.
+    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+              timings: Timings) -> dict[str, Any]:
+        """Write the scene's outputs from its scratch directory (the default sink's end).
 
         Returns:
             Counts for the run summary (e.g. ``{"detections": 12}``).
         """
+        raise NotImplementedError(f"{self.name}: no sink and no write()")
 
 
 def for_task(name: str) -> InferenceTask:

@@ -10,24 +10,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rasterio
 import torch
 
 from geovision.formats import CLASS_NODATA, class_ids, ids_of
 from geovision.geo.windows import PixelWindow, intersect
+from geovision.inference.cogwriter import CogWriter
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
+from geovision.inference.overviews import MODE
 from geovision.inference.predict import dihedral
-from geovision.inference.tasks import BlockAccumulator, InferenceTask
+from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
-from geovision.inference.writers import (
-    describe_classes,
-    tiled_profile,
-    to_cog,
-    write_class_legend,
-)
+from geovision.inference.writers import describe_classes, write_class_legend
 
 if TYPE_CHECKING:
-    from geovision.geo.raster import RasterInfo
     from geovision.inference.layout import Layout, Piece
     from geovision.models.bundle import Bundle
     from geovision.options.infer import InferOptions
@@ -58,10 +53,10 @@ class _Cells(BlockAccumulator):
             share = float(part.mean()) if part.size else 0.0
         return np.concatenate([[i, j, share], probs]).astype(np.float64)[None, :]
 
-    def results(self) -> list[tuple[Path, np.ndarray]]:
+    def results(self) -> BlockResult:
         cells = np.concatenate(self.rows) if self.rows else np.zeros(
             (0, 3 + self.work.num_classes))
-        return [(block_result(self.work.scratch, self.block, "cells"), cells)]
+        return BlockResult([(block_result(self.work.scratch, self.block, "cells"), cells)])
 
 
 class Classification(InferenceTask):
@@ -71,10 +66,9 @@ class Classification(InferenceTask):
     cells = True
 
     @torch.inference_mode()
-    def predict(self, model: torch.nn.Module, batch: np.ndarray, device: str,
-                tta: bool = False) -> np.ndarray:
+    def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False,
+                ) -> np.ndarray:
         """Class probabilities ``(N, K)`` float32 (averaged under TTA)."""
-        x = torch.from_numpy(batch).to(device)
         transforms = dihedral(tta)
         probs = sum(torch.softmax(model(fwd(x)).float(), dim=1) for fwd, _ in transforms)
         assert isinstance(probs, torch.Tensor)
@@ -89,8 +83,8 @@ class Classification(InferenceTask):
         """``<stem>.class.tif`` (coarse) and ``<stem>.classes.geojson``."""
         return [f"{stem}.class.tif", f"{stem}.classes.geojson"]
 
-    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
-              out: Path, stem: str, timings: Timings) -> dict[str, Any]:
+    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+              timings: Timings) -> dict[str, Any]:
         """The coarse class COG and the cells GeoJSON; counts the cells written."""
         scratch = Path(work.scratch)
         cells = np.concatenate([np.load(block_result(scratch, b, "cells"))
@@ -103,12 +97,12 @@ class Classification(InferenceTask):
         rows, cols = cells[:, 0].astype(int), cells[:, 1].astype(int)
         user_ids = ids_of(ids, class_ids(bundle.classes))  # model indices -> class ids
         grid[0, rows[valid], cols[valid]] = user_ids[valid]
-        tif = scratch / "cells.tif"
-        with rasterio.open(tif, "w", **tiled_profile(coarse, count=1, dtype="uint8",
-                                                      nodata=CLASS_NODATA)) as dst:
-            describe_classes(dst, bundle.classes)
-            dst.write(grid)
-        to_cog(tif, out / f"{stem}.class.tif", resampling="MODE")
+        cog = CogWriter(out / f"{stem}.class.tif", height=coarse.height, width=coarse.width,
+                        count=1, dtype="uint8", nodata=CLASS_NODATA, crs=coarse.crs,
+                        transform=coarse.transform, resampling=MODE, workdir=scratch / "cog",
+                        describe=lambda d: describe_classes(d, bundle.classes))
+        cog.write(grid)
+        cog.close()
         write_class_legend(out / f"{stem}.class.tif", bundle.classes)
         s, (height, width) = work.stride, work.grid.shape
         boxes = np.column_stack([cols * s, rows * s, (cols + 1) * s, (rows + 1) * s]).astype(float)

@@ -15,11 +15,10 @@ import torch
 from geovision.formats import class_ids
 from geovision.inference.detections import MergeRule, empty, merge, to_scene
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
-from geovision.inference.tasks import BlockAccumulator, InferenceTask
+from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
 
 if TYPE_CHECKING:
-    from geovision.geo.raster import RasterInfo
     from geovision.inference.layout import Layout, Piece
     from geovision.models.bundle import Bundle
     from geovision.options.infer import InferOptions
@@ -51,9 +50,9 @@ class _Boxes(BlockAccumulator):
                      region.width - 1)
         return table[self.valid[cy, cx]]
 
-    def results(self) -> list[tuple[Path, np.ndarray]]:
+    def results(self) -> BlockResult:
         table = np.concatenate(self.rows) if self.rows else empty()
-        return [(block_result(self.work.scratch, self.block, "det"), table)]
+        return BlockResult([(block_result(self.work.scratch, self.block, "det"), table)])
 
 
 class Detection(InferenceTask):
@@ -63,10 +62,10 @@ class Detection(InferenceTask):
     tta = False
 
     @torch.inference_mode()
-    def predict(self, model: torch.nn.Module, batch: np.ndarray, device: str,
-                tta: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False,
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Boxes (xyxy, window pixels), scores and labels for each normalized window."""
-        images = list(torch.from_numpy(batch).to(device))
+        images = list(x)
         out = []
         for d in model(images):
             out.append((d["boxes"].float().cpu().numpy(), d["scores"].float().cpu().numpy(),
@@ -86,8 +85,8 @@ class Detection(InferenceTask):
         """The boxes, drawn over the scene."""
         return {"detections": out / f"{stem}.detections.geojson"}
 
-    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
-              out: Path, stem: str, timings: Timings) -> dict[str, Any]:
+    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+              timings: Timings) -> dict[str, Any]:
         """Merge every block's boxes and write them as GeoJSON; counts the detections."""
         opts = work.options
         tables = [np.load(block_result(work.scratch, b, "det")) for b in layout.blocks]

@@ -1,153 +1,178 @@
 """Segmentation inference: blended class probabilities, a class raster and a probability raster.
 
-Each window's softmax is weighted by its blend share (:mod:`geovision.inference.blend`) and
-added on the model's device; a block stores the pieces it finishes alone and its
-contribution to the seams it shares with its neighbours, which :meth:`merge_blocks` adds up.
-Class ids and stored probabilities come from the blended probabilities in one function,
-:func:`class_and_probabilities`, wherever they are made; with ``--vectors``, the piece is
-traced there too (:func:`~geovision.inference.vectors.polygonize_piece`) and the scene's
-polygons are stitched when it is written.
+Each window's softmax is weighted by its blend share and added in place on the model's device
+(:mod:`geovision.inference.accumulate`); a block finishes the pieces it owns alone and hands
+out its contribution to the seams it shares with its neighbours. Its payload goes to the
+scene's sink (:class:`_Outputs`), which finishes each seam once its blocks are in, gathers the
+pieces into full-width strips and writes them into the Cloud Optimized GeoTIFFs as they
+complete, overviews included (:class:`~geovision.inference.cogwriter.CogWriter`): no
+intermediate raster, nothing encoded twice, no serial tail after the last block. The same
+sink finishes a scene whose blocks ran on Dask workers or in an interrupted run, from their
+stored files (:meth:`Segmentation.load_block`). With ``--vectors`` every piece is traced where
+its classes become final (:func:`piece_final`: in its block's task, or in the sink for a
+seam) and the sink stitches the scene's polygons when it closes
+(:mod:`geovision.inference.vectors`).
 """
 
 from __future__ import annotations
 
-import math
+import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rasterio
 import torch
 
-from geovision.formats import CLASS_NODATA, PROB_NODATA, PROB_SCALE, ids_of
-from geovision.inference.blend import axis_shares, axis_weights
-from geovision.inference.predict import dihedral
-from geovision.inference.tasks import BlockAccumulator, InferenceTask
+from geovision.formats import CLASS_NODATA, PROB_NODATA, ids_of
+from geovision.geo.windows import padded_origins
+from geovision.inference.accumulate import (
+    Accumulator,
+    Finished,
+    SeamPart,
+    Seams,
+    process_pool,
+    share_cache,
+)
+from geovision.inference.cogwriter import PROB_DEFLATE_LEVEL, CogWriter
+from geovision.inference.layout import block_pieces
+from geovision.inference.overviews import AVERAGE, MODE
+from geovision.inference.staging import forward
+from geovision.inference.strips import Layer, StripAssembler
+from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask, SceneSink
 from geovision.inference.vectors import output_name, polygonize_piece, write_scene_polygons
 from geovision.inference.work import BlockData, SceneWork, Timings, piece_path, seam_path
 from geovision.inference.writers import (
-    assemble,
+    TILE,
     describe_classes,
     describe_probabilities,
-    save_array,
-    tiled_profile,
-    to_cog,
     write_class_legend,
 )
 
 if TYPE_CHECKING:
-    from geovision.geo.raster import RasterInfo
-    from geovision.inference.layout import Layout, Piece
+    from geovision.inference.layout import Block, Layout, Piece
     from geovision.models.bundle import Bundle
     from geovision.options.infer import InferOptions
 
 
-def class_and_probabilities(probs: torch.Tensor, valid: torch.Tensor, prob_dtype: str,
-                            ) -> tuple[np.ndarray, np.ndarray]:
-    """Class indices and stored probabilities of blended probabilities ``(K, rows, cols)``.
+def keeps_probabilities(options: InferOptions) -> bool:
+    """Whether finished pieces keep their stored probabilities.
 
-    The indices are the model's (``0 .. K-1``); :func:`~geovision.formats.ids_of` maps them
-    to the classes' ids before a class raster stores them.
-
-    Runs on the tensors' device (the model's, for pieces a block finishes; the CPU, for
-    seams).
-
-    Returns:
-        ``(classes, probabilities)``: uint8 argmax with :data:`CLASS_NODATA` where invalid,
-        and compact uint8 (``round(p * 254)``, :data:`PROB_NODATA` where invalid) or float32
-        (NaN where invalid) probabilities.
+    They do for ``<stem>.prob.tif`` and for ``--vectors``, whose polygons average them.
     """
-    classes = probs.argmax(0).to(torch.uint8)
-    classes[~valid] = CLASS_NODATA
-    if prob_dtype == "uint8":
-        stored = (probs.clamp(0.0, 1.0) * PROB_SCALE).round().to(torch.uint8)
-        stored[:, ~valid] = PROB_NODATA
-    else:
-        stored = probs.clone()
-        stored[:, ~valid] = float("nan")
-    return classes.cpu().numpy(), stored.cpu().numpy()
+    return bool(options.probabilities or options.vectors)
 
 
-def _shares(work: SceneWork, origins: list[int], count: int) -> dict[int, np.ndarray]:
-    """Blend shares of a block's origins along one axis, from the windows around them."""
-    s, w = work.stride, work.window
-    reach = math.ceil(w / s)
-    k0 = max(0, min(origins) // s - reach)
-    k1 = min(count, max(origins) // s + reach + 1)
-    weights = axis_weights(w, w - s, work.options.blend)
-    return axis_shares([k * s for k in range(k0, k1)], weights)
+def piece_final(work: SceneWork, finished: Finished) -> None:
+    """Called once for every piece whose classes are final, where they are made.
+
+    A piece one block owns alone is final in that block's task (before its files and marker
+    are stored); a seam in the scene's sink, once both blocks are in. Traces its polygons
+    with ``--vectors``, then maps the model's class indices to the classes' ids (what class
+    rasters and stored pieces hold).
+    """
+    if work.polygons is not None:
+        assert finished.probs is not None  # kept with --vectors (keeps_probabilities)
+        polygonize_piece(work, finished.piece, finished.classes[0], finished.probs)
+    finished.classes = ids_of(finished.classes, work.class_ids)  # model indices -> class ids
 
 
 class _Blender(BlockAccumulator):
-    """Blends a block's window probabilities on the model's device."""
+    """A block's windows blended in place; its finished pieces and seam contributions."""
 
     def __init__(self, work: SceneWork, data: BlockData, pieces: list[Piece]) -> None:
-        self.work, self.block, self.valid, self.pieces = work, data.block, data.valid, pieces
-        region, dev = data.block.region, work.device
-        self.acc = torch.zeros((work.num_classes, region.height, region.width),
-                               dtype=torch.float32, device=dev)
-        self.row_shares = {k: torch.from_numpy(v).to(dev) for k, v in _shares(
-            work, sorted({r for r, _ in self.block.windows}), work.n_rows).items()}
-        self.col_shares = {k: torch.from_numpy(v).to(dev) for k, v in _shares(
-            work, sorted({c for _, c in self.block.windows}), work.n_cols).items()}
+        self.work, self.block = work, data.block
+        rows = tuple(padded_origins(work.grid.height, work.window, work.stride))
+        cols = tuple(padded_origins(work.grid.width, work.window, work.stride))
+        shares = share_cache(rows, cols, work.window, work.stride, work.options.blend,
+                             work.device)
+        self.acc = Accumulator(data.block, data.valid, pieces, work.num_classes, work.window,
+                               shares, process_pool(work.device),
+                               prob_dtype=work.options.prob_dtype,
+                               probabilities=keeps_probabilities(work.options))
 
-    @torch.inference_mode()
     def add(self, origins: list[tuple[int, int]], output: Any) -> None:
-        region, w = self.block.region, self.work.window
-        probs = output if isinstance(output, torch.Tensor) else torch.as_tensor(output)
-        for (r, c), p in zip(origins, probs, strict=True):
-            share = torch.outer(self.row_shares[r], self.col_shares[c])
-            dr, dc = r - region.row, c - region.col
-            self.acc[:, dr:dr + w, dc:dc + w].addcmul_(p, share)
+        self.acc.add(origins, output)
 
-    @torch.inference_mode()
-    def results(self) -> list[tuple[Path, np.ndarray]]:
+    def results(self) -> BlockResult:
         """Finished pieces (classes, probabilities) and contributions to seams."""
-        scratch, opts = Path(self.work.scratch), self.work.options
-        out: list[tuple[Path, np.ndarray]] = []
-        region = self.block.region
-        valid = torch.from_numpy(self.valid).to(self.acc.device)
-        for piece in self.pieces:
-            rows = slice(piece.window.row - region.row,
-                         piece.window.row - region.row + piece.window.height)
-            cols = slice(piece.window.col - region.col,
-                         piece.window.col - region.col + piece.window.width)
-            if piece.is_seam:
-                out.append((seam_path(scratch, piece, self.block.index),
-                            self.acc[:, rows, cols].cpu().numpy()))
-                out.append((seam_path(scratch, piece, None), self.valid[rows, cols]))
-                continue
-            classes, probs = class_and_probabilities(self.acc[:, rows, cols], valid[rows, cols],
-                                                     opts.prob_dtype)
-            polygonize_piece(self.work, piece, classes, probs)  # --vectors
-            classes = ids_of(classes, self.work.class_ids)  # model indices -> class ids
-            if opts.probabilities:
-                out.append((piece_path(scratch, piece, "prob"), probs))
-            out.append((piece_path(scratch, piece, "class"), classes[None]))
-        return out
+        done, parts = self.acc.finish()
+        scratch = self.work.scratch
+        files: list[tuple[Path, np.ndarray]] = []
+        for f in done:
+            piece_final(self.work, f)
+            if f.probs is not None:
+                files.append((piece_path(scratch, f.piece, "prob"), f.probs))
+            files.append((piece_path(scratch, f.piece, "class"), f.classes))
+        for part in parts:
+            files.append((seam_path(scratch, part.piece, part.owner), part.total))
+            files.append((seam_path(scratch, part.piece, None), part.valid))
+        return BlockResult(files, (done, parts))
 
 
-def merge_seam(work: SceneWork, piece: Piece) -> None:
-    """Add up the contributions of a seam's blocks and store its classes and probabilities."""
-    scratch = Path(work.scratch)
-    if piece_path(scratch, piece, "class").exists():
-        return
-    parts = [np.load(seam_path(scratch, piece, owner)) for owner in piece.owners]
-    total = parts[0]
-    for part in parts[1:]:
-        total = total + part
-    valid = np.load(seam_path(scratch, piece, None))
-    classes, probs = class_and_probabilities(torch.from_numpy(total), torch.from_numpy(valid),
-                                             work.options.prob_dtype)
-    polygonize_piece(work, piece, classes, probs)  # --vectors; before the class array
-    classes = ids_of(classes, work.class_ids)  # model indices -> class ids
-    if work.options.probabilities:
-        save_array(piece_path(scratch, piece, "prob"), probs)
-    save_array(piece_path(scratch, piece, "class"), classes[None])
-    for owner in piece.owners:
-        seam_path(scratch, piece, owner).unlink(missing_ok=True)
-    seam_path(scratch, piece, None).unlink(missing_ok=True)
+class _Outputs(SceneSink):
+    """``<stem>.class.tif`` and ``<stem>.prob.tif``, written strip by strip as blocks finish."""
+
+    def __init__(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+                 timings: Timings, threads: int) -> None:
+        self.work, self.layout, self.out, self.stem = work, layout, out, stem
+        self.bundle = bundle
+        self.timings = timings
+        opts, grid, k = work.options, work.grid, work.num_classes
+        compact = opts.prob_dtype == "uint8"
+        prob_nodata = float(PROB_NODATA) if compact else float("nan")
+        cog = Path(work.scratch) / "cog"
+        shutil.rmtree(cog, ignore_errors=True)  # strips of an interrupted run
+        common = {"height": grid.height, "width": grid.width, "crs": grid.crs,
+                  "transform": grid.transform, "workdir": cog, "threads": threads}
+        self.writers = {"classes": CogWriter(
+            out / f"{stem}.class.tif", count=1, dtype="uint8", nodata=CLASS_NODATA,
+            resampling=MODE, describe=lambda d: describe_classes(d, bundle.classes), **common)}
+        layers = {"classes": Layer(1, "uint8", CLASS_NODATA)}
+        if opts.probabilities:
+            self.writers["probs"] = CogWriter(
+                out / f"{stem}.prob.tif", count=k, dtype=opts.prob_dtype, nodata=prob_nodata,
+                resampling=AVERAGE, level=PROB_DEFLATE_LEVEL,
+                describe=lambda d: describe_probabilities(d, bundle.classes, compact), **common)
+            layers["probs"] = Layer(k, opts.prob_dtype, prob_nodata)
+        self.strips = StripAssembler(grid.height, grid.width, TILE, layers)
+        self.seams = Seams(opts.prob_dtype, keeps_probabilities(opts))
+
+    def add(self, block: Block, payload: Any) -> None:
+        t0 = time.perf_counter()
+        done, parts = payload
+        finished: list[Finished] = list(done)
+        for part in parts:
+            piece = self.seams.add(part)
+            if piece is not None:
+                piece_final(self.work, piece)
+                finished.append(piece)
+        for f in finished:
+            arrays: dict[str, np.ndarray | None] = {"classes": f.classes}
+            if "probs" in self.writers:
+                arrays["probs"] = f.probs
+            for _, strip in self.strips.add(f.piece.window, arrays):
+                for name, writer in self.writers.items():
+                    writer.write(strip[name])
+        self.timings.write += time.perf_counter() - t0
+
+    def close(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        for writer in self.writers.values():
+            writer.close()
+        write_class_legend(self.writers["classes"].path, self.bundle.classes)
+        self.timings.extra["cog"] = self.timings.extra.get("cog", 0.0) + (
+            time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        polygons = write_scene_polygons(self.work, self.layout, self.out, self.stem)
+        if polygons is None:
+            return {}
+        self.timings.extra["polygons"] = time.perf_counter() - t1
+        return {"polygons": polygons}
+
+    def discard(self) -> None:
+        for writer in self.writers.values():
+            writer.discard()
 
 
 class Segmentation(InferenceTask):
@@ -155,18 +180,10 @@ class Segmentation(InferenceTask):
 
     name = "segmentation"
 
-    @torch.inference_mode()
-    def predict(self, model: torch.nn.Module, batch: np.ndarray, device: str,
-                tta: bool = False) -> torch.Tensor:
-        """Class probabilities ``(N, K, H, W)`` float32 on ``device`` (averaged under TTA)."""
-        x = torch.from_numpy(batch).to(device)
-        transforms = dihedral(tta)
-        probs = None
-        for fwd, inv in transforms:
-            p = inv(torch.softmax(model(fwd(x)).float(), dim=1))
-            probs = p if probs is None else probs + p
-        assert probs is not None
-        return probs / len(transforms)
+    def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False,
+                ) -> torch.Tensor:
+        """Class probabilities ``(N, K, H, W)`` float32 on the device (averaged under TTA)."""
+        return forward(model, x, tta)
 
     def output_problem(self, output: Any, window: int) -> str | None:
         """The model must return outputs of the window's size."""
@@ -179,55 +196,30 @@ class Segmentation(InferenceTask):
         """Blends window probabilities into the block's pieces and seams."""
         return _Blender(work, data, pieces)
 
-    def merge_blocks(self, work: SceneWork, layout: Layout) -> None:
-        """Finish every seam from the contributions of its blocks."""
-        for piece in layout.pieces:
+    def load_block(self, work: SceneWork, layout: Layout, block: Block) -> Any:
+        """A stored block's finished pieces and seam contributions."""
+        scratch, keep = work.scratch, keeps_probabilities(work.options)
+        done, parts = [], []
+        for piece in block_pieces(block, layout.pieces):
             if piece.is_seam:
-                merge_seam(work, piece)
+                parts.append(SeamPart(piece, block.index,
+                                      np.load(seam_path(scratch, piece, block.index)),
+                                      np.load(seam_path(scratch, piece, None))))
+            else:
+                probs = np.load(piece_path(scratch, piece, "prob")) if keep else None
+                done.append(Finished(piece, np.load(piece_path(scratch, piece, "class")),
+                                     probs))
+        return done, parts
+
+    def sink(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+             timings: Timings, threads: int = 1) -> SceneSink:
+        """Strips into the COGs as the blocks come."""
+        return _Outputs(work, layout, bundle, out, stem, timings, threads)
 
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
         """``<stem>.class.tif``, ``<stem>.prob.tif`` (unless off) and the ``--vectors`` file."""
         return ([f"{stem}.class.tif"] + ([f"{stem}.prob.tif"] if options.probabilities else [])
                 + output_name(options, stem))
-
-    def write(self, work: SceneWork, layout: Layout, bundle: Bundle, info: RasterInfo,
-              out: Path, stem: str, timings: Timings) -> dict[str, Any]:
-        """Assemble the pieces into tiled GeoTIFFs, then convert them to COGs."""
-        scratch, opts = Path(work.scratch), work.options
-
-        def loader(what: str) -> Any:
-            def load(piece: Piece) -> np.ndarray:
-                return np.load(piece_path(scratch, piece, what), mmap_mode="r")
-            return load
-
-        t0 = time.perf_counter()
-        tif = scratch / "class.tif"
-        with rasterio.open(tif, "w", **tiled_profile(work.grid, count=1, dtype="uint8",
-                                                      nodata=CLASS_NODATA)) as dst:
-            describe_classes(dst, bundle.classes)
-            assemble(dst, layout.pieces, loader("class"), CLASS_NODATA)
-        prob_tif = scratch / "prob.tif"
-        if opts.probabilities:
-            compact = opts.prob_dtype == "uint8"
-            nodata = PROB_NODATA if compact else float("nan")
-            with rasterio.open(prob_tif, "w", **tiled_profile(
-                    work.grid, count=work.num_classes, dtype=opts.prob_dtype,
-                    nodata=nodata)) as dst:
-                describe_probabilities(dst, bundle.classes, compact)
-                assemble(dst, layout.pieces, loader("prob"), nodata)
-        t1 = time.perf_counter()
-        to_cog(tif, out / f"{stem}.class.tif", resampling="MODE")
-        write_class_legend(out / f"{stem}.class.tif", bundle.classes)
-        if opts.probabilities:
-            to_cog(prob_tif, out / f"{stem}.prob.tif", resampling="AVERAGE")
-        timings.extra["assemble"] = t1 - t0
-        timings.extra["cog"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        polygons = write_scene_polygons(work, layout, out, stem)  # --vectors
-        if polygons is None:
-            return {}
-        timings.extra["polygons"] = time.perf_counter() - t2
-        return {"polygons": polygons}
 
 
 TASK = Segmentation()

@@ -21,6 +21,7 @@ from geovision.formats import PROB_SCALE
 from geovision.inference import infer
 from geovision.models.bundle import load_bundle
 from geovision.synthetic import make_sample
+from tests.inference.gdal_cog import cog_levels, tiled_profile, to_cog
 from tests.inference.infer_helpers import TINY_UNET, write_bundle
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -173,7 +174,8 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(tmp_path):
         np.testing.assert_array_equal(read(out / name), read(tmp_path / "ref" / name))
     assert not scratch.exists()
     # resuming a finished run does nothing
-    again = infer(bundle, sample.rasters, out, window=32, block_windows=1, resume=True, quiet=True)
+    again = infer(bundle, sample.rasters, out, window=32, block_windows=1, resume=True,
+                  quiet=True)
     assert again[0].created == summary.created
 
 
@@ -198,3 +200,92 @@ def test_dask_cluster_gives_the_local_result(tmp_path, seg_bundle):
     for name in ("scene.class.tif", "scene.prob.tif"):
         np.testing.assert_array_equal(read(tmp_path / "dask" / name),
                                       read(tmp_path / "local" / name))
+
+
+def tiles_of(path: Path) -> list[bytes]:
+    """The compressed tiles of a raster's full resolution, in order."""
+    with rasterio.open(path) as ds:
+        n_rows, n_cols = -(-ds.height // 512), -(-ds.width // 512)
+        spans = [(int(ds.get_tag_item(f"BLOCK_OFFSET_{c}_{r}", "TIFF", bidx=1)),
+                  int(ds.get_tag_item(f"BLOCK_SIZE_{c}_{r}", "TIFF", bidx=1)))
+                 for r in range(n_rows) for c in range(n_cols)]
+    with open(path, "rb") as f:
+        out = []
+        for offset, size in spans:
+            f.seek(offset)
+            out.append(f.read(size))
+    return out
+
+
+def described(path: Path) -> dict:
+    """Everything a reader sees of a raster besides its pixels."""
+    with rasterio.open(path) as ds:
+        return {"profile": {**ds.profile, "nodata": repr(ds.nodata)}, "tags": ds.tags(),
+                "band_tags": ds.tags(1), "descriptions": ds.descriptions,
+                "scales": ds.scales, "offsets": ds.offsets, "colorinterp": ds.colorinterp,
+                "overviews": ds.overviews(1),
+                "colormap": ds.colormap(1) if ds.count == 1 else None}
+
+
+@pytest.mark.parametrize("prob_dtype", ["uint8", "float32"])
+def test_outputs_are_the_cogs_gdal_makes_of_their_pixels(tmp_path, prob_dtype):
+    # several tile rows, strips and overview levels; a nodata corner
+    bundle = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET)
+    sample = make_sample(tmp_path / "s", size=(1100, 1030), seed=3, nodata_corner=0.1)
+    [summary] = infer(bundle, sample.rasters, tmp_path / "out", prob_dtype=prob_dtype,
+                      quiet=True)
+    assert 0 < summary.timings["model_share"] <= 1
+    assert summary.timings["model"] <= summary.timings["total"]
+    for name, resampling, level in (("scene.class.tif", "MODE", 6),
+                                    ("scene.prob.tif", "AVERAGE", 1)):
+        mine = tmp_path / "out" / name
+        assert cog_validate(str(mine), quiet=True)[0]
+        ref, src = tmp_path / f"gdal.{name}", tmp_path / f"src.{name}"
+        with rasterio.open(mine) as ds:
+            profile = tiled_profile(height=ds.height, width=ds.width, count=ds.count,
+                                    dtype=ds.dtypes[0], crs=ds.crs, transform=ds.transform,
+                                    nodata=ds.nodata)
+            with rasterio.open(src, "w", **profile) as dst:
+                dst.write(ds.read())
+                dst.update_tags(**ds.tags())
+                dst.update_tags(1, **ds.tags(1))
+                dst.descriptions = ds.descriptions
+                dst.scales, dst.offsets = ds.scales, ds.offsets
+                if ds.count == 1:
+                    dst.write_colormap(1, ds.colormap(1))
+        to_cog(src, ref, resampling=resampling, level=level)
+        assert tiles_of(mine) == tiles_of(ref)  # the same compressed tiles: the same storage
+        ours, gdals = cog_levels(mine), cog_levels(ref)
+        assert len(ours) == len(gdals) == 3
+        for level, (a, b) in enumerate(zip(ours, gdals, strict=True)):
+            if level >= 2 and a.dtype == np.float32:
+                # below the first overview GDAL averages float rasters of many bands from
+                # the full resolution, fewer bands from the level above (as we always do):
+                # the same means but for the weights at window edges
+                both = ~np.isnan(a) & ~np.isnan(b)
+                np.testing.assert_allclose(a[both], b[both], atol=2e-3)
+                assert (np.isnan(a) != np.isnan(b)).mean() < 0.01
+            else:
+                assert a.tobytes() == b.tobytes()
+        assert described(mine) == described(ref)
+
+
+def test_thread_strategies_give_the_same_outputs(tmp_path, seg_bundle, monkeypatch):
+    from geovision.inference import api
+    from geovision.inference.threads import plan
+
+    sample = make_sample(tmp_path / "s", size=(300, 200), seed=5, nodata_corner=0.2)
+    for strategy in ("inline", "split", "overlap"):
+        monkeypatch.setattr(api, "thread_plan", lambda device, cores=None, s=strategy:
+                            plan(device, 2, s))
+        infer(seg_bundle, sample.rasters, tmp_path / strategy, block_windows=2, quiet=True)
+    for name in ("scene.class.tif", "scene.prob.tif"):
+        # the same torch threads: the same bits
+        for a, b in zip(cog_levels(tmp_path / "inline" / name),
+                        cog_levels(tmp_path / "overlap" / name), strict=True):
+            assert a.tobytes() == b.tobytes()
+    # torch on one thread fewer sums its convolutions in another order: the last bits
+    a, b = (read(tmp_path / s / "scene.prob.tif").astype(int) for s in ("inline", "split"))
+    assert np.abs(a - b).max() <= 1
+    a, b = (read(tmp_path / s / "scene.class.tif") for s in ("inline", "split"))
+    assert (a == b).mean() > 0.999 and ((a == 255) == (b == 255)).all()

@@ -1,0 +1,157 @@
+"""The thread budget of inference: who gets the cores while the model runs.
+
+On a CPU, torch runs the model on an OpenMP team of intra-op threads that meet at a barrier
+after every parallel region. A pipeline thread that reads, blends or writes *while* the team
+works takes a core from one team member, and the whole team waits for it at the next barrier:
+the model slows by about the helper's CPU time, not by half of it (issue 15 measured the model
+at 23.0 s inside the pipeline against 13.9 s alone). So the cores are shared in *time*, not in
+space:
+
+- ``inline`` (the CPU default): no helper thread. The model's thread reads the next block and
+  encodes the finished strips between blocks, each step with every core (GDAL decodes and
+  encodes tiles on ``gdal`` threads; torch blends and finishes on its intra-op threads);
+  nothing runs beside the model. Measured best on the 2-core machine (see
+  ``benchmarks/profile_infer.py`` and the figures in issue 15).
+- ``split``: one helper thread reads and writes beside a torch team one thread smaller
+  (``cores - 1``).
+- ``overlap``: one helper thread beside a full torch team: today's layout, oversubscribed by
+  one thread on a CPU; :func:`plan` offers it on a CPU only to measure against.
+
+On CUDA the model runs on the device and the host thread only launches kernels and waits, so a
+helper thread (``overlap``) reads and encodes while the device works, GDAL gets the other
+cores, and torch keeps one intra-op thread for the little host-side work.
+
+The budgets :func:`plan` picks by default never give more threads than cores to work that runs
+at the same time: ``torch + helpers <= cores`` for concurrent strategies,
+``max(torch, gdal) <= cores`` for ``inline`` (its steps take turns).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import rasterio
+
+STRATEGIES = ("inline", "split", "overlap")
+
+T = TypeVar("T")
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class ThreadBudget:
+    """How many threads each kind of work gets.
+
+    Attributes:
+        strategy: ``inline``, ``split`` or ``overlap`` (see the module docstring).
+        cores: cores available.
+        torch: torch intra-op threads while the model runs.
+        helpers: threads reading and writing beside the model (0: the model's own thread does
+            it between blocks).
+        gdal: GDAL threads decoding a read or encoding a strip.
+        device: where the model runs; on CUDA its host thread mostly waits for the device.
+    """
+
+    strategy: str
+    cores: int
+    torch: int
+    helpers: int
+    gdal: int
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"thread strategy '{self.strategy}': choose one of "
+                             f"{', '.join(STRATEGIES)}")
+        if min(self.cores, self.torch, self.gdal) < 1 or self.helpers < 0:
+            raise ValueError(f"{self}: every count must be at least 1 (helpers at least 0)")
+        if self.strategy == "inline" and (self.helpers or max(self.torch, self.gdal)
+                                          > self.cores):
+            raise ValueError(f"{self}: inline work takes turns on at most {self.cores} cores")
+
+    @property
+    def oversubscribed(self) -> bool:
+        """True when the model's team and the helpers together want more than the cores.
+
+        On CUDA the model's team is the device, not host cores.
+        """
+        team = 0 if self.device.startswith("cuda") else self.torch
+        return self.helpers > 0 and team + self.helpers * self.gdal > self.cores
+
+    @contextmanager
+    def applied(self) -> Iterator[None]:
+        """Set torch's intra-op threads for the duration (restored afterwards)."""
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(self.torch)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    def executor(self) -> Executor:
+        """Where reading and writing run: inline in the caller, or on the helper thread(s).
+
+        Work submitted to one helper runs in submission order.
+        """
+        if self.helpers == 0:
+            return InlineExecutor()
+        return ThreadPoolExecutor(max_workers=self.helpers, thread_name_prefix="geovision-io")
+
+    def gdal_env(self) -> rasterio.Env:
+        """GDAL options for a read: decode the tiles of one request on ``gdal`` threads."""
+        return rasterio.Env(GDAL_NUM_THREADS=str(self.gdal))
+
+
+def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = None,
+         ) -> ThreadBudget:
+    """The thread budget for a device (see the module docstring for the choices).
+
+    Args:
+        device: ``cpu`` or a CUDA device.
+        cores: cores to share (None: :func:`available_cores`).
+        strategy: force ``inline``, ``split`` or ``overlap`` (None: the device's default:
+            ``inline`` on a CPU, ``overlap`` on CUDA).
+
+    Returns:
+        The budget; only ``overlap`` forced on a CPU is oversubscribed.
+    """
+    n = cores or available_cores()
+    cuda = device.startswith("cuda")
+    strategy = strategy or ("overlap" if cuda else "inline")
+    if strategy == "inline":
+        return ThreadBudget("inline", n, torch=1 if cuda else n, helpers=0, gdal=n,
+                            device=device)
+    if cuda:  # the device runs the model: the host's cores go to reading and encoding,
+        # but for one that launches the model's kernels
+        return ThreadBudget(strategy, n, torch=1, helpers=1, gdal=max(1, n - 1),
+                            device=device)
+    if strategy == "overlap":
+        return ThreadBudget("overlap", n, torch=n, helpers=1, gdal=1)
+    return ThreadBudget("split", n, torch=max(1, n - 1), helpers=1, gdal=1)
+
+
+class InlineExecutor(Executor):
+    """An executor that runs each task at once, in the calling thread."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        """Run ``fn(*args, **kwargs)`` now; return its result (or exception) as a future."""
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # handed to whoever waits on the future
+            future.set_exception(exc)
+        return future

@@ -1,0 +1,109 @@
+"""Overview levels computed strip by strip equal GDAL's COG driver's, to the byte."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geovision.inference.overviews import AVERAGE, MODE, Pyramid, axis_windows, overview_shapes
+from tests.inference.gdal_cog import to_cog
+
+
+def gdal_levels(tmp_path, data: np.ndarray, nodata: float, resampling: str) -> list[np.ndarray]:
+    """Every level of the COG that GDAL's COG driver makes of ``data``."""
+    count, h, w = data.shape
+    src, cog = tmp_path / "src.tif", tmp_path / "cog.tif"
+    with rasterio.open(src, "w", driver="GTiff", height=h, width=w, count=count,
+                       dtype=data.dtype, nodata=nodata, crs="EPSG:32633",
+                       transform=Affine(10, 0, 0, 0, -10, 0), tiled=True, blockxsize=512,
+                       blockysize=512) as dst:
+        dst.write(data)
+    to_cog(src, cog, resampling=resampling)
+    with rasterio.open(cog) as ds:
+        out, n = [ds.read()], len(ds.overviews(1))
+    for i in range(n):
+        with rasterio.open(cog, OVERVIEW_LEVEL=i) as ovr:
+            out.append(ovr.read())
+    return out
+
+
+def streamed(data: np.ndarray, resampling: str, nodata: float, seed: int) -> list[np.ndarray]:
+    """The overview levels of ``data`` fed to a :class:`Pyramid` in strips of random height."""
+    pyramid = Pyramid(data.shape[1], data.shape[2], 512, resampling, nodata)
+    parts: list[list[np.ndarray]] = [[] for _ in pyramid.shapes]
+    rng = np.random.default_rng(seed)
+    row = 0
+    while row < data.shape[1]:
+        n = int(rng.integers(1, 600))
+        for k, rows in enumerate(pyramid.push(data[:, row:row + n])):
+            parts[k].append(rows)
+        row += n
+    assert all(level.done for level in pyramid.levels)
+    return [np.concatenate(p, axis=1) for p in parts]
+
+
+def scene(kind: str, shape: tuple[int, int], seed: int) -> tuple[np.ndarray, float]:
+    """Classes full of ties, or probabilities; with nodata blocks and a nodata line."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    if kind == "classes":
+        data, nodata = rng.integers(0, 4, (1, h, w)).astype(np.uint8), 255.0
+    elif kind == "uint8":
+        data, nodata = rng.integers(0, 255, (3, h, w)).astype(np.uint8), 255.0
+    else:
+        data, nodata = rng.random((2, h, w)).astype(np.float32), float("nan")
+    data[:, :h // 3, :w // 4] = nodata
+    data[:, h // 2, :] = nodata
+    data[:, :, w // 2 + 1::7] = np.where(rng.random(data[:, :, w // 2 + 1::7].shape) < 0.5,
+                                         nodata, data[:, :, w // 2 + 1::7])
+    return data, nodata
+
+
+@pytest.mark.parametrize("shape", [(1100, 1030), (1025, 777), (515, 2049), (3, 1100)])
+@pytest.mark.parametrize(("kind", "resampling"), [("classes", MODE), ("uint8", AVERAGE),
+                                                  ("float32", AVERAGE)])
+def test_streamed_levels_are_gdals_to_the_byte(tmp_path, shape, kind, resampling):
+    data, nodata = scene(kind, shape, seed=sum(shape))
+    ref = gdal_levels(tmp_path, data, nodata, resampling)
+    mine = streamed(data, resampling, nodata, seed=1)
+    assert [r.shape[1:] for r in ref[1:]] == overview_shapes(*shape, 512)
+    assert len(mine) == len(ref) - 1 >= 1
+    for a, b in zip(mine, ref[1:], strict=True):
+        # bytes, so that NaN == NaN and -0.0 != 0.0
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize(("shape", "levels"), [
+    ((512, 512), []), ((300, 220), []), ((513, 513), [(256, 256)]),
+    ((4097, 4097), [(2048, 2048), (1024, 1024), (512, 512)]),
+    ((5000, 300), [(2500, 150), (1250, 75), (625, 37), (312, 18)]),
+    ((3, 1100), [(1, 550), (1, 275)]),
+])
+def test_levels_halve_rounding_down_until_one_tile(shape, levels):
+    assert overview_shapes(*shape, 512) == levels
+
+
+@given(st.integers(1, 3000).flatmap(lambda dst: st.tuples(st.just(dst),
+                                                          st.integers(dst, 3 * dst))))
+def test_windows_cover_the_source_in_order(sizes):
+    dst, src = sizes
+    win = axis_windows(src, dst)
+    assert win.start[0] == 0 and win.stop[-1] == src
+    assert (win.stop > win.start).all() and (np.diff(win.start) >= 0).all()
+    assert (win.start[1:] <= win.stop[:-1]).all()  # no source pixel left out
+    assert ((win.first > 0) & (win.first <= 1 + 1e-9)).all()
+    if src == 2 * dst:
+        np.testing.assert_array_equal(win.start, 2 * np.arange(dst))
+        assert (win.stop - win.start == 2).all() and (win.first == 1).all()
+
+
+def test_mode_keeps_the_value_that_first_reaches_the_top_count():
+    # 2 x 2 windows, row-major: [a, b, b, a] -> b reaches 2 first; [a, b, a, b] -> a
+    src = np.array([[[1, 2, 1, 2], [2, 1, 1, 2]]], dtype=np.uint8)
+    pyramid = Pyramid(2, 4, 1, MODE, 255.0)
+    [level, *_] = pyramid.push(src)
+    np.testing.assert_array_equal(level, [[[2, 1]]])

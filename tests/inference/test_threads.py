@@ -1,0 +1,111 @@
+"""The thread budget, and model inputs staged into reused (pinned on CUDA) buffers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from geovision.inference.predict import cached_bundle, dihedral
+from geovision.inference.staging import BatchStager, forward
+from geovision.inference.threads import STRATEGIES, ThreadBudget, available_cores, plan
+from tests.inference.infer_helpers import TINY_UNET, write_bundle
+
+
+@given(st.integers(1, 256), st.sampled_from(["cpu", "cuda", "cuda:1"]))
+def test_default_budgets_never_oversubscribe(cores, device):
+    budget = plan(device, cores)
+    assert not budget.oversubscribed
+    assert max(budget.torch, budget.gdal) <= cores
+    if device == "cpu":  # the model's thread does the rest between blocks, with every core
+        assert (budget.strategy, budget.torch, budget.helpers, budget.gdal) == (
+            "inline", cores, 0, cores)
+    else:  # the device runs the model: one helper reads and writes beside it
+        assert (budget.strategy, budget.torch, budget.helpers) == ("overlap", 1, 1)
+
+
+def test_forced_strategies_on_a_cpu():
+    split = plan("cpu", 8, "split")
+    assert split == ThreadBudget("split", 8, torch=7, helpers=1, gdal=1)
+    assert not split.oversubscribed
+    overlap = plan("cpu", 8, "overlap")  # today's layout, kept to measure against
+    assert overlap.torch == 8 and overlap.helpers == 1 and overlap.oversubscribed
+    assert set(STRATEGIES) == {"inline", "split", "overlap"}
+    with pytest.raises(ValueError, match="choose one of inline, split, overlap"):
+        ThreadBudget("fast", 2, torch=2, helpers=0, gdal=2)
+    with pytest.raises(ValueError, match="takes turns on at most 2 cores"):
+        ThreadBudget("inline", 2, torch=4, helpers=0, gdal=2)
+    assert 1 <= available_cores()
+
+
+def test_budget_sets_and_restores_torch_threads():
+    before = torch.get_num_threads()
+    with plan("cpu", 1).applied():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_inline_work_runs_at_once_in_the_caller_and_helpers_keep_order():
+    seen: list[tuple[int, int]] = []
+    with plan("cpu", 2).executor() as ex:
+        f = ex.submit(lambda: seen.append((1, threading.get_ident())))
+        assert f.done() and seen == [(1, threading.get_ident())]
+        failed = ex.submit(lambda: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            failed.result()
+    order: list[int] = []
+    with plan("cpu", 2, "split").executor() as ex:
+        futures = [ex.submit(order.append, i) for i in range(50)]
+        for f in futures:
+            f.result()
+    assert order == list(range(50))
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    return cached_bundle(write_bundle(tmp_path / "seg.pt", "segmentation", "unet",
+                                      params=TINY_UNET), "cpu").model
+
+
+@pytest.mark.parametrize("tta", [False, True])
+def test_forward_is_the_mean_softmax_of_the_transforms(tiny_model, tta):
+    x = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 4, 64, 64))
+                         .astype(np.float32))
+    with torch.inference_mode():
+        expected = torch.stack([inv(torch.softmax(tiny_model(fwd(x)), dim=1))
+                                for fwd, inv in dihedral(tta)]).mean(0)
+        got = forward(tiny_model, x, tta)
+    assert got.shape == (3, 5, 64, 64)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(got.sum(1), torch.ones(3, 64, 64), rtol=0, atol=1e-5)
+
+
+def test_staged_batches_are_the_windows_contiguous_in_one_reused_buffer():
+    pixels = np.random.default_rng(1).standard_normal((4, 200, 150)).astype(np.float32)
+    pixels = np.asfortranarray(pixels)  # as a reflect-padded read leaves them
+    windows = [(10 + 20 * i, 5 + 7 * i) for i in range(7)]
+    stager = BatchStager(3, 4, 64)
+    pointers = set()
+    seen = []
+    for origins, x in stager.batches(pixels, (10, 5), windows):
+        expected = np.stack([pixels[:, r - 10:r + 54, c - 5:c + 59] for r, c in origins])
+        assert x.is_contiguous() and np.array_equal(x.numpy(), expected)
+        pointers.add(x.data_ptr())
+        seen += origins
+    assert seen == windows and len(pointers) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_batches_come_from_pinned_buffers_without_blocking(tiny_model):
+    pixels = np.random.default_rng(2).standard_normal((4, 300, 300)).astype(np.float32)
+    windows = [(r, c) for r in range(0, 236, 48) for c in range(0, 236, 48)]
+    stager = BatchStager(4, 4, 64, "cuda")
+    assert all(h.is_pinned() for h in stager._host)
+    for origins, x in stager.batches(pixels, (0, 0), windows):
+        assert x.device.type == "cuda"
+        expected = np.stack([pixels[:, r:r + 64, c:c + 64] for r, c in origins])
+        np.testing.assert_array_equal(x.cpu().numpy(), expected)
