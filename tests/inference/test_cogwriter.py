@@ -18,20 +18,11 @@ from geovision.inference.cogfile import TiffFormatError, read_ifd
 from geovision.inference.cogwriter import CogWriter
 from geovision.inference.overviews import AVERAGE, MODE
 from geovision.inference.writers import describe_classes, describe_probabilities
-from tests.inference.gdal_cog import tiled_profile, to_cog
+from tests.inference.gdal_cog import cog_levels, tiled_profile, to_cog
 from tests.inference.infer_helpers import CLASSES
 
 INFOS = [ClassInfo.from_json(c) for c in CLASSES]
 TRANSFORM = Affine(10.0, 0, 500_000.0, 0, -10.0, 5_300_000.0)
-
-
-def levels(path) -> list[np.ndarray]:
-    with rasterio.open(path) as ds:
-        out, n = [ds.read()], len(ds.overviews(1))
-    for i in range(n):
-        with rasterio.open(path, OVERVIEW_LEVEL=i) as ovr:
-            out.append(ovr.read())
-    return out
 
 
 def described(path) -> dict:
@@ -132,7 +123,7 @@ def test_same_cog_as_gdals_cog_driver(tmp_path, kind, shape, crs):
     ref, mine = gdal_cog(tmp_path, data, how, crs), strip_cog(tmp_path, data, how, crs)
     valid, errors, warnings = cog_validate(mine, quiet=True)
     assert valid and not errors and not warnings
-    for a, b in zip(levels(mine), levels(ref), strict=True):
+    for a, b in zip(cog_levels(mine), cog_levels(ref), strict=True):
         assert a.tobytes() == b.tobytes()
     assert described(mine) == described(ref)
     assert tiles(mine) == tiles(ref)  # the very same compressed tiles, laid out alike
@@ -162,7 +153,7 @@ def test_big_outputs_are_bigtiffs(tmp_path, monkeypatch):
     assert read_ifd(mine).bigtiff
     assert cog_validate(mine, quiet=True)[0]
     ref = gdal_cog(tmp_path, data, how, "EPSG:32633")
-    for a, b in zip(levels(mine), levels(ref), strict=True):
+    for a, b in zip(cog_levels(mine), cog_levels(ref), strict=True):
         assert a.tobytes() == b.tobytes()
 
 
