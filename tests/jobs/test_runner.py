@@ -53,7 +53,7 @@ def test_example_job_writes_every_output(finished_example):
     assert (work / "runs" / "segmenter" / "model.pt").exists()
     assert (work / "evaluation" / "metrics.json").exists()
     assert {p.name for p in (work / "score").iterdir()} == {
-        "score.json", "report.md", "confusion_matrix.png"}
+        "score.json", "report.md", "confusion_matrix.png", ".geovision-owned"}
     assert (work / "areas.csv").read_text().startswith("class_id,class,pixels,area\n")
     with rasterio.open(work / "predictions" / "unseen.class.tif") as out, \
             rasterio.open(work / "unseen" / "unseen.tif") as scene:

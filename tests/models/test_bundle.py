@@ -85,7 +85,8 @@ def test_refuses_other_files(tmp_path):
         load_bundle(tmp_path / "missing.pt")
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a torch file at all")
-    with pytest.raises(ModelFileError, match="not a readable model file"):
+    with pytest.raises(ModelFileError, match=r"junk.pt: a text file, not a model bundle; give "
+                                             r"the model.pt that `geovision train` writes"):
         load_bundle(junk)
     plain = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(3)}, plain)
