@@ -31,6 +31,7 @@ from geovision.models.bundle import load_bundle
 from geovision.options import with_values
 from geovision.options.evaluate import EvaluateOptions
 from geovision.progress import progress_bar
+from geovision.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,8 @@ class _CurveData:
         self.task = task
         self.sample = (PixelSample(num_classes, max_samples=max_samples,
                                    ignore_index=ignore_index, seed=0)
-                       if task != "detection" else None)
-        self.matches = DetectionMatches(num_classes) if task == "detection" else None
+                       if get_task(task).target != "boxes" else None)
+        self.matches = DetectionMatches(num_classes) if get_task(task).target == "boxes" else None
 
     def update(self, pred: Any, scores: torch.Tensor | None, target: Any) -> None:
         if self.sample is not None and scores is not None:

@@ -55,6 +55,7 @@ from geovision.models.finetune import freeze_encoder
 from geovision.models.registry import build_model_with_weights
 from geovision.ownership import check_removable, check_writable, remove_owned
 from geovision.progress import progress_bar
+from geovision.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def _sampler(ds: TileDataset, cfg: TrainConfig, rt: Runtime, *, shuffle: bool) -
     if not shuffle or sc.name == "random":
         return EpochSampler(len(ds), shuffle=shuffle, seed=cfg.train.seed, rank=rt.rank,
                             world=rt.world)
-    if sc.positive_fraction is not None and ds.info.task != "detection":
+    if sc.positive_fraction is not None and get_task(ds.info.task).target != "boxes":
         raise ConfigError(f"data.sampler.positive_fraction: applies to detection, not "
                           f"{ds.info.task}; leave it null (tiles are weighted by class)")
     presence = ds.task.class_presence(ds)

@@ -35,6 +35,7 @@ from geovision.geo.vectorize import write_polygons
 from geovision.inference.work import polygons_path
 from geovision.options import flag_of
 from geovision.options.infer import InferOptions
+from geovision.tasks import get_task
 
 if TYPE_CHECKING:
     from geovision.geo.grid import Grid
@@ -73,7 +74,7 @@ def check_vectors(options: InferOptions, bundle: Bundle) -> None:
     """
     if not options.vectors:
         return
-    if bundle.task != "segmentation":
+    if get_task(bundle.task).target != "mask":
         raise InputError(f"--vectors: polygons are traced from a segmentation model's classes; "
                          f"{bundle.path} is a {bundle.task} model")
     resolve_classes(options.polygon_options(), {c.id: c.name for c in bundle.classes},

@@ -46,6 +46,7 @@ from geovision.models.segmentation import SMP_ARCHITECTURES, build_smp, smp_hub
 from geovision.models.unet import UNet
 from geovision.models.weights import WeightsReport, load_weights
 from geovision.tasks import TASK_NAMES as TASKS
+from geovision.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ def architecture(task: str, name: str) -> Architecture:
         InputError: unknown task or name (the message lists the valid names).
     """
     valid = architectures(task)
-    if task == "classification" and name.startswith(TIMM_PREFIX):
+    if get_task(task).target == "label" and name.startswith(TIMM_PREFIX):
         import timm
 
         model = name[len(TIMM_PREFIX):]
@@ -181,7 +182,7 @@ def architecture(task: str, name: str) -> Architecture:
     if name not in _REGISTRY[task]:
         close = difflib.get_close_matches(name, valid, n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        extra = ", timm:<any timm model>" if task == "classification" else ""
+        extra = ", timm:<any timm model>" if get_task(task).target == "label" else ""
         raise InputError(f"model.name: unknown {task} architecture '{name}'{hint}; valid names: "
                          f"{', '.join(valid)}{extra}")
     entry = _REGISTRY[task][name]

@@ -12,6 +12,7 @@ import numpy as np
 
 from geovision.errors import InputError, InputFileError
 from geovision.formats import SPLITS, missing_store_arrays
+from geovision.tasks import get_task
 from geovision.tiling.plan import missing_classes
 from geovision.tiling.store import FORMAT, PENDING_ATTR, open_group
 
@@ -69,7 +70,8 @@ def split_class_counts(group: Any, task: str, ids: Sequence[int], ignore_index: 
         inside = (values >= 0) & (values < len(column))
         return np.where(inside, column[np.clip(values, 0, len(column) - 1)], -1)
 
-    if task == "segmentation":
+    target = get_task(task).target
+    if target == "mask":
         mask = group["mask"]
         for start in range(0, len(split), _CHUNK):
             m = columns(np.asarray(mask[start:start + _CHUNK]).astype(np.int64))
@@ -78,7 +80,7 @@ def split_class_counts(group: Any, task: str, ids: Sequence[int], ignore_index: 
             codes = np.broadcast_to(s[:, None, None], m.shape)[ok] * k + m[ok]
             out += np.bincount(codes, minlength=len(SPLITS) * k)[:len(SPLITS) * k].reshape(
                 len(SPLITS), k)
-    elif task == "classification":
+    elif target == "label":
         label = columns(np.asarray(group["label"][...], dtype=np.int64))
         ok = label >= 0
         np.add.at(out, (split[ok], label[ok]), 1)
