@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 
 from geovision.data.chunks import ChunkReader, chunk_reader
 from geovision.data.info import TileInfo, read_info
-from geovision.data.tasks import for_task
+from geovision.data.tasks import BatchedDataTask, for_task
 from geovision.data.transforms import Augment, Sample, orient
 from geovision.errors import InputError
 from geovision.formats import SPLITS
@@ -170,7 +170,9 @@ class TileDataset(Dataset[dict[str, Any]]):
         """
         pairs = [k if isinstance(k, tuple) else (k, self.epoch) for k in keys]
         readers = [self._readers.get(n) for n in ("image", *self.task.tile_arrays)]
-        if (not self.task.batched or (self.augment is not None and self.augment.v2)
+        task = self.task
+        if (not isinstance(task, BatchedDataTask) or (
+                self.augment is not None and self.augment.v2)
                 or any(r is None or r.shape[-1] != r.shape[-2] for r in readers)):
             return self.collate([self[k] for k in pairs])
         tiles = [int(self.indices[i]) for i, _ in pairs]
@@ -179,7 +181,7 @@ class TileDataset(Dataset[dict[str, Any]]):
         image = self.read_batch("image", tiles, turns)
         return {"image": image if self.defer else self.normalize(image),
                 "index": torch.tensor(tiles, dtype=torch.int64),
-                **self.task.batch(self, tiles, turns)}
+                **task.batch(self, tiles, turns)}
 
     def read_batch(self, name: str, tiles: list[int],
                     turns: list[tuple[bool, bool, int] | None]) -> torch.Tensor:

@@ -46,13 +46,12 @@ class DataTask(ABC):
     Attributes:
         name: the task.
         tile_arrays: per-tile arrays read beside ``image`` (one chunk per tile).
-        batched: a batch can be decoded whole, straight into its arrays
-            (:meth:`TileSource.__getitems__`); else items are read and collated one by one.
+    Items are read and collated one by one; a task whose batches can be decoded whole is a
+    :class:`BatchedDataTask`.
     """
 
     name: str
     tile_arrays: tuple[str, ...] = ()
-    batched: bool = True
     #: The key of the store's ``counts`` attribute that :meth:`class_counts` reads.
     counted: str = ""
 
@@ -70,10 +69,6 @@ class DataTask(ABC):
     @abstractmethod
     def item(self, ds: TileSource, sample: Sample, tile: int) -> dict[str, Any]:
         """The target fields of an item, from its (augmented) sample."""
-
-    def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
-        """The target fields of a batch read whole (tasks with ``batched``)."""
-        raise NotImplementedError(f"{self.name}: batches are collated from items")
 
     @abstractmethod
     def collate_targets(self, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -117,12 +112,24 @@ class DataTask(ABC):
 
         raise InputError(f"{ds.info.path}: {self.name} has no per-class weights")
 
+    @abstractmethod
     def class_presence(self, ds: TileSource) -> np.ndarray:
         """Which classes each tile of the split holds: bool ``(len(ds), classes)``.
 
         For the ``balanced`` sampler; tiles in the dataset's order.
         """
-        raise NotImplementedError(f"{self.name}: no per-tile classes")
+
+
+class BatchedDataTask(DataTask):
+    """A task whose batches are decoded whole, straight into their arrays.
+
+    :meth:`geovision.data.dataset.TileDataset.__getitems__` reads the images and
+    :meth:`batch` the targets of a batch at once, instead of item by item.
+    """
+
+    @abstractmethod
+    def batch(self, ds: TileSource, tiles: list[int], turns: list[Turn]) -> dict[str, Any]:
+        """The target fields of a batch read whole."""
 
 
 def for_task(name: str) -> DataTask:

@@ -10,13 +10,13 @@ import zarr
 from torch.utils.data import default_collate
 
 from geovision.data.info import TileInfo
-from geovision.data.tasks import DataTask, TileSource, Turn
+from geovision.data.tasks import BatchedDataTask, TileSource, Turn
 
 if TYPE_CHECKING:
     from geovision.data.transforms import Sample
 
 
-class Classification(DataTask):
+class Classification(BatchedDataTask):
     """``label`` int64 per item (a scalar), ``(N,)`` per batch."""
 
     name = "classification"

@@ -24,7 +24,6 @@ class Detection(DataTask):
     """
 
     name = "detection"
-    batched = False
     counted = "class_boxes"
 
     def preload(self, info: TileInfo) -> Boxes:

@@ -9,7 +9,7 @@ import torch
 import zarr
 from torch.utils.data import default_collate
 
-from geovision.data.tasks import DataTask, TileSource, Turn
+from geovision.data.tasks import BatchedDataTask, TileSource, Turn
 
 if TYPE_CHECKING:
     from geovision.data.transforms import Sample
@@ -21,7 +21,7 @@ def _indices(ds: TileSource, mask: np.ndarray) -> np.ndarray:
     return mask if lut is None else lut[mask]
 
 
-class Segmentation(DataTask):
+class Segmentation(BatchedDataTask):
     """``mask`` uint8 ``(H, W)`` per item, ``(N, H, W)`` per batch."""
 
     name = "segmentation"

@@ -85,7 +85,7 @@ class SceneSink(ABC):
 class _WrittenAtEnd(SceneSink):
     """A sink that ignores payloads and writes everything from the scratch folder at the end."""
 
-    def __init__(self, task: InferenceTask, work: SceneWork, layout: Layout, bundle: Bundle,
+    def __init__(self, task: WrittenAtEndTask, work: SceneWork, layout: Layout, bundle: Bundle,
                  out: Path, stem: str, timings: Timings) -> None:
         self.task, self.work, self.layout, self.bundle = task, work, layout, bundle
         self.out, self.stem, self.timings = out, stem, timings
@@ -94,7 +94,7 @@ class _WrittenAtEnd(SceneSink):
         """Nothing: the block's files are in the scratch folder."""
 
     def close(self) -> dict[str, Any]:
-        """The task's :meth:`InferenceTask.write`."""
+        """The task's :meth:`WrittenAtEndTask.write`."""
         return self.task.write(self.work, self.layout, self.bundle, self.out, self.stem,
                                self.timings)
 
@@ -132,18 +132,16 @@ class InferenceTask(ABC):
         """A stored block's payload, read back from the scratch folder (None: not needed)."""
         return None
 
+    @abstractmethod
     def sink(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
              timings: Timings, threads: int = 1,
              spare: SpareTime | NoSpareTime | None = None) -> SceneSink:
         """The scene's outputs, fed block by block.
 
         ``threads``: cores it may encode on; ``spare``: where it may encode ahead, in the
-        cores' spare time.
-
-        By default every output is written at the end from the scratch folder
-        (:meth:`write`).
+        cores' spare time. A task whose outputs are small writes them at the end instead
+        (:class:`WrittenAtEndTask`).
         """
-        return _WrittenAtEnd(self, work, layout, bundle, out, stem, timings)
 
     @abstractmethod
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
@@ -157,14 +155,30 @@ class InferenceTask(ABC):
         """
         return {"prediction": out / f"{stem}.class.tif"}
 
+
+
+class WrittenAtEndTask(InferenceTask):
+    """A task whose outputs are written once, at the end, from the scratch folder.
+
+    Its blocks' payloads are not used: each block stores its files, and :meth:`write` reads
+    them all back when the scene's last block is done (detections and classification cells
+    are small next to the scene).
+    """
+
+    def sink(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
+             timings: Timings, threads: int = 1,
+             spare: SpareTime | NoSpareTime | None = None) -> SceneSink:
+        """A sink that calls :meth:`write` when the scene closes."""
+        return _WrittenAtEnd(self, work, layout, bundle, out, stem, timings)
+
+    @abstractmethod
     def write(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
               timings: Timings) -> dict[str, Any]:
-        """Write the scene's outputs from its scratch directory (the default sink's end).
+        """Write the scene's outputs from its scratch directory.
 
         Returns:
             Counts for the run summary (e.g. ``{"detections": 12}``).
         """
-        raise NotImplementedError(f"{self.name}: no sink and no write()")
 
 
 def for_task(name: str) -> InferenceTask:

@@ -18,7 +18,7 @@ from geovision.inference.cogwriter import CogWriter
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
 from geovision.inference.overviews import MODE
 from geovision.inference.predict import dihedral
-from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask
+from geovision.inference.tasks import BlockAccumulator, BlockResult, WrittenAtEndTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
 from geovision.inference.writers import describe_classes, write_class_legend
 
@@ -59,7 +59,7 @@ class _Cells(BlockAccumulator):
         return BlockResult([(block_result(self.work.scratch, self.block, "cells"), cells)])
 
 
-class Classification(InferenceTask):
+class Classification(WrittenAtEndTask):
     """A class and its score per stride cell."""
 
     name = "classification"

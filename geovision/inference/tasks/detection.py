@@ -15,7 +15,7 @@ import torch
 from geovision.formats import class_ids
 from geovision.inference.detections import MergeRule, empty, merge, to_scene
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
-from geovision.inference.tasks import BlockAccumulator, BlockResult, InferenceTask
+from geovision.inference.tasks import BlockAccumulator, BlockResult, WrittenAtEndTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class _Boxes(BlockAccumulator):
         return BlockResult([(block_result(self.work.scratch, self.block, "det"), table)])
 
 
-class Detection(InferenceTask):
+class Detection(WrittenAtEndTask):
     """One box per object, whole boxes winning over boxes cut by a window edge."""
 
     name = "detection"
