@@ -125,6 +125,13 @@ def split_shares(codes: np.ndarray, weights: np.ndarray, splits: int = 3) -> np.
     """``(splits, K)`` class totals of each split: the sum of ``weights`` rows per code."""
     out = np.zeros((splits, weights.shape[1]), dtype=np.float64)
     keep = codes < splits
+    whole = weights.dtype.kind in "iub" or (
+        weights.dtype.kind == "f" and bool(np.all(np.mod(weights, 1) == 0))
+        and float(np.abs(weights).sum()) < 2**53)
+    if whole:  # sums of whole numbers below 2**53 are exact in any order
+        for k in range(splits):
+            out[k] = weights[codes == k].sum(axis=0)
+        return out
     np.add.at(out, codes[keep], weights[keep])
     return out
 
