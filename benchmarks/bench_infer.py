@@ -7,7 +7,9 @@
 Figures (written to bench-output/infer.json and printed), per scene size and run:
 
 1. overhead: ``geovision.inference.infer`` end to end against the model's own forward pass
-   over the same windows held in memory (same batch size, torch's default threads), as a ratio
+   over the same windows held in memory (same batch size, torch's default threads, the
+   model prepared and its memory kept as ``infer`` does; ``--plain-model`` also times it
+   as a plain script would, with the allocator's defaults), as a ratio
    (goal >= 0.85 on a CPU); the model's time inside the pipeline against alone (goal within
    10%); the model's share of the end-to-end wall time; wall and CPU seconds (user + sys of
    the case's process and its threads) of both.
@@ -110,8 +112,14 @@ def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
             "windows": record["windows"], "timings": record["timings"]}
 
 
-def case_model(model: str, scene: str, window: int, overlap: float, batch: int) -> dict:
-    """The model alone over the same windows, from a normalized scene held in memory."""
+def case_model(model: str, scene: str, window: int, overlap: float, batch: int,
+               plain: bool = False) -> dict:
+    """The model alone over the same windows, from a normalized scene held in memory.
+
+    As ``infer`` runs it (the bundle prepared by ``cached_bundle``, glibc keeping freed
+    memory: :mod:`geovision.inference.heap`), unless ``plain``: then as a plain script
+    would, with the allocator's defaults (every batch faults its activations in again).
+    """
     import numpy as np
     import rasterio
     import torch
@@ -130,8 +138,12 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int) 
     pixels = normalize(data, valid, [110.0] * 4, [50.0] * 4)
     del data
     wins = [(r, c) for r in rows for c in cols]
+    from contextlib import nullcontext
+
+    from geovision.inference.heap import steady_heap
+
     c0, t0 = cpu_seconds(), time.perf_counter()
-    with torch.inference_mode():
+    with torch.inference_mode(), nullcontext() if plain else steady_heap():
         for i in range(0, len(wins), batch):
             x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
             torch.softmax(net(torch.from_numpy(x)).float(), dim=1)
@@ -213,7 +225,7 @@ def run_case(case: str, code: str | None = None, **kwargs: object) -> dict:
 def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
          overlap: float = 0.25, batch_size: int = 4, base_channels: int = 8,
          memory: bool = True, runs: int = 1, before: str | None = None,
-         baseline: bool = True) -> dict:
+         baseline: bool = True, plain_model: bool = False) -> dict:
     """Run every case and write ``<out_dir>/infer.json``; return the figures."""
     out = Path(out_dir).resolve()
     work = out / "infer-work"
@@ -244,6 +256,10 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
                        "cpu_ratio": alone["cpu_s"] / e2e["cpu_s"],
                        "model_inside_vs_alone": inside / alone["seconds"],
                        "model_share": inside / e2e["seconds"]}
+                if plain_model:
+                    plain = run_case("model", scene=scenes[n], plain=True, **common)
+                    run["model_plain"] = plain
+                    run["ratio_vs_plain"] = plain["seconds"] / e2e["seconds"]
                 results["runs"][f"{path}-{n}-{k + 1}"] = run
                 print(f"{n}^2 {path} run {k + 1}: end to end {e2e['seconds']:.1f} s wall "
                       f"{e2e['cpu_s']:.1f} s CPU, model only {alone['seconds']:.1f} s wall "
@@ -252,6 +268,10 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
                       f"{inside:.1f} s = {run['model_inside_vs_alone']:.2f}x alone (goal <= "
                       f"1.10), {100 * run['model_share']:.0f}% of the wall time; peak "
                       f"{e2e['peak_rss_mb']:.0f} MB (load {load:.1f})", flush=True)
+                if plain_model:
+                    print(f"  model alone as a plain script (allocator defaults): "
+                          f"{plain['seconds']:.1f} s wall {plain['cpu_s']:.1f} s CPU -> "
+                          f"{run['ratio_vs_plain']:.2f}x", flush=True)
     if memory:
         small = results["runs"][f"infer-{size}-1"]["end_to_end"]["peak_rss_mb"]
         big = results["runs"][f"infer-{2 * size}-1"]["end_to_end"]["peak_rss_mb"]
@@ -290,6 +310,8 @@ if __name__ == "__main__":
     parser.add_argument("--before", default=None,
                         help="another checkout whose infer also runs (before/after figures)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
+    parser.add_argument("--plain-model", action="store_true",
+                        help="also time the model alone with the allocator's defaults")
     a = parser.parse_args()
     main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory,
-         a.runs, a.before, not a.no_baseline)
+         a.runs, a.before, not a.no_baseline, a.plain_model)

@@ -94,8 +94,10 @@ def model_alone(model: str, scene: str, window: int, overlap: float,
     wins = [(r, c) for r in rows for c in cols]
     calls = ModelCalls()
     run = calls.wrap(lambda x: forward(bundle.model, torch.from_numpy(x)))
+    from geovision.inference.heap import steady_heap
+
     cpu0, t0 = usage(), time.perf_counter()
-    with tc.Sampler() as threads:
+    with tc.Sampler() as threads, steady_heap():  # as the pipeline runs the model
         for i in range(0, len(wins), batch):
             x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
             run(x)

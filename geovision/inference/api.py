@@ -459,10 +459,10 @@ def _run(plan: ScenePlan, budget: ThreadBudget, *, quiet: bool) -> SceneSummary:
     pixels = work.stride * work.stride
     timings = Timings()
     bundle = cached_bundle(plan.model, plan.device)
-    sink = for_task(work.task).sink(work, layout, bundle, plan.out, plan.stem, timings,
-                                    budget.gdal)
-    with progress_bar(total=n_windows, desc=f"infer {plan.stem}", unit="win",
-                      disable=quiet) as bar:
+    with budget.spare_time() as spare, progress_bar(
+            total=n_windows, desc=f"infer {plan.stem}", unit="win", disable=quiet) as bar:
+        sink = for_task(work.task).sink(work, layout, bundle, plan.out, plan.stem, timings,
+                                        budget.gdal, spare)
         t0 = time.perf_counter()
 
         def advance(n: int) -> None:
@@ -471,7 +471,7 @@ def _run(plan: ScenePlan, budget: ThreadBudget, *, quiet: bool) -> SceneSummary:
             bar.set_postfix_str(f"{bar.n * pixels / 1e6 / elapsed:.2f} MP/s", refresh=False)
 
         try:
-            ran = run_scene(work, layout, todo, sink, budget, advance)
+            ran = run_scene(work, layout, todo, sink, budget, advance, spare)
         except BaseException:
             sink.discard()
             raise

@@ -34,6 +34,7 @@ from rasterio.windows import Window
 
 from geovision.inference.cogfile import assemble
 from geovision.inference.overviews import Pyramid, overview_shapes
+from geovision.inference.spare import CALLER, NoSpareTime, SpareTime, Ticket
 from geovision.inference.writers import TILE
 
 #: DEFLATE level of class rasters: 6, GDAL's default.
@@ -42,6 +43,8 @@ DEFLATE_LEVEL = 6
 #: (on a 2-core CPU, level 6 alone would cost about a fifth of the model's time) for files
 #: about 1.35x larger; the pixels are the same.
 PROB_DEFLATE_LEVEL = 1
+#: Strips whose encoding may wait for spare time (each holds its rows in memory meanwhile).
+STRIPS_AHEAD = 6
 
 
 def storage_options(dtype: str, count: int, *, level: int = DEFLATE_LEVEL,
@@ -64,7 +67,8 @@ class CogWriter:
                  dtype: str, nodata: float | None, crs: CRS | None, transform: Affine,
                  resampling: str, workdir: str | os.PathLike[str],
                  describe: Callable[[Any], None] | None = None, level: int = DEFLATE_LEVEL,
-                 tile: int = TILE, threads: int = 1) -> None:
+                 tile: int = TILE, threads: int = 1,
+                 spare: SpareTime | NoSpareTime | None = None) -> None:
         """Write the template and plan the levels.
 
         Args:
@@ -82,10 +86,13 @@ class CogWriter:
             level: DEFLATE level.
             tile: tile side.
             threads: GDAL threads compressing the tiles of a strip.
+            spare: where strips are encoded ahead, in the cores' spare time
+                (:mod:`geovision.inference.spare`); None: each when it is complete.
         """
         self.path = Path(path)
         self.height, self.width, self.count, self.dtype = height, width, count, dtype
         self.nodata, self.tile, self.threads = nodata, tile, threads
+        self.spare = spare or NoSpareTime()
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._options = storage_options(dtype, count, level=level, tile=tile)
@@ -101,6 +108,8 @@ class CogWriter:
         self._written = [0] * len(self.shapes)  # rows of each level in strip files
         self._held = [0] * len(self.shapes)  # rows of each level waiting for a full strip
         self.strips: list[list[Path]] = [[] for _ in self.shapes]
+        self._encoding: list[tuple[int, Ticket[Path]]] = []  # (level, strip) not claimed yet
+        self.by_spare = 0  # strips the spare-time helper encoded
 
     @property
     def rows_done(self) -> int:
@@ -138,14 +147,32 @@ class CogWriter:
             self._written[k] += n
 
     def _write_strip(self, k: int, data: np.ndarray) -> None:
-        path = self.workdir / f"{self.path.name}.L{k}.S{len(self.strips[k])}.tif"
-        with warnings.catch_warnings():  # a strip has no georeferencing: the template has
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path, "w", height=data.shape[1], width=data.shape[2],
-                               nodata=self.nodata, num_threads=self.threads,
-                               **self._options) as dst:
-                dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
-        self.strips[k].append(path)
+        """Encode a strip now, or queue it for spare time (claimed :data:`STRIPS_AHEAD` later)."""
+        stem = f"{self.path.name}.L{k}.S{len(self.strips[k]) + self._queued(k)}"
+
+        def encode(who: str) -> Path:
+            path = self.workdir / f"{stem}.{who}.tif"  # each writer its own file
+            with warnings.catch_warnings():  # a strip has no georeferencing: the template has
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(path, "w", height=data.shape[1], width=data.shape[2],
+                                   nodata=self.nodata,
+                                   num_threads=self.threads if who == CALLER else 1,
+                                   **self._options) as dst:
+                    dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
+            return path
+
+        self._encoding.append((k, self.spare.submit(encode, _unlink)))
+        while len(self._encoding) > STRIPS_AHEAD:
+            self._claim()
+
+    def _queued(self, k: int) -> int:
+        return sum(1 for level, _ in self._encoding if level == k)
+
+    def _claim(self) -> None:
+        """Take the oldest queued strip's file (encoding it here unless the helper has)."""
+        k, ticket = self._encoding.pop(0)
+        self.strips[k].append(ticket.claim())
+        self.by_spare += ticket.by != CALLER
 
     def close(self) -> Path:
         """Assemble the COG from the strips (all rows must have been written); tidy up.
@@ -156,6 +183,8 @@ class CogWriter:
         if self.rows_done != self.height:
             raise ValueError(f"{self.path.name}: {self.rows_done} of {self.height} rows "
                              "written")
+        while self._encoding:
+            self._claim()
         missing = [k for k, (h, _) in enumerate(self.shapes) if self._written[k] != h]
         if missing:
             raise ValueError(f"{self.path.name}: overview levels {missing} are incomplete")
@@ -165,12 +194,19 @@ class CogWriter:
 
     def discard(self) -> None:
         """Remove the template and strip files (after :meth:`close`, or to give up)."""
+        for _, ticket in self._encoding:
+            ticket.cancel()
+        self._encoding.clear()
         for files in self.strips:
             for p in files:
                 p.unlink(missing_ok=True)
         self.template.unlink(missing_ok=True)
         if self.workdir.exists() and not any(self.workdir.iterdir()):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)
 
 
 def level_count(height: int, width: int, tile: int = TILE) -> int:

@@ -12,13 +12,16 @@ while the device runs the model.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from geovision.inference.blocks import predict_block, read_block, stager, store
+from geovision.inference.heap import steady_heap
 from geovision.inference.layout import Block, Layout, block_pieces
+from geovision.inference.spare import CALLER, NoSpareTime, SpareTime
 from geovision.inference.tasks import BlockResult, SceneSink, for_task
 from geovision.inference.threads import ThreadBudget
 from geovision.inference.work import BlockData, SceneWork, Timings
@@ -29,7 +32,7 @@ WRITES_IN_FLIGHT = 2
 
 def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: SceneSink,
               budget: ThreadBudget, on_batch: Callable[[int], None] | None = None,
-              ) -> Timings:
+              spare: SpareTime | NoSpareTime | None = None) -> Timings:
     """Run the blocks still to do, and feed every block's payload to the sink, in order.
 
     Args:
@@ -39,6 +42,8 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
         sink: the scene's outputs.
         budget: the threads of the model, reading and writing.
         on_batch: called with the window count of each batch once the model has run it.
+        spare: the spare-time helper of the ``spare`` strategy (the sink's too): the next
+            block is read ahead there.
 
     Returns:
         Seconds spent in each stage (summed over blocks).
@@ -49,16 +54,18 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
     batches = stager(work)
     blend = 0.0
 
-    def fetch(block: Block) -> Any:
+    def fetch(block: Block, who: str = CALLER) -> Any:
         if block.index not in run:  # stored by an earlier run
             t0 = time.perf_counter()
             payload = task.load_block(work, layout, block)
             timings.read += time.perf_counter() - t0
             return payload
-        with budget.gdal_env():
+        with budget.gdal_env(None if who == CALLER else 1):
             data = read_block(work, block)
         timings.read += data.seconds
         return data
+
+    ahead = spare if spare is not None and not isinstance(spare, NoSpareTime) else None
 
     def write(block: Block, result: BlockResult | None, payload: Any,
               seconds: dict[str, float]) -> None:
@@ -72,14 +79,18 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
     blocks = layout.blocks
     if not blocks:
         return timings
-    with budget.applied(), budget.executor() as ex:
-        pending: Future[Any] = ex.submit(fetch, blocks[0])
+    with budget.applied(), steady_heap(), budget.executor() as ex:
+        pending: Any = ex.submit(fetch, blocks[0])
         writes: list[Future[None]] = []
         for i, block in enumerate(blocks):
             job: tuple[Block, BlockResult | None, Any, dict[str, float]]
-            got = pending.result()
+            got = pending.result() if isinstance(pending, Future) else pending.claim()
             if i + 1 < len(blocks):
-                pending = ex.submit(fetch, blocks[i + 1])
+                nxt = blocks[i + 1]
+                if ahead is not None and nxt.index in run:
+                    pending = ahead.submit(functools.partial(fetch, nxt))
+                else:
+                    pending = ex.submit(fetch, nxt)
             if isinstance(got, BlockData):
                 read = got.seconds
                 result, model, blending = predict_block(

@@ -20,7 +20,24 @@ from geovision.models.bundle import Bundle, load_bundle
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, stamp: tuple[int, int], device: str) -> Bundle:
-    return load_bundle(path, device=device)
+    bundle = load_bundle(path, device=device)
+    for_inference(bundle.model, device)
+    return bundle
+
+
+def for_inference(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """Lay a model's weights out for fast inference on ``device`` (in place).
+
+    On a CPU, a network with 2-D convolutions gets channels-last weights, so that oneDNN runs
+    its convolutions, pooling and concatenations on NHWC tensors: on the benchmark U-Net
+    that took 28 CPU seconds for a 4096-pixel scene where NCHW took 28 to 40, depending on
+    where the allocator happened to place the activations. The outputs are the same up to
+    float32 rounding (the sums run in another order).
+    """
+    if str(device).startswith("cpu") and any(
+            isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def bundle_loads() -> int:

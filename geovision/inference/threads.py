@@ -7,11 +7,16 @@ the model slows by about the helper's CPU time, not by half of it (issue 15 meas
 at 23.0 s inside the pipeline against 13.9 s alone). So the cores are shared in *time*, not in
 space:
 
-- ``inline`` (the CPU default): no helper thread. The model's thread reads the next block and
-  encodes the finished strips between blocks, each step with every core (GDAL decodes and
-  encodes tiles on ``gdal`` threads; torch blends and finishes on its intra-op threads);
-  nothing runs beside the model. Measured best on the 2-core machine (see
-  ``benchmarks/profile_infer.py`` and the figures in issue 15).
+- ``spare`` (the CPU default on Linux): the model's thread works as in ``inline``, and one
+  helper thread at idle priority (``SCHED_IDLE``, :mod:`geovision.inference.spare`) reads
+  the next block and encodes finished strips ahead, in the moments the torch team leaves a
+  core idle; the model's thread never waits for it (what the helper has not finished when
+  it is needed, the model's thread does itself). On the 2-core machine it hid most of the
+  reading and encoding behind the model (``benchmarks/profile_infer.py --path spare,inline``).
+- ``inline`` (the CPU default elsewhere): no helper thread. The model's thread reads the next
+  block and encodes the finished strips between blocks, each step with every core (GDAL
+  decodes and encodes tiles on ``gdal`` threads; torch blends and finishes on its intra-op
+  threads); nothing runs beside the model.
 - ``split``: one helper thread reads and writes beside a torch team one thread smaller
   (``cores - 1``).
 - ``overlap``: one helper thread beside a full torch team: today's layout, oversubscribed by
@@ -23,7 +28,8 @@ cores, and torch keeps one intra-op thread for the little host-side work.
 
 The budgets :func:`plan` picks by default never give more threads than cores to work that runs
 at the same time: ``torch + helpers <= cores`` for concurrent strategies,
-``max(torch, gdal) <= cores`` for ``inline`` (its steps take turns).
+``max(torch, gdal) <= cores`` for ``inline`` and ``spare`` (their steps take turns; the
+spare-time helper runs only on cores nobody else wants).
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from typing import Any, TypeVar
 
 import rasterio
 
-STRATEGIES = ("inline", "split", "overlap")
+from geovision.inference.spare import NoSpareTime, SpareTime, idle_priority_available
+
+STRATEGIES = ("spare", "inline", "split", "overlap")
 
 T = TypeVar("T")
 
@@ -77,9 +85,10 @@ class ThreadBudget:
                              f"{', '.join(STRATEGIES)}")
         if min(self.cores, self.torch, self.gdal) < 1 or self.helpers < 0:
             raise ValueError(f"{self}: every count must be at least 1 (helpers at least 0)")
-        if self.strategy == "inline" and (self.helpers or max(self.torch, self.gdal)
-                                          > self.cores):
-            raise ValueError(f"{self}: inline work takes turns on at most {self.cores} cores")
+        if self.strategy in ("inline", "spare") and (self.helpers or max(
+                self.torch, self.gdal) > self.cores):
+            raise ValueError(f"{self}: {self.strategy} work takes turns on at most "
+                             f"{self.cores} cores")
 
     @property
     def oversubscribed(self) -> bool:
@@ -102,6 +111,10 @@ class ThreadBudget:
         finally:
             torch.set_num_threads(before)
 
+    def spare_time(self) -> SpareTime | NoSpareTime:
+        """The spare-time helper of the ``spare`` strategy (for the others: none)."""
+        return SpareTime() if self.strategy == "spare" else NoSpareTime()
+
     def executor(self) -> Executor:
         """Where reading and writing run: inline in the caller, or on the helper thread(s).
 
@@ -111,9 +124,9 @@ class ThreadBudget:
             return InlineExecutor()
         return ThreadPoolExecutor(max_workers=self.helpers, thread_name_prefix="geovision-io")
 
-    def gdal_env(self) -> rasterio.Env:
-        """GDAL options for a read: decode the tiles of one request on ``gdal`` threads."""
-        return rasterio.Env(GDAL_NUM_THREADS=str(self.gdal))
+    def gdal_env(self, threads: int | None = None) -> rasterio.Env:
+        """GDAL options for a read: decode one request's tiles on ``gdal`` (or ``threads``)."""
+        return rasterio.Env(GDAL_NUM_THREADS=str(threads or self.gdal))
 
 
 def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = None,
@@ -123,16 +136,20 @@ def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = N
     Args:
         device: ``cpu`` or a CUDA device.
         cores: cores to share (None: :func:`available_cores`).
-        strategy: force ``inline``, ``split`` or ``overlap`` (None: the device's default:
-            ``inline`` on a CPU, ``overlap`` on CUDA).
+        strategy: force ``spare``, ``inline``, ``split`` or ``overlap`` (None: the device's
+            default: ``spare`` on a CPU where a thread may run at idle priority, else
+            ``inline``; ``overlap`` on CUDA).
 
     Returns:
         The budget; only ``overlap`` forced on a CPU is oversubscribed.
     """
     n = cores or available_cores()
     cuda = device.startswith("cuda")
-    strategy = strategy or ("overlap" if cuda else "inline")
-    if strategy == "inline":
+    strategy = strategy or ("overlap" if cuda else "spare" if idle_priority_available()
+                            else "inline")
+    if strategy == "spare" and not cuda:
+        return ThreadBudget("spare", n, torch=n, helpers=0, gdal=n, device=device)
+    if strategy in ("inline", "spare"):
         return ThreadBudget("inline", n, torch=1 if cuda else n, helpers=0, gdal=n,
                             device=device)
     if cuda:  # the device runs the model: the host's cores go to reading and encoding,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +19,7 @@ from geovision.inference import cogfile
 from geovision.inference.cogfile import TiffFormatError, read_ifd
 from geovision.inference.cogwriter import CogWriter
 from geovision.inference.overviews import AVERAGE, MODE
+from geovision.inference.spare import SpareTime
 from geovision.inference.writers import describe_classes, describe_probabilities
 from tests.inference.gdal_cog import cog_levels, tiled_profile, to_cog
 from tests.inference.infer_helpers import CLASSES
@@ -95,20 +98,35 @@ def gdal_cog(tmp_path, data: np.ndarray, how: dict, crs: str) -> str:
     return str(tmp_path / "today.cog.tif")
 
 
-def strip_cog(tmp_path, data: np.ndarray, how: dict, crs: str, seed: int = 1) -> str:
+def strip_cog(tmp_path, data: np.ndarray, how: dict, crs: str, seed: int = 1,
+              spare: SpareTime | None = None, settle: bool = False) -> str:
+    """The writer's COG of ``data`` written in random row counts.
+
+    ``settle``: after each write, wait until the spare-time helper has encoded every strip
+    queued so far (so that it, not the caller, encodes them all).
+    """
     count, h, w = data.shape
     writer = CogWriter(tmp_path / "mine.tif", height=h, width=w, count=count,
                        dtype=how["dtype"], nodata=how["nodata"], crs=CRS.from_string(crs),
                        transform=TRANSFORM, resampling=how["resampling"],
-                       workdir=tmp_path / "work", describe=how["describe"])
+                       workdir=tmp_path / "work", describe=how["describe"], spare=spare)
     rng = np.random.default_rng(seed)
     row = 0
     while row < h:
         n = int(rng.integers(1, 700))
         writer.write(data[:, row:row + n])
         row += n
+        deadline = time.monotonic() + 10
+        while settle and time.monotonic() < deadline and any(
+                t.by is None for _, t in writer._encoding):
+            time.sleep(0.005)
+    strips = len(writer._encoding) + sum(map(len, writer.strips))
     writer.close()
     assert not (tmp_path / "work").exists()  # strips and template are gone
+    if settle:
+        assert writer.by_spare == strips  # the helper encoded every one
+    elif spare is not None:
+        assert writer.by_spare == 0
     return str(tmp_path / "mine.tif")
 
 
@@ -127,6 +145,20 @@ def test_same_cog_as_gdals_cog_driver(tmp_path, kind, shape, crs):
         assert a.tobytes() == b.tobytes()
     assert described(mine) == described(ref)
     assert tiles(mine) == tiles(ref)  # the very same compressed tiles, laid out alike
+
+
+@pytest.mark.parametrize("helper", ["ahead", "busy"])
+def test_strips_encoded_in_spare_time_make_the_same_cog(tmp_path, helper):
+    data, how = output("compact", (1100, 700))
+    ref = gdal_cog(tmp_path, data, how, "EPSG:32633")
+    release = threading.Event()
+    with SpareTime() as spare:
+        if helper == "busy":  # the helper is held up: the writer encodes every strip itself
+            spare.submit(lambda who: release.wait(10))
+        mine = strip_cog(tmp_path, data, how, "EPSG:32633", spare=spare,
+                         settle=helper == "ahead")
+        release.set()
+    assert tiles(mine) == tiles(ref) and described(mine) == described(ref)
 
 
 def test_class_names_colours_and_scales_survive(tmp_path):

@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from geovision.inference.predict import cached_bundle, dihedral
+from geovision.inference.spare import idle_priority_available
 from geovision.inference.staging import BatchStager, forward
 from geovision.inference.threads import STRATEGIES, ThreadBudget, available_cores, plan
+from geovision.models.bundle import load_bundle
 from tests.inference.infer_helpers import TINY_UNET, write_bundle
 
 
@@ -22,8 +24,10 @@ def test_default_budgets_never_oversubscribe(cores, device):
     assert not budget.oversubscribed
     assert max(budget.torch, budget.gdal) <= cores
     if device == "cpu":  # the model's thread does the rest between blocks, with every core
+        # (and, on Linux, a helper at idle priority reads and encodes ahead in spare time)
+        strategy = "spare" if idle_priority_available() else "inline"
         assert (budget.strategy, budget.torch, budget.helpers, budget.gdal) == (
-            "inline", cores, 0, cores)
+            strategy, cores, 0, cores)
     else:  # the device runs the model: one helper reads and writes beside it
         assert (budget.strategy, budget.torch, budget.helpers) == ("overlap", 1, 1)
 
@@ -34,8 +38,9 @@ def test_forced_strategies_on_a_cpu():
     assert not split.oversubscribed
     overlap = plan("cpu", 8, "overlap")  # today's layout, kept to measure against
     assert overlap.torch == 8 and overlap.helpers == 1 and overlap.oversubscribed
-    assert set(STRATEGIES) == {"inline", "split", "overlap"}
-    with pytest.raises(ValueError, match="choose one of inline, split, overlap"):
+    assert plan("cpu", 8, "inline") == ThreadBudget("inline", 8, torch=8, helpers=0, gdal=8)
+    assert set(STRATEGIES) == {"spare", "inline", "split", "overlap"}
+    with pytest.raises(ValueError, match="choose one of spare, inline, split, overlap"):
         ThreadBudget("fast", 2, torch=2, helpers=0, gdal=2)
     with pytest.raises(ValueError, match="takes turns on at most 2 cores"):
         ThreadBudget("inline", 2, torch=4, helpers=0, gdal=2)
@@ -69,6 +74,20 @@ def test_inline_work_runs_at_once_in_the_caller_and_helpers_keep_order():
 def tiny_model(tmp_path):
     return cached_bundle(write_bundle(tmp_path / "seg.pt", "segmentation", "unet",
                                       params=TINY_UNET), "cpu").model
+
+
+def test_models_run_channels_last_on_a_cpu_with_the_same_outputs(tmp_path):
+    path = write_bundle(tmp_path / "seg.pt", "segmentation", "unet", params=TINY_UNET)
+    fast = cached_bundle(path, "cpu").model
+    plain = load_bundle(path).model
+    convs = [m.weight for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not all(m.weight.is_contiguous(memory_format=torch.channels_last)
+                   for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 4, 64, 64))
+                         .astype(np.float32))
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), plain(x), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("tta", [False, True])

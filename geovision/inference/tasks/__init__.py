@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import torch
 
     from geovision.inference.layout import Block, Layout, Piece
+    from geovision.inference.spare import NoSpareTime, SpareTime
     from geovision.inference.work import BlockData, SceneWork, Timings
     from geovision.models.bundle import Bundle
     from geovision.options.infer import InferOptions
@@ -132,8 +133,12 @@ class InferenceTask(ABC):
         return None
 
     def sink(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
-             timings: Timings, threads: int = 1) -> SceneSink:
-        """The scene's outputs, fed block by block (``threads``: cores it may encode on).
+             timings: Timings, threads: int = 1,
+             spare: SpareTime | NoSpareTime | None = None) -> SceneSink:
+        """The scene's outputs, fed block by block.
+
+        ``threads``: cores it may encode on; ``spare``: where it may encode ahead, in the
+        cores' spare time.
 
         By default every output is written at the end from the scratch folder
         (:meth:`write`).

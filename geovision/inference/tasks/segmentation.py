@@ -51,6 +51,7 @@ from geovision.inference.writers import (
 
 if TYPE_CHECKING:
     from geovision.inference.layout import Block, Layout, Piece
+    from geovision.inference.spare import NoSpareTime, SpareTime
     from geovision.models.bundle import Bundle
     from geovision.options.infer import InferOptions
 
@@ -114,7 +115,8 @@ class _Outputs(SceneSink):
     """``<stem>.class.tif`` and ``<stem>.prob.tif``, written strip by strip as blocks finish."""
 
     def __init__(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
-                 timings: Timings, threads: int) -> None:
+                 timings: Timings, threads: int,
+                 spare: SpareTime | NoSpareTime | None = None) -> None:
         self.work, self.layout, self.out, self.stem = work, layout, out, stem
         self.bundle = bundle
         self.timings = timings
@@ -124,7 +126,8 @@ class _Outputs(SceneSink):
         cog = Path(work.scratch) / "cog"
         shutil.rmtree(cog, ignore_errors=True)  # strips of an interrupted run
         common = {"height": grid.height, "width": grid.width, "crs": grid.crs,
-                  "transform": grid.transform, "workdir": cog, "threads": threads}
+                  "transform": grid.transform, "workdir": cog, "threads": threads,
+                  "spare": spare}
         self.writers = {"classes": CogWriter(
             out / f"{stem}.class.tif", count=1, dtype="uint8", nodata=CLASS_NODATA,
             resampling=MODE, describe=lambda d: describe_classes(d, bundle.classes), **common)}
@@ -212,9 +215,10 @@ class Segmentation(InferenceTask):
         return done, parts
 
     def sink(self, work: SceneWork, layout: Layout, bundle: Bundle, out: Path, stem: str,
-             timings: Timings, threads: int = 1) -> SceneSink:
+             timings: Timings, threads: int = 1,
+             spare: SpareTime | NoSpareTime | None = None) -> SceneSink:
         """Strips into the COGs as the blocks come."""
-        return _Outputs(work, layout, bundle, out, stem, timings, threads)
+        return _Outputs(work, layout, bundle, out, stem, timings, threads, spare)
 
     def output_names(self, stem: str, options: InferOptions) -> list[str]:
         """``<stem>.class.tif``, ``<stem>.prob.tif`` (unless off) and the ``--vectors`` file."""

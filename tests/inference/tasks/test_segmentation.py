@@ -275,15 +275,16 @@ def test_thread_strategies_give_the_same_outputs(tmp_path, seg_bundle, monkeypat
     from geovision.inference.threads import plan
 
     sample = make_sample(tmp_path / "s", size=(300, 200), seed=5, nodata_corner=0.2)
-    for strategy in ("inline", "split", "overlap"):
+    for strategy in ("spare", "inline", "split", "overlap"):
         monkeypatch.setattr(api, "thread_plan", lambda device, cores=None, s=strategy:
                             plan(device, 2, s))
         infer(seg_bundle, sample.rasters, tmp_path / strategy, block_windows=2, quiet=True)
     for name in ("scene.class.tif", "scene.prob.tif"):
         # the same torch threads: the same bits
-        for a, b in zip(cog_levels(tmp_path / "inline" / name),
-                        cog_levels(tmp_path / "overlap" / name), strict=True):
-            assert a.tobytes() == b.tobytes()
+        for other in ("spare", "overlap"):
+            for a, b in zip(cog_levels(tmp_path / "inline" / name),
+                            cog_levels(tmp_path / other / name), strict=True):
+                assert a.tobytes() == b.tobytes()
     # torch on one thread fewer sums its convolutions in another order: the last bits
     a, b = (read(tmp_path / s / "scene.prob.tif").astype(int) for s in ("inline", "split"))
     assert np.abs(a - b).max() <= 1

@@ -1,0 +1,175 @@
+"""Work done in the cores' spare time, which the caller can always take back.
+
+On a CPU the model's team of torch threads keeps the cores about 95% busy: between its
+parallel regions (and while Python dispatches the next layer) a core idles for a moment.
+:class:`SpareTime` is one helper thread that runs queued work only in those moments: on Linux
+it runs under ``SCHED_IDLE``, so the kernel gives it a core only when no other thread wants it,
+and it takes nothing from the model (a helper at normal priority would take a core from one
+member of the team, and the whole team would wait for it at the next barrier).
+
+Spare time is not promised: on a machine busy with other work the helper may not run at all.
+So nothing ever waits for it. Work is submitted as a :class:`Ticket`; when its result is
+needed, :meth:`Ticket.claim` returns it if the helper has finished, runs the work in the
+caller if the helper has not started it, and, if the helper is in the middle of it, runs it
+again in the caller (the helper's result is then thrown away by ``discard``). The work must
+therefore be repeatable: reading a block, or encoding a strip into a file named for who wrote
+it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Who runs a ticket's work: the spare-time helper or the caller claiming it.
+SPARE, CALLER = "spare", "caller"
+
+_PENDING, _RUNNING, _DONE, _TAKEN = range(4)
+
+
+def idle_priority_available() -> bool:
+    """Whether a thread can ask to run only when a core is otherwise idle (Linux)."""
+    return hasattr(os, "SCHED_IDLE") and hasattr(os, "sched_setscheduler")
+
+
+def _lower_this_thread() -> bool:
+    """Run the calling thread under ``SCHED_IDLE``; True if that worked."""
+    if not idle_priority_available():
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except OSError:  # refused (a sandbox, a seccomp profile): stay as we are
+        return False
+    return True
+
+
+class Ticket(Generic[T]):
+    """Work that the spare-time helper may do ahead, or the caller when it needs the result."""
+
+    def __init__(self, work: Callable[[str], T], discard: Callable[[T], None] | None = None,
+                 ) -> None:
+        """Hold ``work`` until the helper or a claimer runs it.
+
+        ``work(who)`` does it (``who``: :data:`SPARE` or :data:`CALLER`); ``discard`` undoes
+        a result nobody will use (the helper's, when the caller did the work again).
+        """
+        self._work, self._discard = work, discard
+        self._state = _PENDING
+        self._lock = threading.Lock()
+        self._result: T | None = None
+        self._error: BaseException | None = None
+        self.by: str | None = None  # who did the work whose result claim() returned
+
+    def _run_spare(self) -> None:
+        with self._lock:
+            if self._state != _PENDING:
+                return
+            self._state = _RUNNING
+        try:
+            result: Any = self._work(SPARE)
+            error = None
+        except BaseException as exc:  # handed to the claimer, who runs it again anyway
+            result, error = None, exc
+        with self._lock:
+            if self._state == _TAKEN:  # the caller did it meanwhile: ours is not wanted
+                taken = True
+            else:
+                taken = False
+                self._state, self._result, self._error = _DONE, result, error
+                self.by = SPARE
+        if taken and error is None and self._discard is not None:
+            self._discard(result)
+
+    def claim(self) -> T:
+        """The result: the helper's if finished, else the work done now in this thread.
+
+        Never waits for the helper. An error of the helper's run is not raised: the work is
+        done again here, and an error then is raised.
+        """
+        with self._lock:
+            state = self._state
+            if state == _DONE and self._error is None:
+                return self._result  # type: ignore[return-value]
+            self._state = _TAKEN
+        result = self._work(CALLER)
+        self.by = CALLER
+        return result
+
+
+    def cancel(self) -> None:
+        """Nobody will claim this: the helper skips it, or discards what it made."""
+        with self._lock:
+            state, result = self._state, self._result
+            self._state = _TAKEN
+        if state == _DONE and self._error is None and self._discard is not None:
+            self._discard(result)  # type: ignore[arg-type]
+
+
+class SpareTime:
+    """One helper thread running tickets in order, in the cores' spare time.
+
+    Use as a context manager; leaving it lets the helper go (work it has not started is left
+    to the claimers: every ticket must be claimed).
+    """
+
+    def __init__(self, name: str = "geovision-spare", idle: bool = True) -> None:
+        """Start the helper; ``idle``: under ``SCHED_IDLE`` where the system allows it."""
+        self._queue: queue.SimpleQueue[Ticket[Any] | None] = queue.SimpleQueue()
+        self._idle = idle
+        self.lowered = threading.Event()  # set once the helper runs at idle priority
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        if self._idle and _lower_this_thread():
+            self.lowered.set()
+        while True:
+            ticket = self._queue.get()
+            if ticket is None:
+                return
+            ticket._run_spare()
+
+    def submit(self, work: Callable[[str], T], discard: Callable[[T], None] | None = None,
+               ) -> Ticket[T]:
+        """Queue ``work`` (see :class:`Ticket`); the helper starts it when it gets to it."""
+        ticket: Ticket[T] = Ticket(work, discard)
+        self._queue.put(ticket)
+        return ticket
+
+    def close(self) -> None:
+        """Let the helper end after the ticket it is on (without waiting for it)."""
+        self._queue.put(None)
+
+    def __enter__(self) -> SpareTime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class NoSpareTime:
+    """The same interface with no helper: every ticket's work is done when it is claimed."""
+
+    lowered = None
+
+    def submit(self, work: Callable[[str], T], discard: Callable[[T], None] | None = None,
+               ) -> Ticket[T]:
+        """A ticket that only the claimer will run."""
+        return Ticket(work, discard)
+
+    def close(self) -> None:
+        """Nothing to let go."""
+
+    def __enter__(self) -> NoSpareTime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,157 @@
+"""Spare-time work: done ahead by an idle-priority helper, or by the claimer, never waited for."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+
+import pytest
+import torch
+
+from geovision.inference import heap
+from geovision.inference.spare import (
+    CALLER,
+    SPARE,
+    NoSpareTime,
+    SpareTime,
+    idle_priority_available,
+)
+
+
+class Work:
+    """Counts who ran it; the helper's run can be held at its start."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.runs: list[str] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        self.discarded: list[str] = []
+        if not hold:
+            self.release.set()
+
+    def __call__(self, who: str) -> str:
+        self.runs.append(who)
+        if who == SPARE:
+            self.started.set()
+            self.release.wait(5)
+            self.finished.set()
+        return f"made by {who}"
+
+    def discard(self, result: str) -> None:
+        self.discarded.append(result)
+
+
+def test_a_finished_ticket_gives_the_helpers_result_without_running_again():
+    work = Work()
+    with SpareTime() as spare:
+        ticket = spare.submit(work, work.discard)
+        assert work.finished.wait(5)
+        assert ticket.claim() == "made by spare"
+    assert work.runs == [SPARE] and ticket.by == SPARE and work.discarded == []
+
+
+def test_a_ticket_the_helper_has_not_started_is_run_by_the_claimer_alone():
+    blocker = Work(hold=True)
+    work = Work()
+    with SpareTime() as spare:
+        spare.submit(blocker)
+        assert blocker.started.wait(5)  # the helper is busy: the next ticket waits in line
+        ticket = spare.submit(work, work.discard)
+        assert ticket.claim() == "made by caller" and ticket.by == CALLER
+        blocker.release.set()
+        assert blocker.finished.wait(5)
+    spare._thread.join(5)
+    assert work.runs == [CALLER]  # the helper skipped it
+
+
+def test_a_ticket_the_helper_is_on_is_run_again_by_the_claimer_who_never_waits():
+    work = Work(hold=True)
+    with SpareTime() as spare:
+        ticket = spare.submit(work, work.discard)
+        assert work.started.wait(5)
+        assert ticket.claim() == "made by caller"  # at once, the helper still held
+        work.release.set()
+    spare._thread.join(5)
+    assert work.runs == [SPARE, CALLER]
+    assert work.discarded == ["made by spare"]  # the helper's copy is thrown away
+
+
+def test_a_failure_in_spare_time_is_retried_by_the_claimer():
+    calls: list[str] = []
+
+    def flaky(who: str) -> int:
+        calls.append(who)
+        if who == SPARE:
+            raise OSError("transient")
+        return 7
+
+    with SpareTime() as spare:
+        ticket = spare.submit(flaky)
+        spare.close()
+        spare._thread.join(5)
+        assert ticket.claim() == 7
+    assert calls == [SPARE, CALLER]
+
+    def broken(who: str) -> int:
+        raise ValueError(f"bad input ({who})")
+
+    with pytest.raises(ValueError, match=r"bad input \(caller\)"):
+        NoSpareTime().submit(broken).claim()
+
+
+def test_cancelled_tickets_are_skipped_or_their_results_discarded():
+    blocker, skipped, done = Work(hold=True), Work(), Work()
+    with SpareTime() as spare:
+        finished = spare.submit(done, done.discard)
+        assert done.finished.wait(5)
+        spare.submit(blocker)
+        assert blocker.started.wait(5)
+        pending = spare.submit(skipped, skipped.discard)
+        pending.cancel()
+        finished.cancel()
+        blocker.release.set()
+    spare._thread.join(5)
+    assert skipped.runs == [] and done.discarded == ["made by spare"]
+
+
+@pytest.mark.skipif(not idle_priority_available(), reason="SCHED_IDLE is Linux's")
+def test_the_helper_runs_at_idle_priority_and_the_caller_does_not():
+    seen: dict[str, int] = {}
+
+    def policy(who: str) -> int:
+        seen[who] = os.sched_getscheduler(0)
+        return seen[who]
+
+    with SpareTime() as spare:
+        ticket = spare.submit(policy)
+        spare.close()
+        spare._thread.join(5)
+        ticket.claim()
+        spare.submit(policy).claim()  # after close: only a claimer runs it
+    assert spare.lowered.is_set()
+    assert seen == {SPARE: os.SCHED_IDLE, CALLER: os.sched_getscheduler(0)}
+    assert seen[CALLER] != os.SCHED_IDLE
+
+
+@pytest.mark.skipif(not heap.available(), reason="the allocator settings are glibc's")
+def test_a_steady_heap_reuses_freed_pages_instead_of_faulting_them_in_again():
+    size = 96 * 2**20  # above glibc's largest mmap threshold (32 MiB)
+
+    def faults() -> int:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        a = torch.empty(size, dtype=torch.uint8)
+        a.fill_(1)  # touch every page
+        del a
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+    faults()
+    plain = faults()  # mmap'd and unmapped each time: every page faults again
+    with heap.steady_heap() as on:
+        assert on
+        steady = min(faults() for _ in range(6))  # once warm: pages kept by the heap
+    after = faults()
+    assert plain >= size // 2**21  # (at least one fault per 2 MiB huge page)
+    assert steady < plain // 10
+    assert after > plain // 2  # the defaults are back
