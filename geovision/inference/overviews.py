@@ -234,14 +234,34 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
     is either exact or at least ``1 / 8`` away from a half, so float rounding never decides.
     """
     views = [src[:, y.index, x.index] for y in ys for x in xs]
-    if nodata is None or not any((v == src.dtype.type(nodata)).any() for v in views):
-        if src.dtype == np.uint8:  # the common case: (a + b + c + d + 2) >> 2 in uint16
-            acc = views[0].astype(np.uint16)
-            for v in views[1:]:
-                acc += v
-            acc += 2
-            acc >>= 2
-            return acc.astype(np.uint8)
+    if src.dtype == np.uint8:  # the common case: (a + b + c + d + 2) >> 2 in uint16
+        acc = views[0].astype(np.uint16)
+        for v in views[1:]:
+            acc += v
+        acc += 2
+        acc >>= 2
+        out = acc.astype(np.uint8)
+        if nodata is None:
+            return out
+        nd = np.uint8(nodata)
+        holed = views[0] == nd
+        for v in views[1:]:
+            holed |= v == nd
+        if not holed.any():
+            return out
+        # windows with nodata (a scene's edges, its nodata areas): the valid pixels only
+        at = np.nonzero(holed)
+        values = np.stack([v[at] for v in views])
+        ok = values != nd
+        total = np.where(ok, values, 0).sum(0, dtype=np.uint16)
+        count = ok.sum(0, dtype=np.uint16)
+        mean = ((2 * total + count) // np.maximum(2 * count, 1)).astype(np.uint8)
+        mean[(mean == nd) & (count > 0)] = _replacement(src.dtype, nodata)
+        mean[count == 0] = nd
+        out[at] = mean
+        if nd != 255:  # an average of valid pixels may equal nodata (never 255, their max)
+            out[(out == nd) & ~holed] = _replacement(src.dtype, nodata)
+        return out
     wide = np.uint16 if src.dtype == np.uint8 else np.uint64  # 2 * 4 * 255 + 4 fits
     total = np.zeros(views[0].shape, dtype=wide)
     count = np.zeros(views[0].shape, dtype=wide)

@@ -84,9 +84,13 @@ def dihedral(tta: bool = True) -> list[tuple[Transform, Transform]]:
 def check_window(bundle: Bundle, window: int, bands: int, device: str) -> None:
     """Run the model once on a blank window, so a size it cannot take fails before any work.
 
+    Windows of the model's tile size are not run: the model was trained on them.
+
     Raises:
         InputError: the model fails on ``window x window`` inputs or returns another size.
     """
+    if window == bundle.tile_size:
+        return
     task = for_task(bundle.task)
     x = torch.zeros((1, bands, window, window), dtype=torch.float32, device=device)
     try:

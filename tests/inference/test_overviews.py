@@ -54,6 +54,9 @@ def scene(kind: str, shape: tuple[int, int], seed: int) -> tuple[np.ndarray, flo
         data, nodata = rng.integers(0, 4, (1, h, w)).astype(np.uint8), 255.0
     elif kind == "uint8":
         data, nodata = rng.integers(0, 255, (3, h, w)).astype(np.uint8), 255.0
+    elif kind.startswith("uint8 nodata "):  # averages of valid pixels that round to nodata
+        nodata = float(kind.split()[-1])
+        data = (nodata + rng.integers(-2, 3, (2, h, w))).clip(0, 255).astype(np.uint8)
     else:
         data, nodata = rng.random((2, h, w)).astype(np.float32), float("nan")
     data[:, :h // 3, :w // 4] = nodata
@@ -65,7 +68,9 @@ def scene(kind: str, shape: tuple[int, int], seed: int) -> tuple[np.ndarray, flo
 
 @pytest.mark.parametrize("shape", [(1100, 1030), (1025, 777), (515, 2049), (3, 1100)])
 @pytest.mark.parametrize(("kind", "resampling"), [("classes", MODE), ("uint8", AVERAGE),
-                                                  ("float32", AVERAGE)])
+                                                  ("float32", AVERAGE),
+                                                  ("uint8 nodata 0", AVERAGE),
+                                                  ("uint8 nodata 100", AVERAGE)])
 def test_streamed_levels_are_gdals_to_the_byte(tmp_path, shape, kind, resampling):
     data, nodata = scene(kind, shape, seed=sum(shape))
     ref = gdal_levels(tmp_path, data, nodata, resampling)

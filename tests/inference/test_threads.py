@@ -10,7 +10,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geovision.inference.predict import cached_bundle, dihedral
+from geovision.inference.predict import cached_bundle, check_window, dihedral
 from geovision.inference.spare import idle_priority_available
 from geovision.inference.staging import BatchStager, forward
 from geovision.inference.threads import STRATEGIES, ThreadBudget, available_cores, plan
@@ -128,3 +128,18 @@ def test_cuda_batches_come_from_pinned_buffers_without_blocking(tiny_model):
         assert x.device.type == "cuda"
         expected = np.stack([pixels[:, r:r + 64, c:c + 64] for r, c in origins])
         np.testing.assert_array_equal(x.cpu().numpy(), expected)
+
+
+def test_windows_are_tried_once_before_any_work_except_the_trained_size(tmp_path):
+    bundle = cached_bundle(write_bundle(tmp_path / "seg.pt", "segmentation", "unet",
+                                        params=TINY_UNET), "cpu")
+    calls: list[tuple[int, ...]] = []
+    hook = bundle.model.register_forward_hook(
+        lambda module, args, out: calls.append(tuple(args[0].shape)))
+    try:
+        check_window(bundle, 64, 4, "cpu")  # its tile size: it was trained on it
+        assert calls == []
+        check_window(bundle, 96, 4, "cpu")
+        assert calls == [(1, 4, 96, 96)]
+    finally:
+        hook.remove()
