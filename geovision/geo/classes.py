@@ -174,8 +174,22 @@ class ClassTable:
         Raises:
             InputError: a value has no class (a table numbering a raster by value).
         """
-        out = [self.id_of(v) for v in values]
-        return np.array([-1 if i is None else i for i in out], dtype=np.int16)
+        ids: dict[tuple[type, Any], int] = {}  # one lookup per distinct value
+        out = []
+        for v in values:
+            try:
+                got = ids.get((type(v), v))
+            except TypeError:  # an unhashable value
+                got = None
+            if got is None:
+                found = self.id_of(v)
+                got = -1 if found is None else found
+                try:
+                    ids[(type(v), v)] = got
+                except TypeError:
+                    pass
+            out.append(got)
+        return np.array(out, dtype=np.int16)
 
     def map_array(self, values: np.ndarray, *, what: str = "labels") -> tuple[np.ndarray, int]:
         """Class ids of an array of label values, and how many values were dropped.
@@ -289,6 +303,21 @@ def single_class(name: str) -> ClassTable:
                       unlisted="drop")
 
 
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    """The values once each (``2`` and ``True`` stay apart: they give different keys)."""
+    seen: dict[tuple[type, Any], Any] = {}
+    out = []
+    for v in values:
+        try:
+            if (type(v), v) in seen:
+                continue
+            seen[(type(v), v)] = v
+        except TypeError:  # an unhashable value
+            pass
+        out.append(v)
+    return out
+
+
 def classes_from_values(values: Iterable[Any], *, what: str = "labels") -> ClassTable:
     """Number the distinct values of a label field 1..K in sorted order.
 
@@ -302,7 +331,7 @@ def classes_from_values(values: Iterable[Any], *, what: str = "labels") -> Class
     Raises:
         InputError: more than 254 distinct values, or a value named ``background``.
     """
-    keys = sort_values(value_key(v) for v in values)
+    keys = sort_values(value_key(v) for v in _distinct(values))
     if len(keys) > MAX_CLASS_ID:
         raise InputError(
             f"{what}: {len(keys)} distinct values; at most {MAX_CLASS_ID} classes fit in the "

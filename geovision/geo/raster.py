@@ -311,8 +311,10 @@ def valid_mask(
         # (band by band: no (bands, rows, cols) temporary).
         nodata = np.asarray(ds.nodata).astype(data.dtype)
         mask = data[0] != nodata
+        other = np.empty_like(mask)
         for band in data[1:]:
-            mask &= band != nodata
+            np.not_equal(band, nodata, out=other)
+            mask &= other
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NodataShadowWarning)

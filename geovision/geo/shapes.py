@@ -63,7 +63,10 @@ def kinds(geoms: np.ndarray) -> np.ndarray:
     types = shapely.get_type_id(np.asarray(geoms, dtype=object))
     if (types == _COLLECTION).any():
         raise ValueError("split geometry collections first (explode_collections)")
-    return np.array([KIND_OF_TYPE.get(int(t), POLYGON) for t in types], dtype=object)
+    out = np.full(len(types), POLYGON, dtype=object)
+    for t in np.unique(types).tolist():  # one lookup per geometry type present
+        out[types == t] = KIND_OF_TYPE.get(int(t), POLYGON)
+    return out
 
 
 def check_buffer(geoms: np.ndarray, buffer: float | None, what: str = "labels") -> None:

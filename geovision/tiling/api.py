@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import zarr
+from zarr.storage import MemoryStore
 
 from geovision.cluster import dask_client, default_workers, run_graph, task
 from geovision.errors import GeovisionError, InputError, OutputExistsError
@@ -313,7 +314,8 @@ def _run(
     workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
     band_names: list[str],
 ) -> Path:
-    image, mask = _layouts(progress, len(bands), opts, dtype, fill)
+    progress.mkdir(parents=True, exist_ok=True)
+    image, mask = _layouts(len(bands), opts, dtype, fill)
     image = dataclasses.replace(image, root=partial / "image")
     mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
     if ordered:
@@ -416,19 +418,23 @@ def _same_codecs(
     return final
 
 
-def _layouts(progress: Path, bands: int, opts: TileOptions, dtype: str,
+def _layouts(bands: int, opts: TileOptions, dtype: str,
              fill: float | int) -> tuple[ShardLayout, ShardLayout | None]:
     """Encoding layouts of ``image`` and ``mask``, from arrays made as the store makes them.
 
     The final arrays can only be created once the tile count is known (after the pass); their
-    codecs depend on the dtype and task alone, so a scratch group gives the encoders now.
+    codecs depend on the dtype and task alone, so arrays made in memory give the encoders now
+    (``_same_codecs`` checks them against the final arrays).
     """
-    scratch = progress / "layout.zarr"
-    group = zarr.open_group(str(scratch), mode="w", zarr_format=3)
+    group = zarr.open_group(MemoryStore(), mode="w", zarr_format=3)
     create_tile_arrays(group, n_tiles=opts.shard, bands=bands, tile_size=opts.tile_size,
                        dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill, plan={})
-    return (shard_layout(scratch / "image"),
-            shard_layout(scratch / "mask") if for_task(opts.task).stores_mask else None)
+
+    def layout(name: str) -> ShardLayout:
+        meta = json.loads(json.dumps(group[name].metadata.to_dict(), default=str))
+        return shard_layout(Path(name), meta)
+
+    return layout("image"), layout("mask") if for_task(opts.task).stores_mask else None
 
 
 def _block_jobs(

@@ -125,8 +125,50 @@ def split_shares(codes: np.ndarray, weights: np.ndarray, splits: int = 3) -> np.
     """``(splits, K)`` class totals of each split: the sum of ``weights`` rows per code."""
     out = np.zeros((splits, weights.shape[1]), dtype=np.float64)
     keep = codes < splits
+    if _whole(weights):  # sums of whole numbers below 2**53 are exact in any order
+        for k in range(splits):
+            out[k] = weights[codes == k].sum(axis=0)
+        return out
     np.add.at(out, codes[keep], weights[keep])
     return out
+
+
+def _whole(weights: np.ndarray) -> bool:
+    """Whether ``weights`` are whole numbers whose sums are exact in any order (< 2**53)."""
+    return weights.dtype.kind in "iub" or (
+        weights.dtype.kind == "f" and bool(np.all(np.mod(weights, 1) == 0))
+        and float(np.abs(weights).sum()) < 2**53)
+
+
+def _best_of(codes: np.ndarray, per_block: np.ndarray, probs: np.ndarray
+             ) -> tuple[tuple[int, float], np.ndarray]:
+    """The first assignment (row of ``codes``) with the smallest :func:`imbalance`, at once.
+
+    The same figures as :func:`imbalance` of each row's :func:`split_shares` (whole-number
+    ``per_block``: the class totals are exact in any order; each split's share difference
+    is summed along the class axis as :func:`imbalance` sums it).
+    """
+    splits = np.arange(3, dtype=codes.dtype)
+    onehot = (codes[:, None, :] == splits[None, :, None]).astype(np.float64)  # (C, 3, B)
+    totals = onehot @ per_block.astype(np.float64)  # (C, 3, K), exact (whole numbers)
+    whole = totals.sum(axis=1)  # (C, K)
+    grand = whole.sum(axis=1)  # (C,)
+    missing = np.zeros(len(codes), dtype=np.int64)
+    worst = np.zeros(len(codes), dtype=np.float64)
+    live = grand != 0
+    target = whole / np.where(live, grand, 1.0)[:, None]
+    present = whole > 0
+    for k in range(3):
+        if probs[k] <= 0:
+            continue
+        n = totals[:, k].sum(axis=1)
+        missing += (present & (totals[:, k] == 0)).sum(axis=1)
+        share = np.where((n > 0)[:, None], totals[:, k] / np.where(n > 0, n, 1.0)[:, None],
+                         0.0)
+        worst = np.maximum(worst, 0.5 * np.abs(share - target).sum(axis=1))
+    missing[~live], worst[~live] = 0, 0.0
+    first = int(np.lexsort((worst, missing))[0])  # stable: the earliest on ties
+    return (int(missing[first]), float(worst[first])), codes[first]
 
 
 def imbalance(totals: np.ndarray, probs: np.ndarray) -> tuple[int, float]:
@@ -170,11 +212,14 @@ def balanced_blocks(per_block: np.ndarray, counts: Sequence[int], probs: np.ndar
         candidates: shuffles compared.
     """
     best: tuple[tuple[int, float], np.ndarray] | None = None
-    for _ in range(max(1, candidates)):
-        codes = _dealt(rng.permutation(len(per_block)), counts)
-        score = imbalance(split_shares(codes, per_block), probs)
-        if best is None or score < best[0]:
-            best = (score, codes)
+    drawn = [_dealt(rng.permutation(len(per_block)), counts) for _ in range(max(1, candidates))]
+    if _whole(per_block):
+        best = _best_of(np.stack(drawn), per_block, probs)
+    else:
+        for codes in drawn:
+            score = imbalance(split_shares(codes, per_block), probs)
+            if best is None or score < best[0]:
+                best = (score, codes)
     assert best is not None
     log.info("split blocks: the most class-balanced of %d seeded assignments (largest "
              "difference of class shares to the whole: %.3f)", max(1, candidates),

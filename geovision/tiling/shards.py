@@ -120,15 +120,21 @@ class _Crc32c:
         return data + google_crc32c.value(data).to_bytes(4, "little")
 
 
-def shard_layout(array_dir: str | os.PathLike[str]) -> ShardLayout:
+def shard_layout(array_dir: str | os.PathLike[str],
+                 meta: dict[str, Any] | None = None) -> ShardLayout:
     """Read the layout of a sharded array from its ``zarr.json``.
+
+    Args:
+        array_dir: the array's directory (where its shards go).
+        meta: the array's metadata document, when it is not read from ``zarr.json``.
 
     Raises:
         ValueError: the array is not sharded one item per chunk along its first axis, or uses
             a codec this module does not encode (write it with zarr instead).
     """
     root = Path(array_dir)
-    meta = json.loads((root / "zarr.json").read_text())
+    if meta is None:
+        meta = json.loads((root / "zarr.json").read_text())
     shape = tuple(meta["shape"])
     grid = tuple(meta["chunk_grid"]["configuration"]["chunk_shape"])
     codecs = meta["codecs"]
@@ -309,7 +315,9 @@ def write_all(fd: int, parts: Sequence[bytes]) -> None:
     for k in range(0, len(parts), 512):  # IOV_MAX is 1024 on Linux
         batch = list(parts[k:k + 512])
         done = os.writev(fd, batch) if hasattr(os, "writev") else 0
-        rest = b"".join(batch)[done:]
+        if done == sum(len(b) for b in batch):  # the usual case: no copy of the bytes
+            continue
+        rest = memoryview(b"".join(batch))[done:]
         while rest:
             n = os.write(fd, rest)
             rest = rest[n:]

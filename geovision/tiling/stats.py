@@ -17,23 +17,23 @@ def _exact_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Every partial sum is an integer below 2**53, so the result does not depend on the order
     of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. For 8-bit
-    values the sum is taken in 32-bit integers (``255 * n < 2**31``) and the squares in
-    float32 over runs of 256 values (a run's sum stays below ``256 * 255**2 < 2**24``, the
-    range float32 holds exactly), which keeps the temporaries small; wider values in float64.
+    values both are taken in integers: the sum in 32 bits (``255 * n < 2**31``), the squares
+    as 16-bit integers (``255**2 < 2**16``) summed in 32 bits when ``n * 255**2 < 2**32``
+    (a 256 x 256 tile) and in 64 bits otherwise; wider values in float64.
 
     Returns:
         (sums, sums of squares), float64, one per row.
     """
-    bands, n = flat.shape
     if flat.dtype.itemsize == 1:
-        total = flat.sum(axis=1, dtype=np.int32 if flat.dtype.kind == "i" else np.uint32)
-        k = n - n % 256
-        f = flat.astype(np.float32)
-        head = f[:, :k].reshape(bands, -1, 256)
-        squares = np.einsum("ijk,ijk->ij", head, head).sum(axis=1, dtype=np.float64)
-        tail = f[:, k:]
-        squares += np.einsum("ij,ij->i", tail, tail).astype(np.float64)
-        return total.astype(np.float64), squares
+        signed = flat.dtype.kind == "i"
+        total = flat.sum(axis=1, dtype=np.int32 if signed else np.uint32)
+        wide = np.int16 if signed else np.uint16
+        squares = flat.astype(wide)
+        np.multiply(squares, squares, out=squares)
+        top = 128**2 if signed else 255**2
+        acc = np.uint32 if flat.shape[1] * top < 2**32 else np.uint64
+        sq = squares.view(np.uint16).sum(axis=1, dtype=acc)
+        return total.astype(np.float64), sq.astype(np.float64)
     values = flat.astype(np.float64)
     total = values.sum(axis=1)
     values *= values
@@ -41,7 +41,7 @@ def _exact_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def tile_stats(tiles: np.ndarray, valid: list[np.ndarray] | None = None,
-               group: int = 2) -> dict[str, np.ndarray]:
+               group: int = 4) -> dict[str, np.ndarray]:
     """:meth:`BandStats.of` of every tile of a ``(tiles, bands, rows, cols)`` array, at once.
 
     Tiles valid everywhere (``valid`` None, or a tile's mask all True) with integer pixels of
@@ -67,7 +67,9 @@ def tile_stats(tiles: np.ndarray, valid: list[np.ndarray] | None = None,
         idx = np.flatnonzero(full)
         for k in range(0, len(idx), group):
             sel = idx[k:k + group]
-            flat = tiles[sel].reshape(len(sel) * bands, px)
+            run = sel[-1] - sel[0] + 1 == len(sel)  # consecutive tiles: a view, no copy
+            flat = (tiles[sel[0]:sel[-1] + 1] if run else tiles[sel]).reshape(len(sel) * bands,
+                                                                                px)
             total, squares = _exact_sums(flat)
             mean = total / px
             out["count"][sel] = px
