@@ -177,17 +177,13 @@ class ClassTable:
         ids: dict[tuple[type, Any], int] = {}  # one lookup per distinct value
         out = []
         for v in values:
-            try:
-                got = ids.get((type(v), v))
-            except TypeError:  # an unhashable value
-                got = None
+            key = _value_key(v)
+            got = ids.get(key) if key is not None else None
             if got is None:
                 found = self.id_of(v)
                 got = -1 if found is None else found
-                try:
-                    ids[(type(v), v)] = got
-                except TypeError:
-                    pass
+                if key is not None:
+                    ids[key] = got
             out.append(got)
         return np.array(out, dtype=np.int16)
 
@@ -303,17 +299,25 @@ def single_class(name: str) -> ClassTable:
                       unlisted="drop")
 
 
+def _value_key(v: Any) -> tuple[type, Any] | None:
+    """A dictionary key for a label value (``2`` and ``True`` apart); None if unhashable."""
+    try:
+        hash(v)
+    except TypeError:
+        return None
+    return (type(v), v)
+
+
 def _distinct(values: Iterable[Any]) -> list[Any]:
     """The values once each (``2`` and ``True`` stay apart: they give different keys)."""
-    seen: dict[tuple[type, Any], Any] = {}
+    seen: set[tuple[type, Any]] = set()
     out = []
     for v in values:
-        try:
-            if (type(v), v) in seen:
+        key = _value_key(v)
+        if key is not None:
+            if key in seen:
                 continue
-            seen[(type(v), v)] = v
-        except TypeError:  # an unhashable value
-            pass
+            seen.add(key)
         out.append(v)
     return out
 

@@ -109,6 +109,7 @@ class CogWriter:
         self._held = [0] * len(self.shapes)  # rows of each level waiting for a full strip
         self.strips: list[list[Path]] = [[] for _ in self.shapes]
         self._encoding: list[tuple[int, Ticket[Path]]] = []  # (level, strip) not claimed yet
+        self._started = [0] * len(self.shapes)  # strips of each level queued or written
         self.by_spare = 0  # strips the spare-time helper encoded
 
     @property
@@ -148,7 +149,8 @@ class CogWriter:
 
     def _write_strip(self, k: int, data: np.ndarray) -> None:
         """Encode a strip now, or queue it for spare time (claimed :data:`STRIPS_AHEAD` later)."""
-        stem = f"{self.path.name}.L{k}.S{len(self.strips[k]) + self._queued(k)}"
+        stem = f"{self.path.name}.L{k}.S{self._started[k]}"
+        self._started[k] += 1
 
         def encode(who: str) -> Path:
             path = self.workdir / f"{stem}.{who}.tif"  # each writer its own file
@@ -164,9 +166,6 @@ class CogWriter:
         self._encoding.append((k, self.spare.submit(encode, _unlink)))
         while len(self._encoding) > STRIPS_AHEAD:
             self._claim()
-
-    def _queued(self, k: int) -> int:
-        return sum(1 for level, _ in self._encoding if level == k)
 
     def _claim(self) -> None:
         """Take the oldest queued strip's file (encoding it here unless the helper has)."""

@@ -253,12 +253,8 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
         at = np.nonzero(holed)
         values = np.stack([v[at] for v in views])
         ok = values != nd
-        total = np.where(ok, values, 0).sum(0, dtype=np.uint16)
-        count = ok.sum(0, dtype=np.uint16)
-        mean = ((2 * total + count) // np.maximum(2 * count, 1)).astype(np.uint8)
-        mean[(mean == nd) & (count > 0)] = _replacement(src.dtype, nodata)
-        mean[count == 0] = nd
-        out[at] = mean
+        out[at] = _rounded_mean(np.where(ok, values, 0).sum(0, dtype=np.uint16),
+                                ok.sum(0, dtype=np.uint16), src.dtype, nodata)
         if nd != 255:  # an average of valid pixels may equal nodata (never 255, their max)
             out[(out == nd) & ~holed] = _replacement(src.dtype, nodata)
         return out
@@ -270,11 +266,21 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
             v, ok = _gather(src, y, x, nodata)
             total += np.where(ok, v, 0).astype(wide)
             count += ok
+    return _rounded_mean(total, count, src.dtype, nodata)
+
+
+def _rounded_mean(total: np.ndarray, count: np.ndarray, dtype: np.dtype,
+                  nodata: float | None) -> np.ndarray:
+    """``int(total / count + 0.5)`` in ``dtype``, as GDAL rounds an integer average.
+
+    Where ``count`` is 0 the result is nodata; an average equal to nodata becomes the next
+    value (:func:`_replacement`).
+    """
     empty = count == 0
-    out = ((2 * total + count) // np.maximum(2 * count, 1)).astype(src.dtype)
+    out = ((2 * total + count) // np.maximum(2 * count, 1)).astype(dtype)
     if nodata is not None:
-        out[(out == src.dtype.type(nodata)) & ~empty] = _replacement(src.dtype, nodata)
-        out[empty] = src.dtype.type(nodata)
+        out[(out == dtype.type(nodata)) & ~empty] = _replacement(dtype, nodata)
+        out[empty] = dtype.type(nodata)
     return out
 
 

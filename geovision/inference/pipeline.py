@@ -6,8 +6,10 @@ the scratch folder (files, then its marker: ``--resume`` starts from there) and 
 scene's sink, which writes the outputs' strips as they complete. Who runs what is the thread
 budget's (:mod:`geovision.inference.threads`): on a CPU the model's thread reads the next
 block and writes the finished one between blocks, each step with every core, so that nothing
-competes with torch's threads while the model runs; on CUDA a helper thread reads and writes
-while the device runs the model.
+competes with torch's threads while the model runs, and (``spare``) a helper at idle
+priority reads the next block ahead and encodes strips in the moments a core is idle
+(:mod:`geovision.inference.spare`); on CUDA a helper thread reads and writes while the
+device runs the model.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from geovision.inference.blocks import predict_block, read_block, stager, store
@@ -65,7 +67,11 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
         timings.read += data.seconds
         return data
 
-    ahead = spare if spare is not None and not isinstance(spare, NoSpareTime) else None
+    def read_next(block: Block, ex: Executor) -> Callable[[], Any]:
+        """Start the next block's read; return what gives it when the model needs it."""
+        if isinstance(spare, SpareTime) and block.index in run:
+            return spare.submit(functools.partial(fetch, block)).claim  # never waits
+        return ex.submit(fetch, block).result
 
     def write(block: Block, result: BlockResult | None, payload: Any,
               seconds: dict[str, float]) -> None:
@@ -80,17 +86,13 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
     if not blocks:
         return timings
     with budget.applied(), steady_heap(), budget.executor() as ex:
-        pending: Any = ex.submit(fetch, blocks[0])
+        pending: Callable[[], Any] = ex.submit(fetch, blocks[0]).result
         writes: list[Future[None]] = []
         for i, block in enumerate(blocks):
             job: tuple[Block, BlockResult | None, Any, dict[str, float]]
-            got = pending.result() if isinstance(pending, Future) else pending.claim()
+            got = pending()
             if i + 1 < len(blocks):
-                nxt = blocks[i + 1]
-                if ahead is not None and nxt.index in run:
-                    pending = ahead.submit(functools.partial(fetch, nxt))
-                else:
-                    pending = ex.submit(fetch, nxt)
+                pending = read_next(blocks[i + 1], ex)
             if isinstance(got, BlockData):
                 read = got.seconds
                 result, model, blending = predict_block(

@@ -158,8 +158,6 @@ class SpareTime:
 class NoSpareTime:
     """The same interface with no helper: every ticket's work is done when it is claimed."""
 
-    lowered = None
-
     def submit(self, work: Callable[[str], T], discard: Callable[[T], None] | None = None,
                ) -> Ticket[T]:
         """A ticket that only the claimer will run."""

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from geovision.inference.overviews import AVERAGE, MODE, Pyramid, axis_windows, overview_shapes
-from tests.inference.gdal_cog import to_cog
+from tests.inference.gdal_cog import cog_levels, to_cog
 
 
 def gdal_levels(tmp_path, data: np.ndarray, nodata: float, resampling: str) -> list[np.ndarray]:
@@ -23,12 +23,7 @@ def gdal_levels(tmp_path, data: np.ndarray, nodata: float, resampling: str) -> l
                        blockysize=512) as dst:
         dst.write(data)
     to_cog(src, cog, resampling=resampling)
-    with rasterio.open(cog) as ds:
-        out, n = [ds.read()], len(ds.overviews(1))
-    for i in range(n):
-        with rasterio.open(cog, OVERVIEW_LEVEL=i) as ovr:
-            out.append(ovr.read())
-    return out
+    return cog_levels(cog)
 
 
 def streamed(data: np.ndarray, resampling: str, nodata: float, seed: int) -> list[np.ndarray]:
