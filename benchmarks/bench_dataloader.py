@@ -16,7 +16,7 @@ other load on the machine falls on both; the report gives the median of the roun
   image and mask through the worker queue).
 
 Both deliver the same content, so tiles/s is measured where the DataLoader hands batches
-over. What follows is the training step's: :func:`geovision.engine.tasks.to_device` with
+over. What follows is the training step's: :meth:`geovision.engine.tasks.EngineTask.to_device` with
 the dataset's normalization (float32 ``(x - mean) / std`` and int64 masks, on the device).
 The fraction of a CPU training step of the U-Net (the segmentation config's) spent on data
 counts both the wait for a batch and that preparation.
@@ -113,16 +113,17 @@ def _rate(batches, tiles):
 
 
 def _data_wait(batches, normalize, steps):
-    from geovision.engine.tasks import to_device
+    from geovision.engine.tasks import for_task as engine_task
     from geovision.models import build_model
 
     model = build_model("segmentation", "unet", in_channels=4, num_classes=5,
                         params={"base_channels": 32, "depth": 4})
     opt = torch.optim.AdamW(model.parameters(), 1e-3)
+    task = engine_task("segmentation")
     wait = compute = 0.0  # data: waiting for a batch and preparing it (normalization)
     for step in range(steps + 1):
         t0 = time.perf_counter()
-        batch = to_device("segmentation", next(batches), torch.device("cpu"), normalize)
+        batch = task.to_device(next(batches), torch.device("cpu"), normalize)
         t1 = time.perf_counter()
         loss = torch.nn.functional.cross_entropy(model(batch.images), batch.target,
                                                  ignore_index=255)

@@ -143,3 +143,28 @@ def test_click_lives_in_the_command_line_only():
         if name.startswith("geovision.cli"):
             continue
         assert "import click" not in path.read_text(), name
+
+
+BENCHMARKS = PACKAGE.parent / "benchmarks"
+
+
+def benchmark_imports() -> Iterator[tuple[str, str, str]]:
+    """``(script:line, module, name)`` of every geovision name the benchmarks import."""
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 \
+                    and node.module.split(".")[0] == "geovision":
+                for alias in node.names:
+                    yield f"{path.name}:{node.lineno}", node.module, alias.name
+
+
+def test_benchmarks_import_names_that_exist():
+    """`make bench` imports lazily inside functions: a moved name only fails there, late."""
+    import importlib
+
+    found = list(benchmark_imports())
+    assert len(found) > 10
+    missing = [f"{where}: {module}.{name}" for where, module, name in found
+               if not hasattr(importlib.import_module(module), name)
+               and importlib.util.find_spec(f"{module}.{name}") is None]
+    assert missing == []
