@@ -127,7 +127,11 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int,
     from geovision.geo.windows import PixelWindow, padded_origins, window_stride
     from geovision.inference.predict import cached_bundle
     from geovision.inference.reader import normalize, read_region
+    from geovision.inference.threads import available_cores
 
+    # torch's default team follows OMP_NUM_THREADS, which a Dask LocalCluster earlier in the
+    # same `make bench` sets to 1 in os.environ: run on every core, as infer's budget does
+    torch.set_num_threads(available_cores())
     net = cached_bundle(model, "cpu").model
     stride = window_stride(window, overlap)
     with rasterio.open(scene) as ds:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,7 +34,12 @@ def main() -> int:
         spec.loader.exec_module(module)
         print(f"== {name} ==", flush=True)
         start = time.perf_counter()
-        results[name] = module.main(args.out)
+        environ = dict(os.environ)  # e.g. a Dask LocalCluster sets OMP_NUM_THREADS=1 here
+        try:
+            results[name] = module.main(args.out)
+        finally:
+            os.environ.clear()
+            os.environ.update(environ)
         print(f"   ({time.perf_counter() - start:.0f} s)", flush=True)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "all.json").write_text(json.dumps(results, indent=2, default=str))
