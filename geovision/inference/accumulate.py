@@ -248,15 +248,19 @@ def finish_in_place(probs: torch.Tensor, invalid: torch.Tensor, prob_dtype: str,
     """
     # max(0).indices is argmax(0) (the first of equal maxima), about 5x faster on a CPU
     classes = probs.max(0).indices.to(torch.uint8)
-    classes.masked_fill_(invalid, CLASS_NODATA)
+    holes = bool(invalid.any())  # most pieces have none: no pass to fill them
+    if holes:
+        classes.masked_fill_(invalid, CLASS_NODATA)
     stored = None
     if keep_probs:
         if prob_dtype == "uint8":
             stored_t = probs.clamp_(0.0, 1.0).mul_(PROB_SCALE).round_().to(torch.uint8)
-            stored_t.masked_fill_(invalid, PROB_NODATA)
+            if holes:
+                stored_t.masked_fill_(invalid, PROB_NODATA)
         else:
             stored_t = probs.clone()
-            stored_t.masked_fill_(invalid, float("nan"))
+            if holes:
+                stored_t.masked_fill_(invalid, float("nan"))
         stored = stored_t.cpu().numpy()
     return classes.cpu().numpy()[None], stored
 

@@ -169,10 +169,17 @@ def mode(src: np.ndarray, rows: AxisWindows, cols: AxisWindows, row0: int,
         ``(bands, len(rows.start), len(cols.start))`` in ``src``'s dtype: in each window, the
         value that first reaches the highest count in a row-major scan.
     """
-    seen = [_gather(src, y, x, nodata)
-            for y in _positions(rows, row0) for x in _positions(cols, 0)]
-    shape = seen[0][0].shape
-    best = np.full(shape, 0 if nodata is None else nodata, dtype=src.dtype)
+    ys, xs = _positions(rows, row0), _positions(cols, 0)
+    if np.issubdtype(src.dtype, np.integer) and all(
+            isinstance(p.index, slice) for p in (*ys, *xs)):
+        return _mode_2x2_int(src, ys, xs, nodata)
+    return _first_mode([_gather(src, y, x, nodata) for y in ys for x in xs], nodata)
+
+
+def _first_mode(seen: list[tuple[np.ndarray, np.ndarray]], nodata: float | None) -> np.ndarray:
+    """The value that first reaches the highest count among ``(values, counts)`` in order."""
+    shape, dtype = seen[0][0].shape, seen[0][0].dtype
+    best = np.full(shape, 0 if nodata is None else nodata, dtype=dtype)
     best_n = np.zeros(shape, dtype=np.uint8)
     for p, (v, ok) in enumerate(seen):
         count = ok.astype(np.uint8)
@@ -183,6 +190,37 @@ def mode(src: np.ndarray, rows: AxisWindows, cols: AxisWindows, row0: int,
         np.copyto(best, v, where=better)
         np.copyto(best_n, count, where=better)
     return best
+
+
+def _mode_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
+                  nodata: float | None) -> np.ndarray:
+    """:func:`mode` of integers over exact 2 x 2 windows ``[a, b / c, d]``.
+
+    With four valid pixels the rule reads: ``a`` if ``b == a`` (no other value can reach 2
+    sooner); else ``c`` if it repeats ``a`` or ``b``; else ``d`` if it repeats any; else ``a``
+    (all differ). Windows holding nodata are computed apart, by the general rule.
+    """
+    a, b, c, d = (np.ascontiguousarray(src[:, y.index, x.index]) for y in ys for x in xs)
+    out = np.where((d == a) | (d == b) | (d == c), d, a)
+    np.copyto(out, c, where=(c == a) | (c == b))
+    np.copyto(out, a, where=a == b)
+    if nodata is None or not _holds(src, nodata):
+        return out
+    nd = src.dtype.type(nodata)
+    holed = (a == nd) | (b == nd) | (c == nd) | (d == nd)
+    at = np.nonzero(holed)
+    out[at] = _first_mode([(v[at], v[at] != nd) for v in (a, b, c, d)], nodata)
+    return out
+
+
+def _holds(src: np.ndarray, value: float) -> bool:
+    """Whether integer ``src`` holds ``value`` (one reduction where it is the dtype's limit)."""
+    info = np.iinfo(src.dtype)
+    if value == info.max:
+        return bool(src.max() == value)
+    if value == info.min:
+        return bool(src.min() == value)
+    return bool((src == src.dtype.type(value)).any()) if info.min < value < info.max else False
 
 
 def average(src: np.ndarray, rows: AxisWindows, cols: AxisWindows, row0: int,
@@ -235,28 +273,30 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
     """
     views = [src[:, y.index, x.index] for y in ys for x in xs]
     if src.dtype == np.uint8:  # the common case: (a + b + c + d + 2) >> 2 in uint16
-        acc = views[0].astype(np.uint16)
-        for v in views[1:]:
-            acc += v
+        (y0, y1), (x0, x1) = ys, xs
+        pairs = src[:, y0.index].astype(np.uint16)  # whole rows: contiguous reads
+        pairs += src[:, y1.index]
+        acc = pairs[:, :, x0.index] + pairs[:, :, x1.index]
         acc += 2
         acc >>= 2
         out = acc.astype(np.uint8)
         if nodata is None:
             return out
         nd = np.uint8(nodata)
-        holed = views[0] == nd
-        for v in views[1:]:
-            holed |= v == nd
-        if not holed.any():
-            return out
-        # windows with nodata (a scene's edges, its nodata areas): the valid pixels only
-        at = np.nonzero(holed)
-        values = np.stack([v[at] for v in views])
-        ok = values != nd
-        out[at] = _rounded_mean(np.where(ok, values, 0).sum(0, dtype=np.uint16),
-                                ok.sum(0, dtype=np.uint16), src.dtype, nodata)
-        if nd != 255:  # an average of valid pixels may equal nodata (never 255, their max)
-            out[(out == nd) & ~holed] = _replacement(src.dtype, nodata)
+        if _holds(src, nodata):
+            holed = views[0] == nd
+            for v in views[1:]:
+                holed |= v == nd
+            # windows with nodata (a scene's edges, its nodata areas): the valid pixels only
+            at = np.nonzero(holed)
+            values = np.stack([v[at] for v in views])
+            ok = values != nd
+            out[at] = _rounded_mean(np.where(ok, values, 0).sum(0, dtype=np.uint16),
+                                    ok.sum(0, dtype=np.uint16), src.dtype, nodata)
+            if nd != 255:  # an average of valid pixels may equal nodata (never 255, their max)
+                out[(out == nd) & ~holed] = _replacement(src.dtype, nodata)
+        elif nd != 255:
+            out[out == nd] = _replacement(src.dtype, nodata)
         return out
     wide = np.uint16 if src.dtype == np.uint8 else np.uint64  # 2 * 4 * 255 + 4 fits
     total = np.zeros(views[0].shape, dtype=wide)

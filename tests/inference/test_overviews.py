@@ -45,15 +45,20 @@ def scene(kind: str, shape: tuple[int, int], seed: int) -> tuple[np.ndarray, flo
     """Classes full of ties, or probabilities; with nodata blocks and a nodata line."""
     rng = np.random.default_rng(seed)
     h, w = shape
-    if kind == "classes":
+    if kind.startswith("classes"):
         data, nodata = rng.integers(0, 4, (1, h, w)).astype(np.uint8), 255.0
     elif kind == "uint8":
         data, nodata = rng.integers(0, 255, (3, h, w)).astype(np.uint8), 255.0
     elif kind.startswith("uint8 nodata "):  # averages of valid pixels that round to nodata
-        nodata = float(kind.split()[-1])
+        nodata = float(kind.split()[2])
         data = (nodata + rng.integers(-2, 3, (2, h, w))).clip(0, 255).astype(np.uint8)
     else:
         data, nodata = rng.random((2, h, w)).astype(np.float32), float("nan")
+    if kind.endswith(" dense"):  # no nodata pixel (the common case inside a scene)
+        if kind.startswith("uint8 nodata "):  # but averages equal to nodata
+            data = (nodata + rng.choice([-1, 1], data.shape)).astype(np.uint8)
+        assert not (data == data.dtype.type(nodata)).any()
+        return data, nodata
     data[:, :h // 3, :w // 4] = nodata
     data[:, h // 2, :] = nodata
     data[:, :, w // 2 + 1::7] = np.where(rng.random(data[:, :, w // 2 + 1::7].shape) < 0.5,
@@ -65,7 +70,9 @@ def scene(kind: str, shape: tuple[int, int], seed: int) -> tuple[np.ndarray, flo
 @pytest.mark.parametrize(("kind", "resampling"), [("classes", MODE), ("uint8", AVERAGE),
                                                   ("float32", AVERAGE),
                                                   ("uint8 nodata 0", AVERAGE),
-                                                  ("uint8 nodata 100", AVERAGE)])
+                                                  ("uint8 nodata 100", AVERAGE),
+                                                  ("classes dense", MODE),
+                                                  ("uint8 nodata 100 dense", AVERAGE)])
 def test_streamed_levels_are_gdals_to_the_byte(tmp_path, shape, kind, resampling):
     data, nodata = scene(kind, shape, seed=sum(shape))
     ref = gdal_levels(tmp_path, data, nodata, resampling)
@@ -107,3 +114,31 @@ def test_mode_keeps_the_value_that_first_reaches_the_top_count():
     pyramid = Pyramid(2, 4, 1, MODE, 255.0)
     [level, *_] = pyramid.push(src)
     np.testing.assert_array_equal(level, [[[2, 1]]])
+
+
+def first_to_top_count(window: list[int], nodata: int) -> int:
+    """MODE of one window by the rule, pixel by pixel: the first value to reach the top count."""
+    counts: dict[int, int] = {}
+    best, top = nodata, 0
+    for v in window:
+        if v == nodata:
+            continue
+        counts[v] = counts.get(v, 0) + 1
+        if counts[v] > top:
+            best, top = v, counts[v]
+    return best
+
+
+def test_mode_of_every_2x2_window_follows_the_rule():
+    # every window of values {0, 1, 2} and nodata: ties, repeats, nodata anywhere
+    windows = np.array(np.meshgrid(*[[0, 1, 2, 255]] * 4, indexing="ij")).reshape(4, -1).T
+    src = np.zeros((1, 2, 2 * len(windows)), dtype=np.uint8)
+    src[0, 0, 0::2], src[0, 0, 1::2] = windows[:, 0], windows[:, 1]
+    src[0, 1, 0::2], src[0, 1, 1::2] = windows[:, 2], windows[:, 3]
+    [level, *_] = Pyramid(2, src.shape[2], 1, MODE, 255.0).push(src)
+    assert level[0, 0].tolist() == [first_to_top_count(list(w), 255) for w in windows]
+    # and where no window holds nodata (the strip is taken in one piece)
+    dense = windows[(windows != 255).all(1)]
+    [level, *_] = Pyramid(2, 2 * len(dense), 1, MODE, 255.0).push(
+        src[:, :, np.repeat((windows != 255).all(1), 2)])
+    assert level[0, 0].tolist() == [first_to_top_count(list(w), 255) for w in dense]
