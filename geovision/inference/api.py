@@ -36,6 +36,7 @@ from geovision.inference.layout import Layout, block_pieces, make_layout
 from geovision.inference.outputs import PredictionFolder, SceneSummary
 from geovision.inference.pipeline import run_scene
 from geovision.inference.predict import cached_bundle, check_window
+from geovision.inference.spare import NoSpareTime, SpareTime
 from geovision.inference.tasks import SceneSink, for_task
 from geovision.inference.threads import ThreadBudget
 from geovision.inference.threads import plan as thread_plan
@@ -370,7 +371,8 @@ def _plan_scene(model: Path, bundle: Bundle, scene: SceneSource, info: RasterInf
 
 
 def complete_scene(plan: ScenePlan, timings: Timings, sink: SceneSink | None = None,
-                   threads: int = 1) -> SceneSummary:
+                   threads: int = 1, spare: SpareTime | NoSpareTime | None = None,
+                   ) -> SceneSummary:
     """Finish the scene's outputs, write its summary, drop the scratch directory.
 
     Runs where the blocks ran: here, with the sink the blocks were fed to, or as the scene's
@@ -381,6 +383,8 @@ def complete_scene(plan: ScenePlan, timings: Timings, sink: SceneSink | None = N
         timings: seconds of the blocks' stages.
         sink: the scene's outputs, every block added (None: add the stored blocks now).
         threads: cores the outputs may be encoded on.
+        spare: the spare-time helper that worked on the sink (let go of before the scratch
+            directory is removed).
     """
     work, layout, stem, out = plan.work, plan.layout, plan.stem, plan.out
     bundle = cached_bundle(plan.model, plan.device)
@@ -401,6 +405,9 @@ def complete_scene(plan: ScenePlan, timings: Timings, sink: SceneSink | None = N
     except BaseException:
         sink.discard()
         raise
+    finally:
+        if spare is not None:  # nothing of the helper's may land in the scratch from now on
+            spare.settle()
     timings.extra["outputs"] = time.perf_counter() - t1
     total = time.time() - plan.started
     summary = _summary(plan, bundle, timings, counts, total)
@@ -474,13 +481,14 @@ def _run(plan: ScenePlan, budget: ThreadBudget, *, quiet: bool) -> SceneSummary:
             ran = run_scene(work, layout, todo, sink, budget, advance, spare)
         except BaseException:
             sink.discard()
+            spare.settle()
             raise
         finally:
             process_pool(work.device).clear()  # the memory of a scene's blocks, given back
-    # the sink added its own seconds (writing strips) to ``timings``
-    timings.add(ran)
-    timings.extra.update({k: v + timings.extra.get(k, 0.0) for k, v in ran.extra.items()})
-    return complete_scene(plan, timings, sink)
+        # the sink added its own seconds (writing strips) to ``timings``
+        timings.add(ran)
+        timings.extra.update({k: v + timings.extra.get(k, 0.0) for k, v in ran.extra.items()})
+        return complete_scene(plan, timings, sink, spare=spare)
 
 
 def _summary(plan: ScenePlan, bundle: Bundle, timings: Timings, counts: dict[str, Any],

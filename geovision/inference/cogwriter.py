@@ -182,8 +182,13 @@ class CogWriter:
         if self.rows_done != self.height:
             raise ValueError(f"{self.path.name}: {self.rows_done} of {self.height} rows "
                              "written")
-        while self._encoding:
-            self._claim()
+        # the strips still queued: encoded here from the last back while the helper goes on
+        # from the first; where the two meet, the one the helper is on is waited for
+        queued, self._encoding = self._encoding, []
+        files = [ticket.claim(wait=True) for _, ticket in reversed(queued)][::-1]
+        for (k, ticket), path in zip(queued, files, strict=True):
+            self.strips[k].append(path)
+            self.by_spare += ticket.by != CALLER
         missing = [k for k, (h, _) in enumerate(self.shapes) if self._written[k] != h]
         if missing:
             raise ValueError(f"{self.path.name}: overview levels {missing} are incomplete")

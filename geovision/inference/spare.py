@@ -8,12 +8,15 @@ and it takes nothing from the model (a helper at normal priority would take a co
 member of the team, and the whole team would wait for it at the next barrier).
 
 Spare time is not promised: on a machine busy with other work the helper may not run at all.
-So nothing ever waits for it. Work is submitted as a :class:`Ticket`; when its result is
-needed, :meth:`Ticket.claim` returns it if the helper has finished, runs the work in the
-caller if the helper has not started it, and, if the helper is in the middle of it, runs it
-again in the caller (the helper's result is then thrown away by ``discard``). The work must
+So nothing waits for it while the model runs. Work is submitted as a :class:`Ticket`; when
+its result is needed, :meth:`Ticket.claim` returns it if the helper has finished, runs the work
+in the caller if the helper has not started it, and, if the helper is in the middle of it, runs
+it again in the caller (the helper's result is then thrown away by ``discard``). The work must
 therefore be repeatable: reading a block, or encoding a strip into a file named for who wrote
-it.
+it. Once the model is done, a claimer may instead wait for the ticket the helper is on
+(``claim(wait=True)``), and :meth:`SpareTime.settle` waits until the helper has let go of
+everything, so that a scene's scratch files can be removed; while either waits, the helper runs
+at normal priority where the system allows a thread to raise its own.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any, Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -42,11 +46,14 @@ def idle_priority_available() -> bool:
 
 def _lower_this_thread() -> bool:
     """Run the calling thread under ``SCHED_IDLE``; True if that worked."""
-    if not idle_priority_available():
-        return False
+    return idle_priority_available() and _set_policy(0, os.SCHED_IDLE)
+
+
+def _set_policy(tid: int, policy: int) -> bool:
+    """Set thread ``tid``'s scheduling policy (0: the calling thread); True if that worked."""
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-    except OSError:  # refused (a sandbox, a seccomp profile): stay as we are
+        os.sched_setscheduler(tid, policy, os.sched_param(0))
+    except OSError:  # refused (a sandbox, a seccomp profile, no privilege): stay as we are
         return False
     return True
 
@@ -55,15 +62,17 @@ class Ticket(Generic[T]):
     """Work that the spare-time helper may do ahead, or the caller when it needs the result."""
 
     def __init__(self, work: Callable[[str], T], discard: Callable[[T], None] | None = None,
-                 ) -> None:
+                 helper: SpareTime | None = None) -> None:
         """Hold ``work`` until the helper or a claimer runs it.
 
         ``work(who)`` does it (``who``: :data:`SPARE` or :data:`CALLER`); ``discard`` undoes
-        a result nobody will use (the helper's, when the caller did the work again).
+        a result nobody will use (the helper's, when the caller did the work again);
+        ``helper``: the spare time it was submitted to (raised while a claimer waits).
         """
-        self._work, self._discard = work, discard
+        self._work, self._discard, self._helper = work, discard, helper
         self._state = _PENDING
         self._lock = threading.Lock()
+        self._left = threading.Event()  # set when the helper's run of it is over
         self._result: T | None = None
         self._error: BaseException | None = None
         self.by: str | None = None  # who did the work whose result claim() returned
@@ -85,20 +94,29 @@ class Ticket(Generic[T]):
                 taken = False
                 self._state, self._result, self._error = _DONE, result, error
                 self.by = SPARE
-        if taken and error is None and self._discard is not None:
-            self._discard(result)
+        try:
+            if taken and error is None and self._discard is not None:
+                self._discard(result)
+        finally:
+            self._left.set()
 
-    def claim(self) -> T:
+    def claim(self, wait: bool = False) -> T:
         """The result: the helper's if finished, else the work done now in this thread.
 
-        Never waits for the helper. An error of the helper's run is not raised: the work is
-        done again here, and an error then is raised.
+        Does not wait for the helper unless ``wait``: then a ticket the helper is on is
+        waited for rather than run again. An error of the helper's run is not raised: the
+        work is done again here, and an error then is raised.
         """
         with self._lock:
             state = self._state
             if state == _DONE and self._error is None:
                 return self._result  # type: ignore[return-value]
-            self._state = _TAKEN
+            if state != _RUNNING or not wait:
+                self._state = _TAKEN
+        if state == _RUNNING and wait:
+            with self._helper.raised() if self._helper else nullcontext():
+                self._left.wait()
+            return self.claim()  # done, or failed: then run here
         result = self._work(CALLER)
         self.by = CALLER
         return result
@@ -122,30 +140,70 @@ class SpareTime:
 
     def __init__(self, name: str = "geovision-spare", idle: bool = True) -> None:
         """Start the helper; ``idle``: under ``SCHED_IDLE`` where the system allows it."""
-        self._queue: queue.SimpleQueue[Ticket[Any] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Ticket[Any] | threading.Event | None] = (
+            queue.SimpleQueue())
         self._idle = idle
         self.lowered = threading.Event()  # set once the helper runs at idle priority
+        self._tid: int | None = None
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
+        self._tid = threading.get_native_id()
         if self._idle and _lower_this_thread():
             self.lowered.set()
         while True:
-            ticket = self._queue.get()
-            if ticket is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            ticket._run_spare()
+            if isinstance(item, threading.Event):  # settle(): everything before is let go
+                item.set()
+                continue
+            item._run_spare()
 
     def submit(self, work: Callable[[str], T], discard: Callable[[T], None] | None = None,
                ) -> Ticket[T]:
         """Queue ``work`` (see :class:`Ticket`); the helper starts it when it gets to it."""
-        ticket: Ticket[T] = Ticket(work, discard)
+        ticket: Ticket[T] = Ticket(work, discard, self)
         self._queue.put(ticket)
         return ticket
 
+    def settle(self) -> None:
+        """Wait until the helper has let go of every ticket submitted so far.
+
+        Call it once every ticket is claimed: the helper then only finishes (and discards)
+        the one it is on, if any, and skips the rest.
+        """
+        if not self._thread.is_alive():
+            return
+        if self._closed:  # the helper ends after the tickets queued before close()
+            with self.raised():
+                self._thread.join()
+            return
+        reached = threading.Event()
+        self._queue.put(reached)
+        if not reached.wait(0.01):
+            with self.raised():
+                reached.wait()
+
+    @contextmanager
+    def raised(self) -> Iterator[None]:
+        """Run the helper at normal priority for the duration, where the system allows it.
+
+        (A thread without the privilege may not leave ``SCHED_IDLE``: it then stays there.)
+        """
+        raised = self._tid is not None and self.lowered.is_set() and _set_policy(
+            self._tid, os.SCHED_OTHER)
+        try:
+            yield
+        finally:
+            if raised and self._tid is not None:
+                _set_policy(self._tid, os.SCHED_IDLE)
+
     def close(self) -> None:
-        """Let the helper end after the ticket it is on (without waiting for it)."""
+        """Let the helper end once it has gone through the queue (without waiting for it)."""
+        self._closed = True
         self._queue.put(None)
 
     def __enter__(self) -> SpareTime:
@@ -162,6 +220,9 @@ class NoSpareTime:
                ) -> Ticket[T]:
         """A ticket that only the claimer will run."""
         return Ticket(work, discard)
+
+    def settle(self) -> None:
+        """Nothing is ever in flight."""
 
     def close(self) -> None:
         """Nothing to let go."""

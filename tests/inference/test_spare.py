@@ -79,6 +79,33 @@ def test_a_ticket_the_helper_is_on_is_run_again_by_the_claimer_who_never_waits()
     assert work.discarded == ["made by spare"]  # the helper's copy is thrown away
 
 
+def test_a_claimer_that_may_wait_takes_the_helpers_result_of_the_ticket_it_is_on():
+    work = Work(hold=True)
+    with SpareTime() as spare:
+        ticket = spare.submit(work, work.discard)
+        assert work.started.wait(5)
+        threading.Timer(0.05, work.release.set).start()
+        assert ticket.claim(wait=True) == "made by spare" and ticket.by == SPARE
+    assert work.runs == [SPARE] and work.discarded == []
+
+
+def test_settle_returns_once_the_helper_has_let_go_of_everything():
+    on, queued = Work(hold=True), Work()
+    with SpareTime() as spare:
+        running = spare.submit(on, on.discard)
+        assert on.started.wait(5)
+        later = spare.submit(queued, queued.discard)
+        assert running.claim() == "made by caller"  # the helper's run goes on meanwhile
+        assert later.claim() == "made by caller"
+        threading.Timer(0.05, on.release.set).start()
+        spare.settle()
+        # the helper's copy is discarded before settle returns; the other was never run
+        assert on.discarded == ["made by spare"] and queued.runs == [CALLER]
+    spare.settle()  # after close: waits for the helper to end
+    assert not spare._thread.is_alive()
+    NoSpareTime().settle()
+
+
 def test_a_failure_in_spare_time_is_retried_by_the_claimer():
     calls: list[str] = []
 
