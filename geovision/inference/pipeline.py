@@ -23,13 +23,15 @@ from typing import Any
 from geovision.inference.blocks import predict_block, read_block, stager, store
 from geovision.inference.heap import steady_heap
 from geovision.inference.layout import Block, Layout, block_pieces
-from geovision.inference.spare import CALLER, NoSpareTime, SpareTime
+from geovision.inference.spare import CALLER, NoSpareTime, SpareTime, Ticket
 from geovision.inference.tasks import BlockResult, SceneSink, for_task
 from geovision.inference.threads import ThreadBudget
 from geovision.inference.work import BlockData, SceneWork, Timings
 
 #: Finished blocks waiting to be written at most (their payloads are held in memory).
 WRITES_IN_FLIGHT = 2
+#: Blocks whose files for ``--resume`` may wait for spare time (their payloads are held).
+STORES_AHEAD = 1
 
 
 def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: SceneSink,
@@ -73,13 +75,24 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
             return spare.submit(functools.partial(fetch, block)).claim  # never waits
         return ex.submit(fetch, block).result
 
+    # a block's files for --resume are written in spare time (the sink only reads them)
+    stores: list[Ticket[None]] = []
+
+    def claim_stores(keep: int) -> None:
+        """Claim all but the newest ``keep`` stores (at the end, waiting for the helper's)."""
+        while len(stores) > keep:
+            t0 = time.perf_counter()
+            stores.pop(0).claim(wait=not keep)
+            timings.extra["store"] = timings.extra.get("store", 0.0) + (
+                time.perf_counter() - t0)
+
     def write(block: Block, result: BlockResult | None, payload: Any,
               seconds: dict[str, float]) -> None:
         if result is not None:
-            t0 = time.perf_counter()
-            store(work, block, result.files, seconds)
-            timings.extra["store"] = timings.extra.get("store", 0.0) + (
-                time.perf_counter() - t0)
+            files = result.files
+            stores.append((spare or NoSpareTime()).submit(
+                lambda who: store(work, block, files, seconds)))
+            claim_stores(STORES_AHEAD)
         sink.add(block, payload)
 
     blocks = layout.blocks
@@ -109,5 +122,6 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
             writes.append(ex.submit(write, *job))
         for f in writes:
             f.result()
+        claim_stores(0)
     timings.extra["blend"] = blend
     return timings
