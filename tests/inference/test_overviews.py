@@ -142,3 +142,19 @@ def test_mode_of_every_2x2_window_follows_the_rule():
     [level, *_] = Pyramid(2, 2 * len(dense), 1, MODE, 255.0).push(
         src[:, :, np.repeat((windows != 255).all(1), 2)])
     assert level[0, 0].tolist() == [first_to_top_count(list(w), 255) for w in dense]
+
+
+@pytest.mark.parametrize(("kind", "resampling"), [("uint8", AVERAGE), ("float32", AVERAGE)])
+def test_levels_computed_by_band_halves_on_two_threads_are_the_same(monkeypatch, kind,
+                                                                     resampling):
+    from geovision.inference import overviews
+
+    data, nodata = scene(kind, (1100, 1030), seed=3)
+    data = np.concatenate([data, data[::-1]])  # 4 or 6 bands: halves of 2 or 3
+    whole = streamed(data, resampling, nodata, seed=2)
+    monkeypatch.setattr(overviews, "SPLIT_PIXELS", 1)
+    monkeypatch.setattr(overviews, "available_cores", lambda: 2)
+    monkeypatch.setattr(overviews, "_second", None)
+    halves = streamed(data, resampling, nodata, seed=2)
+    assert [a.tobytes() for a in halves] == [a.tobytes() for a in whole]
+    assert overviews._second is not None  # the second thread did take part
