@@ -58,9 +58,8 @@ class BatchStager:
             if ready is not None:
                 ready.synchronize()  # the copy that last read this buffer has finished
             host = self._host[k][:len(chunk)]
-            out = host.numpy()
-            for j, (r, c) in enumerate(chunk):
-                np.copyto(out[j], pixels[:, r - r0:r - r0 + w, c - c0:c - c0 + w])
+            for j, (r, c) in enumerate(chunk):  # torch's copy runs on torch's threads
+                host[j].copy_(torch.from_numpy(pixels[:, r - r0:r - r0 + w, c - c0:c - c0 + w]))
             if self.cuda:
                 x = host.to(self.device, non_blocking=True)
                 event = torch.cuda.Event()

@@ -42,7 +42,8 @@ class StripAssembler:
         strip = self._strips.get(i)
         if strip is None:
             n = min(self.rows, self.height - i * self.rows)
-            strip = {name: np.full((ly.bands, n, self.width), ly.fill, dtype=ly.dtype)
+            # every pixel comes from exactly one piece: no fill pass over the strip
+            strip = {name: np.empty((ly.bands, n, self.width), dtype=ly.dtype)
                      for name, ly in self.layers.items()}
             self._strips[i] = strip
             self._missing[i] = n * self.width
@@ -53,7 +54,7 @@ class StripAssembler:
             ) -> list[tuple[int, dict[str, np.ndarray]]]:
         """Copy a finished piece's arrays (``(bands, rows, cols)`` per layer) into the strips.
 
-        Layers missing from ``arrays`` (or None) keep their fill value.
+        Layers missing from ``arrays`` (or None) take their fill value there.
 
         Returns:
             The strips now complete, in order: (first row, arrays per layer).
@@ -63,12 +64,11 @@ class StripAssembler:
             strip = self._strip(i)
             r0 = max(window.row, i * self.rows)
             r1 = min(window.row + window.height, (i + 1) * self.rows)
-            for name, arr in arrays.items():
-                if arr is None:
-                    continue
+            for name, ly in self.layers.items():
+                arr = arrays.get(name)
                 strip[name][:, r0 - i * self.rows:r1 - i * self.rows,
                             window.col:window.col + window.width] = (
-                    arr[:, r0 - window.row:r1 - window.row])
+                    ly.fill if arr is None else arr[:, r0 - window.row:r1 - window.row])
             self._missing[i] -= (r1 - r0) * window.width
         return self._release()
 
