@@ -61,9 +61,8 @@ def normalize(data: np.ndarray, valid: np.ndarray, mean: Sequence[float],
     """
     m = np.asarray(mean, dtype=np.float32)[:, None, None]
     s = np.asarray(std, dtype=np.float32)[:, None, None]
-    out = data.astype(np.float32)
-    out -= m
+    out = np.subtract(data, m, dtype=np.float32)  # the cast and the subtraction in one pass
     out /= s
     if not valid.all():
-        out[:, ~valid] = 0.0
+        np.copyto(out, 0.0, where=~valid)
     return out
