@@ -90,9 +90,10 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
               seconds: dict[str, float]) -> None:
         if result is not None:
             files = result.files
-            stores.append((spare or NoSpareTime()).submit(
+            helper = spare if isinstance(spare, SpareTime) else None
+            stores.append((helper or NoSpareTime()).submit(
                 lambda who: store(work, block, files, seconds)))
-            claim_stores(STORES_AHEAD)
+            claim_stores(STORES_AHEAD if helper else 0)  # without a helper: at once
         sink.add(block, payload)
 
     blocks = layout.blocks
