@@ -72,6 +72,7 @@ class OrderedShards:
                  progress: Path | None = None, written: int = 0) -> None:
         self.image, self.mask, self.progress = image, mask, progress
         self.written = written
+        self.made: set[Path] = set()  # folders of shards made by this writer
         self.pending: list[tuple[bytes | None, bytes | None]] = []
 
     def add(self, first: int, chunks: Sequence[tuple[bytes | None, bytes | None]]) -> None:
@@ -101,9 +102,9 @@ class OrderedShards:
 
     def _write(self, shard: int, chunks: list[tuple[bytes | None, bytes | None]],
                image: ShardLayout, mask: ShardLayout | None) -> None:
-        write_shard(image, shard, [c[0] for c in chunks])
+        write_shard(image, shard, [c[0] for c in chunks], self.made)
         if mask is not None:
-            write_shard(mask, shard, [c[1] for c in chunks])
+            write_shard(mask, shard, [c[1] for c in chunks], self.made)
         if self.progress is not None:
             first = shard * self.image.per_shard
             save_npz(self.progress / f"shard-{shard:06d}.npz",
