@@ -38,6 +38,7 @@ from geovision.progress import progress_bar
 from geovision.tiling.encode import BlockJob, BlockResult, TileFigures, encode_block, save_npz
 from geovision.tiling.plan import TileRef
 from geovision.tiling.shards import ShardLayout, write_shard
+from geovision.tiling.spill import done_path
 
 
 def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bool:
@@ -58,8 +59,9 @@ def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bo
 class OrderedShards:
     """Chunks of consecutive final tiles, written shard by shard as shards fill up.
 
-    Each shard written leaves ``shard-<k>.npz`` (its final tile range) in ``progress``: a mark
-    of progress for whoever watches the run.
+    Each shard written leaves an empty ``shard-<k>.done`` in ``progress``
+    (:func:`geovision.tiling.spill.done_path`, as the spill pass does): a mark of progress
+    for whoever watches the run (a resumed run goes by the group markers).
 
     Args:
         image: layout of ``image`` (its ``root`` is where shards go).
@@ -106,9 +108,7 @@ class OrderedShards:
         if mask is not None:
             write_shard(mask, shard, [c[1] for c in chunks], self.made)
         if self.progress is not None:
-            first = shard * self.image.per_shard
-            save_npz(self.progress / f"shard-{shard:06d}.npz",
-                     {"tiles": np.array([first, first + len(chunks)], dtype=np.int64)})
+            done_path(self.progress, shard).touch()
 
 
 @dataclasses.dataclass
