@@ -36,6 +36,7 @@ import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -326,10 +327,11 @@ def _run(
         jobs = _block_jobs(blocks, sources, bands, opts, dtype, ready, ready.num_classes,
                            image, mask, area)
 
-    with dask_client(scheduler, workers) as client:
+    with dask_client(scheduler, workers) as client, ExitStack() as stack:
         if ordered:
             result = ordered_pass(_groups(jobs), progress=progress, image=image, mask=mask,
                                   workers=workers or default_workers(), quiet=quiet)
+            stack.callback(result.shards.close)  # its last shards are written meanwhile
             per_group = list(zip(result.tiles, result.valid, result.kept, result.figures,
                                  strict=True))
         else:

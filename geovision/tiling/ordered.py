@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -56,8 +56,20 @@ def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bo
     return bool((rows | cols).any())
 
 
+#: Groups whose shards may wait for the writer thread while the committing thread goes on
+#: (each holds one row of blocks' encoded tiles).
+QUEUED_GROUPS = 2
+
+
 class OrderedShards:
     """Chunks of consecutive final tiles, written shard by shard as shards fill up.
+
+    Full shards are written on a thread of their own, in order, so the committing thread
+    goes on (at the end of the pass: to the selection and the arrays) while the last
+    groups' shards are written; what one :meth:`add` hands over (its shards, then its
+    ``after``, a group's marker) is written before the next. At most
+    :data:`QUEUED_GROUPS` additions wait; a write that failed raises in the next
+    :meth:`add`, :meth:`wait` or :meth:`finish`. :meth:`close` stops the thread.
 
     Each shard written leaves an empty ``shard-<k>.done`` in ``progress``
     (:func:`geovision.tiling.spill.done_path`, as the spill pass does): a mark of progress
@@ -73,27 +85,61 @@ class OrderedShards:
     def __init__(self, image: ShardLayout, mask: ShardLayout | None,
                  progress: Path | None = None, written: int = 0) -> None:
         self.image, self.mask, self.progress = image, mask, progress
-        self.written = written
-        self.made: set[Path] = set()  # folders of shards made by this writer
+        self.written = written  # tiles in shards written or handed to the writer
+        self.made: set[Path] = set()  # folders of shards made by the writer
         self.pending: list[tuple[bytes | None, bytes | None]] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._queued: deque[Future[None]] = deque()
 
-    def add(self, first: int, chunks: Sequence[tuple[bytes | None, bytes | None]]) -> None:
+    def add(self, first: int, chunks: Sequence[tuple[bytes | None, bytes | None]],
+            after: Callable[[int], None] | None = None) -> None:
         """Append the chunks of tiles ``first, first + 1, ...``; write every full shard.
 
         Tiles below :attr:`written` are in written shards already and are skipped.
+        ``after(written)`` runs on the writer once these shards are written (``written``:
+        the tiles then in written shards).
         """
         per = self.image.per_shard
         skip = max(0, self.written - first)
         if first + skip != self.written + len(self.pending):
             raise ValueError(f"tile {first + skip} added out of order")
         self.pending.extend(chunks[skip:])
+        full = []
         while len(self.pending) >= per:
-            self._write(self.written // per, self.pending[:per], self.image, self.mask)
+            full.append((self.written // per, self.pending[:per]))
             self.written += per
             self.pending = self.pending[per:]
+        while len(self._queued) >= QUEUED_GROUPS:
+            self._queued.popleft().result()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="shards")
+        self._queued.append(self._writer.submit(self._write_all, full, after, self.written))
+
+    def _write_all(self, full: list[tuple[int, list[tuple[bytes | None, bytes | None]]]],
+                   after: Callable[[int], None] | None, written: int) -> None:
+        for shard, chunks in full:
+            self._write(shard, chunks, self.image, self.mask)
+        if after is not None:
+            after(written)
+
+    def wait(self) -> None:
+        """Wait until every shard handed over is written (raise what a write raised)."""
+        while self._queued:
+            self._queued.popleft().result()
+
+    def close(self) -> None:
+        """Drop the writes not started, wait for the one running, stop the writer thread."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            self._writer = None
+        self._queued.clear()
 
     def finish(self, image: ShardLayout, mask: ShardLayout | None) -> None:
-        """Write the last, partial shard with the final layouts (its index holds their size)."""
+        """Write the last, partial shard with the final layouts (its index holds their size).
+
+        Waits for the full shards first (:meth:`wait`).
+        """
+        self.wait()
         if self.pending:
             shard, rest = divmod(self.written, image.per_shard)
             if rest:
@@ -162,7 +208,8 @@ def ordered_pass(
 
     Returns:
         Valid fractions, kept flags and figures per group, and the writer holding the
-        tiles of the last, partial shard (see :meth:`OrderedShards.finish`).
+        tiles of the last, partial shard, its last groups' shards maybe still being written
+        (see :meth:`OrderedShards.finish`; the caller closes it).
     """
     out = PassResult([], [], [], [], OrderedShards(image, mask, progress))
     written = 0
@@ -212,21 +259,23 @@ def ordered_pass(
         except BaseException:
             for _, f in inflight:
                 f.cancel()
+            out.shards.close()
             raise
     return out
 
 
 def _commit(out: PassResult, result: BlockResult, index: int, kept_before: int,
             progress: Path) -> int:
-    """Add a group's kept tiles to the shards, record its marker; return the kept count."""
-    out.shards.add(kept_before, result.chunks)
+    """Add a group's kept tiles to the shards, its marker after them; return the kept count."""
     out.tiles.append(result.tiles)
     out.valid.append(result.valid)
     out.kept.append(result.kept)
     out.figures.append(result.figures)
-    save_npz(marker_path(progress, index), {
-        "tiles": result.tiles, "valid": result.valid, "kept": result.kept,
-        "kept_before": np.int64(kept_before), "written": np.int64(out.shards.written),
-        **result.figures.to_arrays("f_"),
-    })
+    arrays = {"tiles": result.tiles, "valid": result.valid, "kept": result.kept,
+              "kept_before": np.int64(kept_before), **result.figures.to_arrays("f_")}
+
+    def marker(written: int) -> None:
+        save_npz(marker_path(progress, index), {**arrays, "written": np.int64(written)})
+
+    out.shards.add(kept_before, result.chunks, after=marker)
     return kept_before + len(result.chunks)
