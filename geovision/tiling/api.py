@@ -21,7 +21,7 @@ Every source pixel is decoded once and shards are written as bytes:
 A killed run resumes (``resume=True``) from the markers of the pass; the selection is
 recomputed (it is deterministic); the arrays are created again unless ``arrays.done`` says
 they were. Memory per task is bounded by :data:`BLOCK_BUDGET` and GDAL's block cache by
-:data:`CACHE_BYTES`; the ordered pass also holds one row of blocks' encoded tiles, so rows of
+:data:`CACHE_BYTES`; the ordered pass also holds two rows of blocks' encoded tiles, so rows of
 more than :data:`ORDERED_ROW_BUDGET` bytes go through spill files.
 """
 
@@ -98,7 +98,7 @@ log = logging.getLogger(__name__)
 #: works in strips of this many bytes, so it must hold a block's mask.
 CACHE_BYTES = 64 * 2**20
 #: Raw bytes of one row of blocks above which the ordered pass is not used (it holds one
-#: row's encoded tiles while the row is committed).
+#: row's encoded tiles while the row is committed, and the row before while it is written).
 ORDERED_ROW_BUDGET = 128 * 2**20
 #: Shards per shard task (spill pass).
 SHARDS_PER_TASK = 8

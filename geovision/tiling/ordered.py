@@ -5,9 +5,11 @@ tile lies inside one split block: see :func:`borders_possible`), a kept tile's f
 the number of kept tiles before it in candidate order. Blocks are encoded on a pool of
 threads (:func:`geovision.tiling.encode.encode_block`: GDAL decoding, numcodecs and most of
 numpy release the GIL) and committed in block order by this thread: each block's kept tiles
-take the next indices, and every shard that fills up is written at once as one object
-(:func:`geovision.tiling.shards.write_shard`). The blocks of the group being committed and
-``workers + 1`` more are in flight, so memory stays bounded. The last, partial shard is
+take the next indices, and every shard that fills up is written as one object
+(:func:`geovision.tiling.shards.write_shard`) by a writer thread, in order, while this thread
+goes on (:class:`OrderedShards`). The blocks of the group being committed and
+``workers + 1`` more are in flight, and at most one committed group waits to be written,
+so memory stays bounded. The last, partial shard is
 written by :meth:`OrderedShards.finish` once the tile count is known (it decides the shard
 size of a dataset smaller than a shard).
 
@@ -19,7 +21,7 @@ shard that was filling up when the run was killed); shards are rewritten identic
 
 Blocks may split a row of tiles into column blocks (memory per task stays bounded); the
 column blocks of one row form a *group*, committed together, tiles in candidate order, so
-the committing thread holds at most one row of blocks' encoded tiles.
+the pass holds at most two rows of blocks' encoded tiles (one committed, one being written).
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bo
 
 
 #: Groups whose shards may wait for the writer thread while the committing thread goes on
-#: (each holds one row of blocks' encoded tiles).
-QUEUED_GROUPS = 2
+#: (each holds one row of blocks' encoded tiles); 2 gave no shorter end of the pass than 1.
+QUEUED_GROUPS = 1
 
 
 class OrderedShards:
