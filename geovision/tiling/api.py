@@ -29,14 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,30 @@ def tile(
     inputs = [*rasters, labels, *(f for sc in scenes for f in sc.files)]  # as given first
     if not out.name or out.name in (".", ".."):  # before the lock file is made beside it
         check_removable(out, inputs=inputs, kind="dir", option="--output")
-    with output_lock(out, option="--output"):  # a second run is told who holds it
+    with output_lock(out, option="--output"), _collector_skips_heap():
         _check_output(out, inputs, overwrite=overwrite)
         return _tile_checked(scenes, labels, out, opts, scheduler=scheduler, workers=workers,
                              overwrite=overwrite, resume=resume, quiet=quiet, ordered=ordered)
+
+
+@contextmanager
+def _collector_skips_heap() -> Iterator[None]:
+    """Keep the objects alive now out of the garbage collector's walks while the block runs.
+
+    A full collection walks every tracked object: in a process holding the heap of GDAL,
+    pandas, zarr and torch modules, one took 50 ms, every thread stalled, while a run made
+    its label mappings. ``gc.freeze`` moves the objects alive now aside (a list splice, no
+    walk) and ``gc.unfreeze`` puts them back; cycles among them are collected after. Nothing
+    is done when objects are frozen already (by the caller, or a run in another thread).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _check_output(out: Path, inputs: list[Any], *, overwrite: bool) -> None:
