@@ -21,7 +21,7 @@ Every source pixel is decoded once and shards are written as bytes:
 A killed run resumes (``resume=True``) from the markers of the pass; the selection is
 recomputed (it is deterministic); the arrays are created again unless ``arrays.done`` says
 they were. Memory per task is bounded by :data:`BLOCK_BUDGET` and GDAL's block cache by
-:data:`CACHE_BYTES`; the ordered pass also holds one row of blocks' encoded tiles, so rows of
+:data:`CACHE_BYTES`; the ordered pass also holds two rows of blocks' encoded tiles, so rows of
 more than :data:`ORDERED_ROW_BUDGET` bytes go through spill files.
 """
 
@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -97,7 +99,7 @@ log = logging.getLogger(__name__)
 #: works in strips of this many bytes, so it must hold a block's mask.
 CACHE_BYTES = 64 * 2**20
 #: Raw bytes of one row of blocks above which the ordered pass is not used (it holds one
-#: row's encoded tiles while the row is committed).
+#: row's encoded tiles while the row is committed, and the row before while it is written).
 ORDERED_ROW_BUDGET = 128 * 2**20
 #: Shards per shard task (spill pass).
 SHARDS_PER_TASK = 8
@@ -147,10 +149,30 @@ def tile(
     inputs = [*rasters, labels, *(f for sc in scenes for f in sc.files)]  # as given first
     if not out.name or out.name in (".", ".."):  # before the lock file is made beside it
         check_removable(out, inputs=inputs, kind="dir", option="--output")
-    with output_lock(out, option="--output"):  # a second run is told who holds it
+    with output_lock(out, option="--output"), _collector_skips_heap():
         _check_output(out, inputs, overwrite=overwrite)
         return _tile_checked(scenes, labels, out, opts, scheduler=scheduler, workers=workers,
                              overwrite=overwrite, resume=resume, quiet=quiet, ordered=ordered)
+
+
+@contextmanager
+def _collector_skips_heap() -> Iterator[None]:
+    """Keep the objects alive now out of the garbage collector's walks while the block runs.
+
+    A full collection walks every tracked object: in a process holding the heap of GDAL,
+    pandas, zarr and torch modules, one took 50 ms, every thread stalled, while a run made
+    its label mappings. ``gc.freeze`` moves the objects alive now aside (a list splice, no
+    walk) and ``gc.unfreeze`` puts them back; cycles among them are collected after. Nothing
+    is done when objects are frozen already (by the caller, or a run in another thread).
+    """
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _check_output(out: Path, inputs: list[Any], *, overwrite: bool) -> None:
@@ -326,10 +348,11 @@ def _run(
         jobs = _block_jobs(blocks, sources, bands, opts, dtype, ready, ready.num_classes,
                            image, mask, area)
 
-    with dask_client(scheduler, workers) as client:
+    with dask_client(scheduler, workers) as client, ExitStack() as stack:
         if ordered:
             result = ordered_pass(_groups(jobs), progress=progress, image=image, mask=mask,
                                   workers=workers or default_workers(), quiet=quiet)
+            stack.callback(result.shards.close)  # its last shards are written meanwhile
             per_group = list(zip(result.tiles, result.valid, result.kept, result.figures,
                                  strict=True))
         else:

@@ -5,9 +5,11 @@ tile lies inside one split block: see :func:`borders_possible`), a kept tile's f
 the number of kept tiles before it in candidate order. Blocks are encoded on a pool of
 threads (:func:`geovision.tiling.encode.encode_block`: GDAL decoding, numcodecs and most of
 numpy release the GIL) and committed in block order by this thread: each block's kept tiles
-take the next indices, and every shard that fills up is written at once as one object
-(:func:`geovision.tiling.shards.write_shard`). The blocks of the group being committed and
-``workers + 1`` more are in flight, so memory stays bounded. The last, partial shard is
+take the next indices, and every shard that fills up is written as one object
+(:func:`geovision.tiling.shards.write_shard`) by a writer thread, in order, while this thread
+goes on (:class:`OrderedShards`). The blocks of the group being committed and
+``workers + 1`` more are in flight, and at most one committed group waits to be written,
+so memory stays bounded. The last, partial shard is
 written by :meth:`OrderedShards.finish` once the tile count is known (it decides the shard
 size of a dataset smaller than a shard).
 
@@ -19,14 +21,14 @@ shard that was filling up when the run was killed); shards are rewritten identic
 
 Blocks may split a row of tiles into column blocks (memory per task stays bounded); the
 column blocks of one row form a *group*, committed together, tiles in candidate order, so
-the committing thread holds at most one row of blocks' encoded tiles.
+the pass holds at most two rows of blocks' encoded tiles (one committed, one being written).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
@@ -38,6 +40,7 @@ from geovision.progress import progress_bar
 from geovision.tiling.encode import BlockJob, BlockResult, TileFigures, encode_block, save_npz
 from geovision.tiling.plan import TileRef
 from geovision.tiling.shards import ShardLayout, write_shard
+from geovision.tiling.spill import done_path
 
 
 def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bool:
@@ -55,11 +58,24 @@ def borders_possible(refs: Sequence[TileRef], split: str, block_size: int) -> bo
     return bool((rows | cols).any())
 
 
+#: Groups whose shards may wait for the writer thread while the committing thread goes on
+#: (each holds one row of blocks' encoded tiles); 2 gave no shorter end of the pass than 1.
+QUEUED_GROUPS = 1
+
+
 class OrderedShards:
     """Chunks of consecutive final tiles, written shard by shard as shards fill up.
 
-    Each shard written leaves ``shard-<k>.npz`` (its final tile range) in ``progress``: a mark
-    of progress for whoever watches the run.
+    Full shards are written on a thread of their own, in order, so the committing thread
+    goes on (at the end of the pass: to the selection and the arrays) while the last
+    groups' shards are written; what one :meth:`add` hands over (its shards, then its
+    ``after``, a group's marker) is written before the next. At most
+    :data:`QUEUED_GROUPS` additions wait; a write that failed raises in the next
+    :meth:`add`, :meth:`wait` or :meth:`finish`. :meth:`close` stops the thread.
+
+    Each shard written leaves an empty ``shard-<k>.done`` in ``progress``
+    (:func:`geovision.tiling.spill.done_path`, as the spill pass does): a mark of progress
+    for whoever watches the run (a resumed run goes by the group markers).
 
     Args:
         image: layout of ``image`` (its ``root`` is where shards go).
@@ -71,26 +87,61 @@ class OrderedShards:
     def __init__(self, image: ShardLayout, mask: ShardLayout | None,
                  progress: Path | None = None, written: int = 0) -> None:
         self.image, self.mask, self.progress = image, mask, progress
-        self.written = written
+        self.written = written  # tiles in shards written or handed to the writer
+        self.made: set[Path] = set()  # folders of shards made by the writer
         self.pending: list[tuple[bytes | None, bytes | None]] = []
+        self._writer: ThreadPoolExecutor | None = None
+        self._queued: deque[Future[None]] = deque()
 
-    def add(self, first: int, chunks: Sequence[tuple[bytes | None, bytes | None]]) -> None:
+    def add(self, first: int, chunks: Sequence[tuple[bytes | None, bytes | None]],
+            after: Callable[[int], None] | None = None) -> None:
         """Append the chunks of tiles ``first, first + 1, ...``; write every full shard.
 
         Tiles below :attr:`written` are in written shards already and are skipped.
+        ``after(written)`` runs on the writer once these shards are written (``written``:
+        the tiles then in written shards).
         """
         per = self.image.per_shard
         skip = max(0, self.written - first)
         if first + skip != self.written + len(self.pending):
             raise ValueError(f"tile {first + skip} added out of order")
         self.pending.extend(chunks[skip:])
+        full = []
         while len(self.pending) >= per:
-            self._write(self.written // per, self.pending[:per], self.image, self.mask)
+            full.append((self.written // per, self.pending[:per]))
             self.written += per
             self.pending = self.pending[per:]
+        while len(self._queued) >= QUEUED_GROUPS:
+            self._queued.popleft().result()
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="shards")
+        self._queued.append(self._writer.submit(self._write_all, full, after, self.written))
+
+    def _write_all(self, full: list[tuple[int, list[tuple[bytes | None, bytes | None]]]],
+                   after: Callable[[int], None] | None, written: int) -> None:
+        for shard, chunks in full:
+            self._write(shard, chunks, self.image, self.mask)
+        if after is not None:
+            after(written)
+
+    def wait(self) -> None:
+        """Wait until every shard handed over is written (raise what a write raised)."""
+        while self._queued:
+            self._queued.popleft().result()
+
+    def close(self) -> None:
+        """Drop the writes not started, wait for the one running, stop the writer thread."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True, cancel_futures=True)
+            self._writer = None
+        self._queued.clear()
 
     def finish(self, image: ShardLayout, mask: ShardLayout | None) -> None:
-        """Write the last, partial shard with the final layouts (its index holds their size)."""
+        """Write the last, partial shard with the final layouts (its index holds their size).
+
+        Waits for the full shards first (:meth:`wait`).
+        """
+        self.wait()
         if self.pending:
             shard, rest = divmod(self.written, image.per_shard)
             if rest:
@@ -101,13 +152,11 @@ class OrderedShards:
 
     def _write(self, shard: int, chunks: list[tuple[bytes | None, bytes | None]],
                image: ShardLayout, mask: ShardLayout | None) -> None:
-        write_shard(image, shard, [c[0] for c in chunks])
+        write_shard(image, shard, [c[0] for c in chunks], self.made)
         if mask is not None:
-            write_shard(mask, shard, [c[1] for c in chunks])
+            write_shard(mask, shard, [c[1] for c in chunks], self.made)
         if self.progress is not None:
-            first = shard * self.image.per_shard
-            save_npz(self.progress / f"shard-{shard:06d}.npz",
-                     {"tiles": np.array([first, first + len(chunks)], dtype=np.int64)})
+            done_path(self.progress, shard).touch()
 
 
 @dataclasses.dataclass
@@ -161,7 +210,8 @@ def ordered_pass(
 
     Returns:
         Valid fractions, kept flags and figures per group, and the writer holding the
-        tiles of the last, partial shard (see :meth:`OrderedShards.finish`).
+        tiles of the last, partial shard, its last groups' shards maybe still being written
+        (see :meth:`OrderedShards.finish`; the caller closes it).
     """
     out = PassResult([], [], [], [], OrderedShards(image, mask, progress))
     written = 0
@@ -211,21 +261,23 @@ def ordered_pass(
         except BaseException:
             for _, f in inflight:
                 f.cancel()
+            out.shards.close()
             raise
     return out
 
 
 def _commit(out: PassResult, result: BlockResult, index: int, kept_before: int,
             progress: Path) -> int:
-    """Add a group's kept tiles to the shards, record its marker; return the kept count."""
-    out.shards.add(kept_before, result.chunks)
+    """Add a group's kept tiles to the shards, its marker after them; return the kept count."""
     out.tiles.append(result.tiles)
     out.valid.append(result.valid)
     out.kept.append(result.kept)
     out.figures.append(result.figures)
-    save_npz(marker_path(progress, index), {
-        "tiles": result.tiles, "valid": result.valid, "kept": result.kept,
-        "kept_before": np.int64(kept_before), "written": np.int64(out.shards.written),
-        **result.figures.to_arrays("f_"),
-    })
+    arrays = {"tiles": result.tiles, "valid": result.valid, "kept": result.kept,
+              "kept_before": np.int64(kept_before), **result.figures.to_arrays("f_")}
+
+    def marker(written: int) -> None:
+        save_npz(marker_path(progress, index), {**arrays, "written": np.int64(written)})
+
+    out.shards.add(kept_before, result.chunks, after=marker)
     return kept_before + len(result.chunks)

@@ -96,6 +96,9 @@ def assign_splits(
     dropped = 0
     for i, ref in enumerate(refs):
         w = ref.window
+        if (w.row // block_size == (w.row + w.height - 1) // block_size
+                and w.col // block_size == (w.col + w.width - 1) // block_size):
+            continue  # inside one block, its centre's: never left out
         corners = {block_of(ref, dr, dc) for dr in (0, w.height - 1) for dc in (0, w.width - 1)}
         r0, c0 = min(b[1] for b in corners), min(b[2] for b in corners)
         r1, c1 = max(b[1] for b in corners), max(b[2] for b in corners)

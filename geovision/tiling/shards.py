@@ -27,6 +27,7 @@ a shard with no item stored is not written at all (an old object of that name is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -273,12 +274,37 @@ def _copy_range(src: FileRange, dst: int) -> None:
         left -= len(data)
 
 
-def write_shard(layout: ShardLayout, shard: int, chunks: Sequence[Chunk]) -> bool:
+def make_folders(root: Path, folder: Path, made: set[Path] | None = None) -> None:
+    """Create ``folder`` (``root`` or a folder inside it), from ``root`` down.
+
+    ``made`` holds folders known to exist (those created are added): a writer of many shards
+    then creates each shard's ``c/<shard>/0/...`` folders with one ``mkdir`` each and asks
+    nothing about the folders above (``Path.mkdir(parents=True)`` first fails on the
+    missing leaf, then climbs).
+    """
+    made = set() if made is None else made
+    if folder in made:
+        return
+    if root not in made:
+        root.mkdir(parents=True, exist_ok=True)
+        made.add(root)
+    level = root
+    for part in folder.relative_to(root).parts:
+        level = level / part
+        if level not in made:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(level)
+            made.add(level)
+
+
+def write_shard(layout: ShardLayout, shard: int, chunks: Sequence[Chunk],
+                made: set[Path] | None = None) -> bool:
     """Write one shard object from its items' stored bytes, atomically (temporary name, rename).
 
     Chunks may be bytes, or ranges of other files (:class:`FileRange`, copied in the kernel
     with ``copy_file_range``). With no item stored, no object is written and an old one of
-    that name is removed, as zarr does.
+    that name is removed, as zarr does. ``made``: folders known to exist, kept up to date
+    (:func:`make_folders`).
 
     Returns:
         True when an object was written.
@@ -289,7 +315,7 @@ def write_shard(layout: ShardLayout, shard: int, chunks: Sequence[Chunk]) -> boo
         path.unlink(missing_ok=True)
         return False
     index = shard_index(layout, sizes)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folders(layout.root, path.parent, made)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:

@@ -113,13 +113,14 @@ def run_shards(job: ShardsJob) -> int:
 
     per = job.image.per_shard
     written = 0
+    made: set[Path] = set()
     try:
         for shard in range(*job.shards):
             lo = shard * per - job.first
             hi = min(lo + per, len(job.block))
-            write_shard(job.image, shard, [chunk(t, 0) for t in range(lo, hi)])
+            write_shard(job.image, shard, [chunk(t, 0) for t in range(lo, hi)], made)
             if job.mask is not None:
-                write_shard(job.mask, shard, [chunk(t, 2) for t in range(lo, hi)])
+                write_shard(job.mask, shard, [chunk(t, 2) for t in range(lo, hi)], made)
             done_path(job.progress, shard).touch()
             written += hi - lo
     finally:

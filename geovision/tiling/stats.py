@@ -12,27 +12,52 @@ import numpy as np
 _EXACT_PIXELS = 2**53 // 65535**2
 
 
+#: Values per float32 partial sum of 8-bit values: squares of at most 255**2 summed over this
+#: many stay below 2**24, so float32 adds them exactly, in any order.
+_F32_RUN = 2**24 // 255**2
+
+
+def _run_length(n: int) -> int:
+    """The longest run of at most :data:`_F32_RUN` values that divides ``n`` (0: under 64)."""
+    for run in range(min(n, _F32_RUN), 63, -1):
+        if n % run == 0:
+            return run
+    return 0
+
+
 def _exact_sums(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-row sum and sum of squares of a 2-D array of integers of up to 16 bits, exactly.
 
     Every partial sum is an integer below 2**53, so the result does not depend on the order
-    of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. For 8-bit
-    values both are taken in integers: the sum in 32 bits (``255 * n < 2**31``), the squares
-    as 16-bit integers (``255**2 < 2**16``) summed in 32 bits when ``n * 255**2 < 2**32``
-    (a 256 x 256 tile) and in 64 bits otherwise; wider values in float64.
+    of the additions: it equals a float64 ``sum`` and ``einsum`` of the same values. 8-bit
+    rows whose length ``n`` splits into runs of ``r`` values (:func:`_run_length`) are summed
+    run by run in float32 (``r * 255**2 < 2**24``: exact), the runs' sums then in float64:
+    one conversion feeds both sums, faster than integer sums (numpy widens through buffers).
+    Other 8-bit rows are summed in integers: the sum in 32 bits (``255 * n < 2**31``), the
+    squares as 16-bit integers (``255**2 < 2**16``) summed in 32 bits when
+    ``n * 255**2 < 2**32`` and in 64 bits otherwise; wider values in float64.
 
     Returns:
         (sums, sums of squares), float64, one per row.
     """
     if flat.dtype.itemsize == 1:
+        rows, n = flat.shape
+        run = _run_length(n)
+        if run:
+            runs = np.empty((rows * n // run, run), np.float32)
+            np.copyto(runs, flat.reshape(-1, run))
+            total = np.einsum("ij->i", runs).reshape(rows, -1).sum(axis=1, dtype=np.float64)
+            squares = np.einsum("ij,ij->i", runs, runs).reshape(rows, -1).sum(
+                axis=1, dtype=np.float64)
+            return total, squares
         signed = flat.dtype.kind == "i"
         total = flat.sum(axis=1, dtype=np.int32 if signed else np.uint32)
         wide = np.int16 if signed else np.uint16
-        squares = flat.astype(wide)
-        np.multiply(squares, squares, out=squares)
+        sq16 = flat.astype(wide)
+        np.multiply(sq16, sq16, out=sq16)
         top = 128**2 if signed else 255**2
-        acc = np.uint32 if flat.shape[1] * top < 2**32 else np.uint64
-        sq = squares.view(np.uint16).sum(axis=1, dtype=acc)
+        acc = np.uint32 if n * top < 2**32 else np.uint64
+        sq = sq16.view(np.uint16).sum(axis=1, dtype=acc)
         return total.astype(np.float64), sq.astype(np.float64)
     values = flat.astype(np.float64)
     total = values.sum(axis=1)
@@ -119,6 +144,9 @@ class BandStats:
         else:
             if not valid.any():
                 return cls.empty(bands)
+            if pixels.dtype.kind in "iu" and pixels.dtype.itemsize <= 2 and \
+                    valid.size < _EXACT_PIXELS:
+                return cls._of_masked(pixels.reshape(bands, -1), valid.reshape(-1))
             flat = pixels[:, valid]
         n = flat.shape[1]
         if flat.dtype.kind in "iub" and flat.dtype.itemsize <= 2 and n < _EXACT_PIXELS:
@@ -140,6 +168,36 @@ class BandStats:
         return cls(
             count=np.full(bands, n, dtype=np.int64), mean=mean, m2=m2,
             min=flat.min(axis=1).astype(np.float64), max=flat.max(axis=1).astype(np.float64),
+        )
+
+    @classmethod
+    def _of_masked(cls, flat: np.ndarray, valid: np.ndarray) -> BandStats:
+        """:meth:`of` integer ``(bands, pixels)`` over ``valid``, without gathering them.
+
+        In unsigned integers (signed ones with their sign bit flipped: the same order),
+        invalid pixels are set to 0 for the sums and the maximum and to the largest value
+        for the minimum, so whole-row reductions give the figures of the valid pixels (the
+        same integers: the same figures as gathering them).
+        """
+        n = int(np.count_nonzero(valid))
+        utype = np.dtype(f"u{flat.dtype.itemsize}")
+        sign = utype.type(1 << (8 * utype.itemsize - 1) if flat.dtype.kind == "i" else 0)
+        u = flat.view(utype) ^ sign if sign else flat.view(utype)
+        keep = (valid != 0).astype(utype)
+        low = u * keep  # invalid: 0
+        high = u | (1 - keep) * np.iinfo(utype).max  # invalid: the largest value
+        if sign:
+            zeroed = (low ^ sign).view(flat.dtype) * keep.view(flat.dtype)
+        else:
+            zeroed = low
+        total, squares = _exact_sums(zeroed)
+        mean = total / n
+        lo = (high.min(axis=1) ^ sign).view(flat.dtype)
+        hi = (low.max(axis=1) ^ sign).view(flat.dtype)
+        return cls(
+            count=np.full(len(flat), n, dtype=np.int64), mean=mean,
+            m2=np.maximum(squares - total * mean, 0.0),
+            min=lo.astype(np.float64), max=hi.astype(np.float64),
         )
 
     def merge(self, other: BandStats) -> BandStats:

@@ -185,8 +185,8 @@ def commit_store(
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "geovision_version": __version__,
     }
-    group.attrs.update(final_attrs)
-    group.attrs.__delitem__(PENDING_ATTR)
+    kept = {k: v for k, v in group.attrs.asdict().items() if k != PENDING_ATTR}
+    group.attrs.put({**kept, **final_attrs})  # one write (update writes once per key)
     shutil.rmtree(partial / PROGRESS_DIR, ignore_errors=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # consolidated metadata is a v3 extension

@@ -158,13 +158,13 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path):
     progress = partial / ".geovision-progress"
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if progress.exists() and len(list(progress.glob("shard-*.npz"))) >= 5:
+        if progress.exists() and len(list(progress.glob("shard-*.done"))) >= 5:
             break
         time.sleep(0.02)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(progress.glob("shard-*.npz")))
+    done_before = len(list(progress.glob("shard-*.done")))
     assert 5 <= done_before < 576 // 16
     # an interrupted run never looks complete
     assert not out.exists()
