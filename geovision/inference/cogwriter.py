@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from geovision.inference.cogfile import assemble
@@ -43,6 +41,9 @@ DEFLATE_LEVEL = 6
 #: (on a 2-core CPU, level 6 alone would cost about a fifth of the model's time) for files
 #: about 1.35x larger; the pixels are the same.
 PROB_DEFLATE_LEVEL = 1
+#: Placeholder georeferencing of the strip files (not the identity, flipped or not: rasterio
+#: warns about those).
+_STRIP_TRANSFORM = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 1.0)
 #: Strips whose encoding may wait for spare time (each holds its rows in memory meanwhile).
 STRIPS_AHEAD = 6
 
@@ -154,13 +155,14 @@ class CogWriter:
 
         def encode(who: str) -> Path:
             path = self.workdir / f"{stem}.{who}.tif"  # each writer its own file
-            with warnings.catch_warnings():  # a strip has no georeferencing: the template has
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                with rasterio.open(path, "w", height=data.shape[1], width=data.shape[2],
-                                   nodata=self.nodata,
-                                   num_threads=self.threads if who == CALLER else 1,
-                                   **self._options) as dst:
-                    dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
+            # only the strip's tiles are used (the template has the georeferencing); a
+            # transform of its own keeps rasterio from warning, which a catch_warnings block
+            # could not stop thread-safely (strips are written on two threads)
+            with rasterio.open(path, "w", height=data.shape[1], width=data.shape[2],
+                               nodata=self.nodata, transform=_STRIP_TRANSFORM,
+                               num_threads=self.threads if who == CALLER else 1,
+                               **self._options) as dst:
+                dst.write(data, window=Window(0, 0, data.shape[2], data.shape[1]))
             return path
 
         self._encoding.append((k, self.spare.submit(encode, _unlink)))

@@ -37,6 +37,19 @@ def scene_pixels(path: Path) -> np.ndarray:
         return ds.read().astype(np.float32)
 
 
+def test_a_georeferenced_scene_runs_without_warnings(tmp_path, seg_bundle):
+    # strips are encoded on two threads (the spare-time helper's and the model's): none may
+    # leak rasterio's warning about their missing georeferencing to the user's console
+    import warnings
+
+    scene = make_sample(tmp_path / "s", size=(700, 600), seed=4).rasters[0]
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        infer(seg_bundle, scene, tmp_path / "out", window=64, quiet=True)
+    assert [str(w.message) for w in seen if "georeferenc" in str(w.message).lower()
+            or "geotransform" in str(w.message)] == []
+
+
 @pytest.mark.parametrize("crs", ["EPSG:32633", "EPSG:4326"])
 def test_outputs_share_the_scene_grid_and_are_valid_cogs(tmp_path, seg_bundle, crs):
     sample = make_sample(tmp_path / "s", size=(300, 220), crss=(crs,), seed=2)
