@@ -86,7 +86,8 @@ class CogWriter:
             describe: writes tags, descriptions, colour table ... on the open template.
             level: DEFLATE level.
             tile: tile side.
-            threads: GDAL threads compressing the tiles of a strip.
+            threads: cores the model's thread may use to compress a strip (GDAL threads) and
+                to compute its overview levels.
             spare: where strips are encoded ahead, in the cores' spare time
                 (:mod:`geovision.inference.spare`); None: each when it is complete.
         """
@@ -104,7 +105,7 @@ class CogWriter:
             if describe is not None:
                 describe(dst)
         self.shapes = [(height, width), *overview_shapes(height, width, tile)]
-        self.pyramid = Pyramid(height, width, tile, resampling, nodata)
+        self.pyramid = Pyramid(height, width, tile, resampling, nodata, threads)
         self._pending: list[list[np.ndarray]] = [[] for _ in self.shapes]
         self._written = [0] * len(self.shapes)  # rows of each level in strip files
         self._held = [0] * len(self.shapes)  # rows of each level waiting for a full strip
@@ -172,7 +173,11 @@ class CogWriter:
     def _claim(self) -> None:
         """Take the oldest queued strip's file (encoding it here unless the helper has)."""
         k, ticket = self._encoding.pop(0)
-        self.strips[k].append(ticket.claim())
+        self._keep(k, ticket, ticket.claim())
+
+    def _keep(self, k: int, ticket: Ticket[Path], path: Path) -> None:
+        """Record level ``k``'s next strip file, and who encoded it."""
+        self.strips[k].append(path)
         self.by_spare += ticket.by != CALLER
 
     def close(self) -> Path:
@@ -189,8 +194,7 @@ class CogWriter:
         queued, self._encoding = self._encoding, []
         files = [ticket.claim(wait=True) for _, ticket in reversed(queued)][::-1]
         for (k, ticket), path in zip(queued, files, strict=True):
-            self.strips[k].append(path)
-            self.by_spare += ticket.by != CALLER
+            self._keep(k, ticket, path)
         missing = [k for k, (h, _) in enumerate(self.shapes) if self._written[k] != h]
         if missing:
             raise ValueError(f"{self.path.name}: overview levels {missing} are incomplete")

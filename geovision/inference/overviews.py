@@ -30,8 +30,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geovision.inference.threads import available_cores
-
 #: Resampling names, as GDAL spells them, per kind of raster.
 MODE = "MODE"
 AVERAGE = "AVERAGE"
@@ -286,6 +284,7 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
         if nodata is None:
             return out
         nd = np.uint8(nodata)
+        clash = out == nd if nd != 255 else None  # never 255 from valid pixels (their max)
         if _holds(src, nodata):
             holed = views[0] == nd
             for v in views[1:]:
@@ -296,10 +295,10 @@ def _average_2x2_int(src: np.ndarray, ys: list[_Position], xs: list[_Position],
             ok = values != nd
             out[at] = _rounded_mean(np.where(ok, values, 0).sum(0, dtype=np.uint16),
                                     ok.sum(0, dtype=np.uint16), src.dtype, nodata)
-            if nd != 255:  # an average of valid pixels may equal nodata (never 255, their max)
-                out[(out == nd) & ~holed] = _replacement(src.dtype, nodata)
-        elif nd != 255:
-            out[out == nd] = _replacement(src.dtype, nodata)
+            if clash is not None:  # those windows are done: nodata is theirs to keep
+                clash &= ~holed
+        if clash is not None:  # an average of valid pixels equal to nodata
+            out[clash] = _replacement(src.dtype, nodata)
         return out
     wide = np.uint16 if src.dtype == np.uint8 else np.uint64  # 2 * 4 * 255 + 4 fits
     total = np.zeros(views[0].shape, dtype=wide)
@@ -342,16 +341,18 @@ _second: ThreadPoolExecutor | None = None
 
 
 def _by_band_halves(resample: Callable[..., np.ndarray], src: np.ndarray, rows: AxisWindows,
-                    cols: AxisWindows, row0: int, nodata: float | None) -> np.ndarray:
-    """``resample`` over ``src``, its bands in two halves on two cores where it pays.
+                    cols: AxisWindows, row0: int, nodata: float | None,
+                    threads: int) -> np.ndarray:
+    """``resample`` over ``src``, its bands in two halves on two threads where it pays.
 
-    Bands are computed independently and numpy's loops let go of the GIL, so a second thread
-    halves the time of a multi-band level (the probabilities) on the model's thread, which
-    runs these between batches, when the cores are otherwise idle.
+    Bands are computed independently and numpy's loops let go of the GIL, so with
+    ``threads`` >= 2 a second thread halves the time of a multi-band level (the
+    probabilities, which the model's thread computes between batches, its cores otherwise
+    idle).
     """
     global _second
     bands = src.shape[0]
-    if bands < 2 or src.size < SPLIT_PIXELS or available_cores() < 2:
+    if threads < 2 or bands < 2 or src.size < SPLIT_PIXELS:
         return resample(src, rows, cols, row0, nodata)
     if _second is None:
         _second = ThreadPoolExecutor(1, thread_name_prefix="geovision-overviews")
@@ -365,9 +366,12 @@ class LevelReducer:
     """One overview level computed from the rows of the level above, as they arrive."""
 
     def __init__(self, src_shape: tuple[int, int], dst_shape: tuple[int, int], method: str,
-                 nodata: float | None) -> None:
-        """Prepare the windows of a ``dst_shape`` level over a ``src_shape`` one."""
-        self.src_shape, self.dst_shape = src_shape, dst_shape
+                 nodata: float | None, threads: int = 1) -> None:
+        """Prepare the windows of a ``dst_shape`` level over a ``src_shape`` one.
+
+        ``threads``: cores its rows may be computed on (two at most, by band halves).
+        """
+        self.src_shape, self.dst_shape, self.threads = src_shape, dst_shape, threads
         self.rows = axis_windows(src_shape[0], dst_shape[0])
         self.cols = axis_windows(src_shape[1], dst_shape[1])
         self.resample = RESAMPLERS[method]
@@ -396,7 +400,7 @@ class LevelReducer:
         sel = AxisWindows(*(a[self.next_row:end] for a in (
             self.rows.start, self.rows.stop, self.rows.first, self.rows.last)))
         out = _by_band_halves(self.resample, self.held, sel, self.cols, self.held_row0,
-                              self.nodata)
+                              self.nodata, self.threads)
         self.next_row = end
         keep = int(self.rows.start[end]) if end < self.dst_shape[0] else have
         drop = keep - self.held_row0
@@ -414,11 +418,14 @@ class Pyramid:
     """Every overview level of a raster, fed with its full-resolution rows in order."""
 
     def __init__(self, height: int, width: int, tile: int, method: str,
-                 nodata: float | None) -> None:
-        """Plan the levels of a ``height x width`` raster (see :func:`overview_shapes`)."""
+                 nodata: float | None, threads: int = 1) -> None:
+        """Plan the levels of a ``height x width`` raster (see :func:`overview_shapes`).
+
+        ``threads``: cores the levels may be computed on (see :class:`LevelReducer`).
+        """
         self.shapes = overview_shapes(height, width, tile)
         sources = [(height, width), *self.shapes][:len(self.shapes)]
-        self.levels = [LevelReducer(s, d, method, nodata)
+        self.levels = [LevelReducer(s, d, method, nodata, threads)
                        for s, d in zip(sources, self.shapes, strict=True)]
 
     def push(self, rows: np.ndarray) -> list[np.ndarray]:

@@ -69,13 +69,16 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
         timings.read += data.seconds
         return data
 
+    helper = spare if isinstance(spare, SpareTime) else None
+
     def read_next(block: Block, ex: Executor) -> Callable[[], Any]:
         """Start the next block's read; return what gives it when the model needs it."""
-        if isinstance(spare, SpareTime) and block.index in run:
-            return spare.submit(functools.partial(fetch, block)).claim  # never waits
+        if helper is not None and block.index in run:
+            return helper.submit(functools.partial(fetch, block)).claim  # never waits
         return ex.submit(fetch, block).result
 
-    # a block's files for --resume are written in spare time (the sink only reads them)
+    # with a helper, a block's files for --resume are written in spare time (the sink only
+    # reads the arrays meanwhile) and claimed a block later; without one, at once
     stores: list[Ticket[None]] = []
 
     def claim_stores(keep: int) -> None:
@@ -90,10 +93,9 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
               seconds: dict[str, float]) -> None:
         if result is not None:
             files = result.files
-            helper = spare if isinstance(spare, SpareTime) else None
             stores.append((helper or NoSpareTime()).submit(
                 lambda who: store(work, block, files, seconds)))
-            claim_stores(STORES_AHEAD if helper else 0)  # without a helper: at once
+            claim_stores(STORES_AHEAD if helper else 0)
         sink.add(block, payload)
 
     blocks = layout.blocks

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -110,6 +111,18 @@ def tile_stats(tiles: np.ndarray, valid: list[np.ndarray] | None = None,
     return out
 
 
+def merged_moments(n1: Any, mean1: Any, m2_1: Any, n2: Any, mean2: Any, m2_2: Any,
+                   n: Any) -> tuple[Any, Any]:
+    """Mean and sum of squared deviations (M2) of two sets of values together.
+
+    Chan et al.'s pairwise update, on arrays or Python numbers alike (the same operations in
+    the same order, so the same bits); ``n``: ``n1 + n2``, or any non-zero stand-in where
+    that is 0 (the caller decides what an empty set gives).
+    """
+    delta = mean2 - mean1
+    return mean1 + delta * n2 / n, m2_1 + m2_2 + delta**2 * n1 * n2 / n
+
+
 @dataclass
 class BandStats:
     """Running per-band moments over valid pixels; ``merge`` combines two (Chan et al.)."""
@@ -203,10 +216,8 @@ class BandStats:
     def merge(self, other: BandStats) -> BandStats:
         """The statistics of both pixel sets together."""
         n = self.count + other.count
-        safe = np.where(n > 0, n, 1)
-        delta = other.mean - self.mean
-        mean = self.mean + delta * other.count / safe
-        m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / safe
+        mean, m2 = merged_moments(self.count, self.mean, self.m2, other.count, other.mean,
+                                  other.m2, np.where(n > 0, n, 1))
         return BandStats(n, np.where(n > 0, mean, 0.0), np.where(n > 0, m2, 0.0),
                          np.minimum(self.min, other.min), np.maximum(self.max, other.max))
 

@@ -22,7 +22,7 @@ from geovision.geo.raster import RasterInfo
 from geovision.geo.scenes import SceneSource
 from geovision.tiling.encode import TileFigures
 from geovision.tiling.labels import PlacedLabels
-from geovision.tiling.stats import BandStats
+from geovision.tiling.stats import BandStats, merged_moments
 from geovision.tiling.tasks import for_task
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,11 @@ def merged_stats(figures: TileFigures, splits: np.ndarray, per_shard: int) -> Ba
 
 def _merge(n1: int, mean1: float, m21: float, n2: int, mean2: float, m22: float
            ) -> tuple[int, float, float]:
-    """:meth:`BandStats.merge` of one band (count, mean, M2), the same operations in order."""
+    """:meth:`BandStats.merge` of one band (count, mean, M2) on Python numbers."""
     n = n1 + n2
     if n <= 0:
         return n, 0.0, 0.0
-    delta = mean2 - mean1
-    return n, mean1 + delta * n2 / n, m21 + m22 + delta**2 * n1 * n2 / n
+    return n, *merged_moments(n1, mean1, m21, n2, mean2, m22, n)
 
 
 def summarize(

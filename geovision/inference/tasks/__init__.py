@@ -156,7 +156,6 @@ class InferenceTask(ABC):
         return {"prediction": out / f"{stem}.class.tif"}
 
 
-
 class WrittenAtEndTask(InferenceTask):
     """A task whose outputs are written once, at the end, from the scratch folder.
 
