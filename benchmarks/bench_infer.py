@@ -3,6 +3,7 @@
     python benchmarks/bench_infer.py                          # 4096^2 and 8192^2 (make bench)
     python benchmarks/bench_infer.py --size 4096 --no-memory --runs 3
     python benchmarks/bench_infer.py --before /path/to/other/checkout   # before/after
+    python benchmarks/bench_infer.py --device cuda --base-channels 64    # on a GPU
 
 Figures (written to bench-output/infer.json and printed), per scene size and run:
 
@@ -18,6 +19,10 @@ Figures (written to bench-output/infer.json and printed), per scene size and run
 3. baseline: a straightforward implementation (read the whole scene, loop over windows,
    accumulate full-scene arrays, write once) at the first size: speed and peak-memory ratios.
 
+``--device cuda`` runs both on a GPU (goal >= 0.95): the model alone copies each batch to the
+device, one batch first untimed (the kernels' loading), and waits for the device at the end;
+both cases create the CUDA context before their clock starts (``infer``'s own model loading
+and first pass are timed).
 ``--before DIR`` also runs ``infer`` from another checkout's code (``PYTHONPATH=DIR``; e.g.
 the main branch) right after this checkout's, against the same model-only run, for
 before/after figures in one run.
@@ -96,15 +101,25 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def start_device(device: str) -> None:
+    """Create the CUDA context (process start-up, like importing torch) for a CUDA device."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.zeros(1, device=device)
+        torch.cuda.synchronize(device)
+
+
 def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
-               batch: int) -> dict:
+               batch: int, device: str = "cpu") -> dict:
     """``geovision.inference.infer`` on the scene (whichever checkout is on the path)."""
     import geovision
     from geovision.inference import infer
 
+    start_device(device)
     c0, t0 = cpu_seconds(), time.perf_counter()
     [summary] = infer(model, scene, out, window=window, overlap=overlap, batch_size=batch,
-                      overwrite=True, quiet=True)
+                      overwrite=True, quiet=True, device=device)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     record = summary if isinstance(summary, dict) else summary.to_json()
     return {"seconds": seconds, "cpu_s": cpu, "code": str(Path(geovision.__file__).parents[1]),
@@ -113,7 +128,7 @@ def case_infer(model: str, scene: str, out: str, window: int, overlap: float,
 
 
 def case_model(model: str, scene: str, window: int, overlap: float, batch: int,
-               plain: bool = False) -> dict:
+               plain: bool = False, device: str = "cpu") -> dict:
     """The model alone over the same windows, from a normalized scene held in memory.
 
     As ``infer`` runs it (the bundle prepared by ``cached_bundle``, glibc keeping freed
@@ -132,7 +147,9 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int,
     # torch's default team follows OMP_NUM_THREADS, which a Dask LocalCluster earlier in the
     # same `make bench` sets to 1 in os.environ: run on every core, as infer's budget does
     torch.set_num_threads(available_cores())
-    net = cached_bundle(model, "cpu").model
+    start_device(device)
+    cuda = device.startswith("cuda")
+    net = cached_bundle(model, device).model
     stride = window_stride(window, overlap)
     with rasterio.open(scene) as ds:
         h, w = ds.height, ds.width
@@ -146,11 +163,20 @@ def case_model(model: str, scene: str, window: int, overlap: float, batch: int,
 
     from geovision.inference.heap import steady_heap
 
+    def batches(first: int, last: int) -> None:
+        for i in range(first, last, batch):
+            x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
+            torch.softmax(net(torch.from_numpy(x).to(device)).float(), dim=1)
+
+    if cuda:
+        with torch.inference_mode():
+            batches(0, batch)
+        torch.cuda.synchronize(device)
     c0, t0 = cpu_seconds(), time.perf_counter()
     with torch.inference_mode(), nullcontext() if plain else steady_heap():
-        for i in range(0, len(wins), batch):
-            x = np.stack([pixels[:, r:r + window, c:c + window] for r, c in wins[i:i + batch]])
-            torch.softmax(net(torch.from_numpy(x)).float(), dim=1)
+        batches(0, len(wins))
+        if cuda:
+            torch.cuda.synchronize(device)
     return {"seconds": time.perf_counter() - t0, "cpu_s": cpu_seconds() - c0,
             "megapixels": h * w / 1e6, "windows": len(wins)}
 
@@ -229,7 +255,7 @@ def run_case(case: str, code: str | None = None, **kwargs: object) -> dict:
 def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
          overlap: float = 0.25, batch_size: int = 4, base_channels: int = 8,
          memory: bool = True, runs: int = 1, before: str | None = None,
-         baseline: bool = True, plain_model: bool = False) -> dict:
+         baseline: bool = True, plain_model: bool = False, device: str = "cpu") -> dict:
     """Run every case and write ``<out_dir>/infer.json``; return the figures."""
     out = Path(out_dir).resolve()
     work = out / "infer-work"
@@ -240,13 +266,15 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
     model = make_bundle(work / f"unet{base_channels}-{window}.pt", base_channels, window)
     print(f"scenes {', '.join(f'{n}x{n}' for n in sizes)} x4 uint8 ready in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
-    common = {"model": model, "window": window, "overlap": overlap, "batch": batch_size}
+    common = {"model": model, "window": window, "overlap": overlap, "batch": batch_size,
+              "device": device}
     paths = {"infer": None, **({"before": before} if before else {})}
     results: dict = {"scene": {"sizes": sizes, "bands": 4, "dtype": "uint8"},
                      "model": {"name": "unet", "base_channels": base_channels, "depth": 4},
                      "window": window, "overlap": overlap, "batch_size": batch_size,
-                     "threads": os.cpu_count(), "device": "cpu", "before": before,
+                     "threads": os.cpu_count(), "device": device, "before": before,
                      "runs": {}}
+    goal = 0.95 if device.startswith("cuda") else 0.85
     for n in sizes:
         for k in range(runs):
             alone = run_case("model", scene=scenes[n], **common)  # one for both paths
@@ -268,7 +296,7 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
                 print(f"{n}^2 {path} run {k + 1}: end to end {e2e['seconds']:.1f} s wall "
                       f"{e2e['cpu_s']:.1f} s CPU, model only {alone['seconds']:.1f} s wall "
                       f"{alone['cpu_s']:.1f} s CPU -> {run['ratio']:.2f}x wall, "
-                      f"{run['cpu_ratio']:.2f}x CPU (goal >= 0.85); model inside "
+                      f"{run['cpu_ratio']:.2f}x CPU (goal >= {goal}); model inside "
                       f"{inside:.1f} s = {run['model_inside_vs_alone']:.2f}x alone (goal <= "
                       f"1.10), {100 * run['model_share']:.0f}% of the wall time; peak "
                       f"{e2e['peak_rss_mb']:.0f} MB (load {load:.1f})", flush=True)
@@ -284,7 +312,8 @@ def main(out_dir: str = "bench-output", size: int = 4096, window: int = 512,
         print(f"memory: peak RSS {small:.0f} MB ({size}^2) vs {big:.0f} MB ({2 * size}^2): "
               f"{100 * (big / small - 1):+.1f}% (goal < +15%)", flush=True)
     if baseline:
-        naive = run_case("naive", scene=scenes[size], out=str(work / "naive"), **common)
+        naive = run_case("naive", scene=scenes[size], out=str(work / "naive"),
+                         **{k: v for k, v in common.items() if k != "device"})
         first = results["runs"][f"infer-{size}-1"]["end_to_end"]
         results["baseline"] = {
             "naive_mp_s": size * size / 1e6 / naive["seconds"],
@@ -316,6 +345,7 @@ if __name__ == "__main__":
     parser.add_argument("--no-baseline", action="store_true", help="skip the naive baseline")
     parser.add_argument("--plain-model", action="store_true",
                         help="also time the model alone with the allocator's defaults")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     a = parser.parse_args()
     main(a.out, a.size, a.window, a.overlap, a.batch_size, a.base_channels, not a.no_memory,
-         a.runs, a.before, not a.no_baseline, a.plain_model)
+         a.runs, a.before, not a.no_baseline, a.plain_model, a.device)
