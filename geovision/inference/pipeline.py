@@ -8,8 +8,8 @@ budget's (:mod:`geovision.inference.threads`): on a CPU the model's thread reads
 block and writes the finished one between blocks, each step with every core, so that nothing
 competes with torch's threads while the model runs, and (``spare``) a helper at idle
 priority reads the next block ahead and encodes strips in the moments a core is idle
-(:mod:`geovision.inference.spare`); on CUDA a helper thread reads and writes while the
-device runs the model.
+(:mod:`geovision.inference.spare`); on CUDA helper threads read the next block and write the
+last one while the device runs the model.
 """
 
 from __future__ import annotations
@@ -71,11 +71,11 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
 
     helper = spare if isinstance(spare, SpareTime) else None
 
-    def read_next(block: Block, ex: Executor) -> Callable[[], Any]:
+    def read_next(block: Block, reads: Executor) -> Callable[[], Any]:
         """Start the next block's read; return what gives it when the model needs it."""
         if helper is not None and block.index in run:
             return helper.submit(functools.partial(fetch, block)).claim  # never waits
-        return ex.submit(fetch, block).result
+        return reads.submit(fetch, block).result
 
     # with a helper, a block's files for --resume are written in spare time (the sink only
     # reads the arrays meanwhile) and claimed a block later; without one, at once
@@ -101,14 +101,14 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
     blocks = layout.blocks
     if not blocks:
         return timings
-    with budget.applied(), steady_heap(), budget.executor() as ex:
-        pending: Callable[[], Any] = ex.submit(fetch, blocks[0]).result
+    with budget.applied(), steady_heap(), budget.lanes() as (reads, writes_to):
+        pending: Callable[[], Any] = reads.submit(fetch, blocks[0]).result
         writes: list[Future[None]] = []
         for i, block in enumerate(blocks):
             job: tuple[Block, BlockResult | None, Any, dict[str, float]]
             got = pending()
             if i + 1 < len(blocks):
-                pending = read_next(blocks[i + 1], ex)
+                pending = read_next(blocks[i + 1], reads)
             if isinstance(got, BlockData):
                 read = got.seconds
                 result, model, blending = predict_block(
@@ -122,7 +122,7 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
                 job = (block, None, got, {})
             if len(writes) >= WRITES_IN_FLIGHT:
                 writes.pop(0).result()
-            writes.append(ex.submit(write, *job))
+            writes.append(writes_to.submit(write, *job))
         for f in writes:
             f.result()
         claim_stores(0)

@@ -22,9 +22,11 @@ space:
 - ``overlap``: one helper thread beside a full torch team: today's layout, oversubscribed by
   one thread on a CPU; :func:`plan` offers it on a CPU only to measure against.
 
-On CUDA the model runs on the device and the host thread only launches kernels and waits, so a
-helper thread (``overlap``) reads and encodes while the device works, GDAL gets the other
-cores, and torch keeps one intra-op thread for the little host-side work.
+On CUDA the model runs on the device and the host thread only launches kernels and waits, so
+helper threads (``overlap``) read and encode while the device works: with three cores or more,
+one reads the next block while another writes the last one (each with its share of GDAL
+threads), so that reading, the model and writing all overlap; torch keeps one intra-op thread
+for the little host-side work.
 
 The budgets :func:`plan` picks by default never give more threads than cores to work that runs
 at the same time: ``torch + helpers <= cores`` for concurrent strategies,
@@ -115,14 +117,22 @@ class ThreadBudget:
         """The spare-time helper of the ``spare`` strategy (for the others: none)."""
         return SpareTime() if self.strategy == "spare" else NoSpareTime()
 
-    def executor(self) -> Executor:
-        """Where reading and writing run: inline in the caller, or on the helper thread(s).
+    @contextmanager
+    def lanes(self) -> Iterator[tuple[Executor, Executor]]:
+        """Where blocks are read and where finished blocks are written, each lane in order.
 
-        Work submitted to one helper runs in submission order.
+        Two helpers or more: a thread each, so that the next block's read overlaps the last
+        block's writing; one: both on it, in submission order; none: inline in the caller.
         """
         if self.helpers == 0:
-            return InlineExecutor()
-        return ThreadPoolExecutor(max_workers=self.helpers, thread_name_prefix="geovision-io")
+            yield InlineExecutor(), InlineExecutor()
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="geovision-read") as reads:
+            if self.helpers == 1:
+                yield reads, reads
+                return
+            with ThreadPoolExecutor(1, thread_name_prefix="geovision-write") as writes:
+                yield reads, writes
 
     def gdal_env(self, threads: int | None = None) -> rasterio.Env:
         """GDAL options for a read: decode one request's tiles on ``gdal`` (or ``threads``)."""
@@ -152,10 +162,11 @@ def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = N
     if strategy in ("inline", "spare"):
         return ThreadBudget("inline", n, torch=1 if cuda else n, helpers=0, gdal=n,
                             device=device)
-    if cuda:  # the device runs the model: the host's cores go to reading and encoding,
-        # but for one that launches the model's kernels
-        return ThreadBudget(strategy, n, torch=1, helpers=1, gdal=max(1, n - 1),
-                            device=device)
+    if cuda:  # the device runs the model: the host's cores go to reading and writing (on a
+        # lane each where there are cores for both), but for one that launches the kernels
+        lanes = 2 if n >= 3 else 1
+        return ThreadBudget(strategy, n, torch=1, helpers=lanes,
+                            gdal=max(1, (n - 1) // lanes), device=device)
     if strategy == "overlap":
         return ThreadBudget("overlap", n, torch=n, helpers=1, gdal=1)
     return ThreadBudget("split", n, torch=max(1, n - 1), helpers=1, gdal=1)

@@ -28,8 +28,11 @@ def test_default_budgets_never_oversubscribe(cores, device):
         strategy = "spare" if idle_priority_available() else "inline"
         assert (budget.strategy, budget.torch, budget.helpers, budget.gdal) == (
             strategy, cores, 0, cores)
-    else:  # the device runs the model: one helper reads and writes beside it
-        assert (budget.strategy, budget.torch, budget.helpers) == ("overlap", 1, 1)
+    else:  # the device runs the model: helpers read and write beside it, on a lane each
+        # where there are cores for both
+        assert (budget.strategy, budget.torch, budget.helpers) == (
+            "overlap", 1, 2 if cores >= 3 else 1)
+        assert 1 + budget.helpers * budget.gdal <= max(cores, 2)
 
 
 def test_forced_strategies_on_a_cpu():
@@ -56,18 +59,31 @@ def test_budget_sets_and_restores_torch_threads():
 
 def test_inline_work_runs_at_once_in_the_caller_and_helpers_keep_order():
     seen: list[tuple[int, int]] = []
-    with plan("cpu", 2).executor() as ex:
-        f = ex.submit(lambda: seen.append((1, threading.get_ident())))
+    with plan("cpu", 2).lanes() as (reads, writes):
+        f = reads.submit(lambda: seen.append((1, threading.get_ident())))
         assert f.done() and seen == [(1, threading.get_ident())]
-        failed = ex.submit(lambda: 1 / 0)
+        failed = writes.submit(lambda: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             failed.result()
-    order: list[int] = []
-    with plan("cpu", 2, "split").executor() as ex:
-        futures = [ex.submit(order.append, i) for i in range(50)]
-        for f in futures:
-            f.result()
-    assert order == list(range(50))
+    for budget, lanes in ((plan("cpu", 2, "split"), 1), (plan("cuda", 2), 1),
+                          (plan("cuda", 16), 2)):
+        order: dict[str, list[int]] = {"read": [], "write": []}
+        threads: dict[str, set[int]] = {"read": set(), "write": set()}
+
+        def note(lane: str, i: int, order: dict[str, list[int]] = order,
+                 threads: dict[str, set[int]] = threads) -> None:
+            order[lane].append(i)
+            threads[lane].add(threading.get_ident())
+
+        with budget.lanes() as (reads, writes):
+            futures = [ex.submit(note, lane, i) for i in range(50)
+                       for lane, ex in (("read", reads), ("write", writes))]
+            for f in futures:
+                f.result()
+        assert order == {"read": list(range(50)), "write": list(range(50))}  # each in order
+        assert threading.get_ident() not in threads["read"] | threads["write"]
+        assert len(threads["read"]) == len(threads["write"]) == 1
+        assert len(threads["read"] | threads["write"]) == lanes, budget
 
 
 @pytest.fixture
