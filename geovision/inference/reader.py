@@ -9,7 +9,7 @@ import rasterio
 from rasterio.windows import Window
 
 from geovision.geo.raster import valid_mask
-from geovision.geo.windows import PixelWindow, reflect_index
+from geovision.geo.windows import PixelWindow, reflect_index, take_runs
 
 
 def source_span(start: int, size: int, length: int) -> tuple[np.ndarray, int, int]:
@@ -43,12 +43,10 @@ def read_region(ds: rasterio.io.DatasetReader, bands: Sequence[int],
     window = Window(c0, r0, c1 - c0, r1 - r0)
     data = ds.read(list(bands), window=window)
     valid = valid_mask(ds, bands, window, data)
-    inside = (r0 == region.row and r1 - r0 == region.height
-              and c0 == region.col and c1 - c0 == region.width)
-    if not inside:
-        rows, cols = np.ix_(r_idx - r0, c_idx - c0)
-        data = data[:, rows, cols]
-        valid = valid[rows, cols]
+    if not (r0 == region.row and r1 - r0 == region.height):  # mirrored rows
+        data, valid = take_runs(data, r_idx - r0, 1), take_runs(valid, r_idx - r0, 0)
+    if not (c0 == region.col and c1 - c0 == region.width):  # mirrored columns
+        data, valid = take_runs(data, c_idx - c0, 2), take_runs(valid, c_idx - c0, 1)
     return data, valid
 
 

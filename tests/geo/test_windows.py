@@ -17,6 +17,7 @@ from geovision.geo.windows import (
     intersect,
     padded_origins,
     reflect_index,
+    take_runs,
     tile_grid,
     window_bounds,
     window_stride,
@@ -90,6 +91,24 @@ def test_reflect_index_matches_numpy_reflect(length):
     expected = np.pad(data, pad, mode="reflect") if length > 1 else np.zeros(length + 2 * pad)
     got = data[reflect_index(np.arange(-pad, length + pad), length)]
     np.testing.assert_array_equal(got, expected)
+
+
+@given(length=st.integers(1, 40), start=st.integers(-120, 60), size=st.integers(1, 150),
+       axis=st.integers(0, 2))
+def test_take_runs_equals_a_gather_of_mirrored_indices(length, start, size, axis):
+    shape = [3, 4, 5]
+    shape[axis] = length
+    data = np.arange(math.prod(shape), dtype=np.int32).reshape(shape)
+    index = reflect_index(np.arange(start, start + size), length)
+    got = take_runs(data, index, axis)
+    np.testing.assert_array_equal(got, np.take(data, index, axis=axis))
+
+
+@given(st.lists(st.integers(0, 9), min_size=1, max_size=40))
+def test_take_runs_equals_a_gather_of_any_indices(index):
+    data = np.arange(20).reshape(2, 10)
+    np.testing.assert_array_equal(take_runs(data, np.array(index), 1),
+                                  data[:, np.array(index)])
 
 
 def test_intersect_and_coarsened_grid():
