@@ -102,13 +102,14 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
     if not blocks:
         return timings
     with budget.applied(), steady_heap(), budget.lanes() as (reads, writes_to):
-        pending: Callable[[], Any] = reads.submit(fetch, blocks[0]).result
+        pending: list[Callable[[], Any]] = [reads.submit(fetch, blocks[0]).result]
+        pending += [read_next(b, reads) for b in blocks[1:budget.reads_ahead]]
         writes: list[Future[None]] = []
         for i, block in enumerate(blocks):
             job: tuple[Block, BlockResult | None, Any, dict[str, float]]
-            got = pending()
-            if i + 1 < len(blocks):
-                pending = read_next(blocks[i + 1], reads)
+            got = pending.pop(0)()
+            if i + budget.reads_ahead < len(blocks):
+                pending.append(read_next(blocks[i + budget.reads_ahead], reads))
             if isinstance(got, BlockData):
                 read = got.seconds
                 result, model, blending = predict_block(

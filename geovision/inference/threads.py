@@ -24,9 +24,10 @@ space:
 
 On CUDA the model runs on the device and the host thread only launches kernels and waits, so
 helper threads (``overlap``) read and encode while the device works: with three cores or more,
-one reads the next block while another writes the last one (each with its share of GDAL
-threads), so that reading, the model and writing all overlap; torch keeps one intra-op thread
-for the little host-side work.
+reading and writing get a lane each (each thread with its share of GDAL threads), so that
+reading, the model and writing all overlap; with four or more, two threads read the next two
+blocks at once (a small model on a fast device runs a block faster than one thread reads
+it); torch keeps one intra-op thread for the little host-side work.
 
 The budgets :func:`plan` picks by default never give more threads than cores to work that runs
 at the same time: ``torch + helpers <= cores`` for concurrent strategies,
@@ -117,17 +118,23 @@ class ThreadBudget:
         """The spare-time helper of the ``spare`` strategy (for the others: none)."""
         return SpareTime() if self.strategy == "spare" else NoSpareTime()
 
+    @property
+    def reads_ahead(self) -> int:
+        """Blocks read ahead of the model: one per reading thread (see :meth:`lanes`)."""
+        return max(1, self.helpers - 1)
+
     @contextmanager
     def lanes(self) -> Iterator[tuple[Executor, Executor]]:
-        """Where blocks are read and where finished blocks are written, each lane in order.
+        """Where blocks are read and where finished blocks are written.
 
-        Two helpers or more: a thread each, so that the next block's read overlaps the last
-        block's writing; one: both on it, in submission order; none: inline in the caller.
+        Two helpers or more: one writes (in submission order), the others read, so that the
+        next blocks' reads overlap the last block's writing; one: both on it, in submission
+        order; none: inline in the caller.
         """
         if self.helpers == 0:
             yield InlineExecutor(), InlineExecutor()
             return
-        with ThreadPoolExecutor(1, thread_name_prefix="geovision-read") as reads:
+        with ThreadPoolExecutor(self.reads_ahead, thread_name_prefix="geovision-read") as reads:
             if self.helpers == 1:
                 yield reads, reads
                 return
@@ -164,9 +171,9 @@ def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = N
                             device=device)
     if cuda:  # the device runs the model: the host's cores go to reading and writing (on a
         # lane each where there are cores for both), but for one that launches the kernels
-        lanes = 2 if n >= 3 else 1
-        return ThreadBudget(strategy, n, torch=1, helpers=lanes,
-                            gdal=max(1, (n - 1) // lanes), device=device)
+        helpers = min(3, max(1, n - 1))
+        return ThreadBudget(strategy, n, torch=1, helpers=helpers,
+                            gdal=max(1, (n - 1) // helpers), device=device)
     if strategy == "overlap":
         return ThreadBudget("overlap", n, torch=n, helpers=1, gdal=1)
     return ThreadBudget("split", n, torch=max(1, n - 1), helpers=1, gdal=1)

@@ -30,8 +30,8 @@ def test_default_budgets_never_oversubscribe(cores, device):
             strategy, cores, 0, cores)
     else:  # the device runs the model: helpers read and write beside it, on a lane each
         # where there are cores for both
-        assert (budget.strategy, budget.torch, budget.helpers) == (
-            "overlap", 1, 2 if cores >= 3 else 1)
+        assert (budget.strategy, budget.torch, budget.helpers, budget.reads_ahead) == (
+            "overlap", 1, min(3, max(1, cores - 1)), 2 if cores >= 4 else 1)
         assert 1 + budget.helpers * budget.gdal <= max(cores, 2)
 
 
@@ -66,7 +66,7 @@ def test_inline_work_runs_at_once_in_the_caller_and_helpers_keep_order():
         with pytest.raises(ZeroDivisionError):
             failed.result()
     for budget, lanes in ((plan("cpu", 2, "split"), 1), (plan("cuda", 2), 1),
-                          (plan("cuda", 16), 2)):
+                          (plan("cuda", 3), 2)):
         order: dict[str, list[int]] = {"read": [], "write": []}
         threads: dict[str, set[int]] = {"read": set(), "write": set()}
 

@@ -285,16 +285,19 @@ def test_outputs_are_the_cogs_gdal_makes_of_their_pixels(tmp_path, prob_dtype):
 
 def test_thread_strategies_give_the_same_outputs(tmp_path, seg_bundle, monkeypatch):
     from geovision.inference import api
-    from geovision.inference.threads import plan
+    from geovision.inference.threads import ThreadBudget, plan
 
     sample = make_sample(tmp_path / "s", size=(300, 200), seed=5, nodata_corner=0.2)
-    for strategy in ("spare", "inline", "split", "overlap"):
+    # "lanes": two threads read the next two blocks at once, a third writes (CUDA's layout)
+    lanes = ThreadBudget("overlap", 4, torch=2, helpers=3, gdal=1)
+    assert lanes.reads_ahead == 2
+    for strategy in ("spare", "inline", "split", "overlap", "lanes"):
         monkeypatch.setattr(api, "thread_plan", lambda device, cores=None, s=strategy:
-                            plan(device, 2, s))
+                            lanes if s == "lanes" else plan(device, 2, s))
         infer(seg_bundle, sample.rasters, tmp_path / strategy, block_windows=2, quiet=True)
     for name in ("scene.class.tif", "scene.prob.tif"):
         # the same torch threads: the same bits
-        for other in ("spare", "overlap"):
+        for other in ("spare", "overlap", "lanes"):
             for a, b in zip(cog_levels(tmp_path / "inline" / name),
                             cog_levels(tmp_path / other / name), strict=True):
                 assert a.tobytes() == b.tobytes()
