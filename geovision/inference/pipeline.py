@@ -73,7 +73,7 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
 
     def read_next(block: Block, reads: Executor) -> Callable[[], Any]:
         """Start the next block's read; return what gives it when the model needs it."""
-        if helper is not None and block.index in run:
+        if helper is not None and helper.idle and block.index in run:
             return helper.submit(functools.partial(fetch, block)).claim  # never waits
         return reads.submit(fetch, block).result
 
@@ -85,7 +85,7 @@ def run_scene(work: SceneWork, layout: Layout, todo: Sequence[Block], sink: Scen
         """Claim all but the newest ``keep`` stores (at the end, waiting for the helper's)."""
         while len(stores) > keep:
             t0 = time.perf_counter()
-            stores.pop(0).claim(wait=not keep)
+            stores.pop(0).claim(wait=None if keep else True)
             timings.extra["store"] = timings.extra.get("store", 0.0) + (
                 time.perf_counter() - t0)
 

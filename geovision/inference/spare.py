@@ -17,6 +17,10 @@ it. Once the model is done, a claimer may instead wait for the ticket the helper
 (``claim(wait=True)``), and :meth:`SpareTime.settle` waits until the helper has let go of
 everything, so that a scene's scratch files can be removed; while either waits, the helper runs
 at normal priority where the system allows a thread to raise its own.
+
+On CUDA the host's cores are free while the device runs the model, and the same tickets go to
+*prompt* helpers instead: several threads at normal priority (``SpareTime(threads=n,
+idle=False)``), whose work a claimer waits for rather than doing it again.
 """
 
 from __future__ import annotations
@@ -100,13 +104,15 @@ class Ticket(Generic[T]):
         finally:
             self._left.set()
 
-    def claim(self, wait: bool = False) -> T:
+    def claim(self, wait: bool | None = None) -> T:
         """The result: the helper's if finished, else the work done now in this thread.
 
-        Does not wait for the helper unless ``wait``: then a ticket the helper is on is
-        waited for rather than run again. An error of the helper's run is not raised: the
-        work is done again here, and an error then is raised.
+        Does not wait for the helper unless ``wait`` (None: unless the helper is prompt):
+        then a ticket the helper is on is waited for rather than run again. An error of the
+        helper's run is not raised: the work is done again here, and an error then is raised.
         """
+        if wait is None:
+            wait = self._helper is not None and not self._helper.idle
         with self._lock:
             state = self._state
             if state == _DONE and self._error is None:
@@ -131,34 +137,62 @@ class Ticket(Generic[T]):
             self._discard(result)  # type: ignore[arg-type]
 
 
-class SpareTime:
-    """One helper thread running tickets in order, in the cores' spare time.
+class _Meeting:
+    """Where every helper thread stops once (see :meth:`SpareTime.settle`)."""
 
-    Use as a context manager; leaving it lets the helper go (work it has not started is left
-    to the claimers: every ticket must be claimed).
+    def __init__(self, threads: int) -> None:
+        self.left = threads
+        self.lock = threading.Lock()
+        self.reached = threading.Event()  # every helper has got here
+        self.release = threading.Event()  # the settler has seen it
+
+    def arrive(self) -> None:
+        with self.lock:
+            self.left -= 1
+            last = self.left == 0
+        if last:
+            self.reached.set()
+        self.release.wait()  # so that no helper takes a second meeting item
+
+
+class SpareTime:
+    """Helper threads running tickets in order, in the cores' spare time (or promptly).
+
+    Use as a context manager; leaving it lets the helpers go (work they have not started is
+    left to the claimers: every ticket must be claimed).
     """
 
-    def __init__(self, name: str = "geovision-spare", idle: bool = True) -> None:
-        """Start the helper; ``idle``: under ``SCHED_IDLE`` where the system allows it."""
-        self._queue: queue.SimpleQueue[Ticket[Any] | threading.Event | None] = (
-            queue.SimpleQueue())
-        self._idle = idle
-        self.lowered = threading.Event()  # set once the helper runs at idle priority
-        self._tid: int | None = None
+    def __init__(self, name: str = "geovision-spare", idle: bool = True,
+                 threads: int = 1) -> None:
+        """Start the helpers.
+
+        Args:
+            name: the threads' name.
+            idle: run under ``SCHED_IDLE`` where the system allows it (else: prompt helpers,
+                at normal priority, whose tickets claimers wait for).
+            threads: helper threads taking tickets from the one queue.
+        """
+        self._queue: queue.SimpleQueue[Ticket[Any] | _Meeting | None] = queue.SimpleQueue()
+        self.idle = idle
+        self.threads = max(1, threads)
+        self.lowered = threading.Event()  # set once a helper runs at idle priority
+        self._tids: list[int] = []
         self._closed = False
-        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
-        self._thread.start()
+        self._workers = [threading.Thread(target=self._serve, name=f"{name}-{k}", daemon=True)
+                         for k in range(self.threads)]
+        for t in self._workers:
+            t.start()
 
     def _serve(self) -> None:
-        self._tid = threading.get_native_id()
-        if self._idle and _lower_this_thread():
+        self._tids.append(threading.get_native_id())
+        if self.idle and _lower_this_thread():
             self.lowered.set()
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            if isinstance(item, threading.Event):  # settle(): everything before is let go
-                item.set()
+            if isinstance(item, _Meeting):  # settle(): everything before is let go
+                item.arrive()
                 continue
             item._run_spare()
 
@@ -172,20 +206,23 @@ class SpareTime:
     def settle(self) -> None:
         """Wait until the helper has let go of every ticket submitted so far.
 
-        Call it once every ticket is claimed: the helper then only finishes (and discards)
-        the one it is on, if any, and skips the rest.
+        Call it once every ticket is claimed: the helpers then only finish (and discard)
+        the ones they are on, if any, and skip the rest.
         """
-        if not self._thread.is_alive():
+        if not any(t.is_alive() for t in self._workers):
             return
-        if self._closed:  # the helper ends after the tickets queued before close()
+        if self._closed:  # the helpers end after the tickets queued before close()
             with self.raised():
-                self._thread.join()
+                for t in self._workers:
+                    t.join()
             return
-        reached = threading.Event()
-        self._queue.put(reached)
-        if not reached.wait(0.01):
+        meeting = _Meeting(self.threads)
+        for _ in range(self.threads):  # each helper takes one and waits there for the others
+            self._queue.put(meeting)
+        if not meeting.reached.wait(0.01):
             with self.raised():
-                reached.wait()
+                meeting.reached.wait()
+        meeting.release.set()
 
     @contextmanager
     def raised(self) -> Iterator[None]:
@@ -193,18 +230,19 @@ class SpareTime:
 
         (A thread without the privilege may not leave ``SCHED_IDLE``: it then stays there.)
         """
-        raised = self._tid is not None and self.lowered.is_set() and _set_policy(
-            self._tid, os.SCHED_OTHER)
+        raised = [tid for tid in list(self._tids) if self.lowered.is_set()
+                  and _set_policy(tid, os.SCHED_OTHER)]
         try:
             yield
         finally:
-            if raised and self._tid is not None:
-                _set_policy(self._tid, os.SCHED_IDLE)
+            for tid in raised:
+                _set_policy(tid, os.SCHED_IDLE)
 
     def close(self) -> None:
-        """Let the helper end once it has gone through the queue (without waiting for it)."""
+        """Let the helpers end once they have gone through the queue (without waiting)."""
         self._closed = True
-        self._queue.put(None)
+        for _ in range(self.threads):
+            self._queue.put(None)
 
     def __enter__(self) -> SpareTime:
         return self

@@ -23,11 +23,13 @@ space:
   one thread on a CPU; :func:`plan` offers it on a CPU only to measure against.
 
 On CUDA the model runs on the device and the host thread only launches kernels and waits, so
-helper threads (``overlap``) read and encode while the device works: with three cores or more,
-reading and writing get a lane each (each thread with its share of GDAL threads), so that
-reading, the model and writing all overlap; with four or more, two threads read the next two
-blocks at once (a small model on a fast device runs a block faster than one thread reads
-it); torch keeps one intra-op thread for the little host-side work.
+helper threads (``overlap``) read and write while the device works: with three cores or more,
+reading and writing get a lane each, so that reading, the model and writing all overlap; with
+four or more, two threads read the next two blocks at once, and the cores left over encode
+the outputs' strips and write the resume files as *prompt* spare-time helpers
+(:class:`~geovision.inference.spare.SpareTime` at normal priority, ``encoders``): a small model
+on a fast device runs a block faster than one thread reads or encodes it. Torch keeps one
+intra-op thread for the little host-side work.
 
 The budgets :func:`plan` picks by default never give more threads than cores to work that runs
 at the same time: ``torch + helpers <= cores`` for concurrent strategies,
@@ -49,6 +51,8 @@ import rasterio
 from geovision.inference.spare import NoSpareTime, SpareTime, idle_priority_available
 
 STRATEGIES = ("spare", "inline", "split", "overlap")
+#: Prompt encoder threads on CUDA at most.
+MAX_ENCODERS = 8
 
 T = TypeVar("T")
 
@@ -73,6 +77,8 @@ class ThreadBudget:
             it between blocks).
         gdal: GDAL threads decoding a read or encoding a strip.
         device: where the model runs; on CUDA its host thread mostly waits for the device.
+        encoders: prompt helper threads encoding strips and writing resume files ahead (one
+            GDAL thread each; CUDA only).
     """
 
     strategy: str
@@ -81,6 +87,7 @@ class ThreadBudget:
     helpers: int
     gdal: int
     device: str = "cpu"
+    encoders: int = 0
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -100,7 +107,8 @@ class ThreadBudget:
         On CUDA the model's team is the device, not host cores.
         """
         team = 0 if self.device.startswith("cuda") else self.torch
-        return self.helpers > 0 and team + self.helpers * self.gdal > self.cores
+        return self.helpers > 0 and (team + self.helpers * self.gdal + self.encoders
+                                     > self.cores)
 
     @contextmanager
     def applied(self) -> Iterator[None]:
@@ -115,8 +123,12 @@ class ThreadBudget:
             torch.set_num_threads(before)
 
     def spare_time(self) -> SpareTime | NoSpareTime:
-        """The spare-time helper of the ``spare`` strategy (for the others: none)."""
-        return SpareTime() if self.strategy == "spare" else NoSpareTime()
+        """Who works ahead: the idle-priority helper of ``spare``, the ``encoders``, or none."""
+        if self.strategy == "spare":
+            return SpareTime()
+        if self.encoders:
+            return SpareTime("geovision-encode", idle=False, threads=self.encoders)
+        return NoSpareTime()
 
     @property
     def reads_ahead(self) -> int:
@@ -172,8 +184,10 @@ def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = N
     if cuda:  # the device runs the model: the host's cores go to reading and writing (on a
         # lane each where there are cores for both), but for one that launches the kernels
         helpers = min(3, max(1, n - 1))
-        return ThreadBudget(strategy, n, torch=1, helpers=helpers,
-                            gdal=max(1, (n - 1) // helpers), device=device)
+        gdal = max(1, (n - 1) // (2 * helpers) if n > 4 else (n - 1) // helpers)
+        encoders = min(MAX_ENCODERS, max(0, n - 1 - helpers * gdal))
+        return ThreadBudget(strategy, n, torch=1, helpers=helpers, gdal=gdal,
+                            device=device, encoders=encoders)
     if strategy == "overlap":
         return ThreadBudget("overlap", n, torch=n, helpers=1, gdal=1)
     return ThreadBudget("split", n, torch=max(1, n - 1), helpers=1, gdal=1)

@@ -147,16 +147,17 @@ def test_same_cog_as_gdals_cog_driver(tmp_path, kind, shape, crs):
     assert tiles(mine) == tiles(ref)  # the very same compressed tiles, laid out alike
 
 
-@pytest.mark.parametrize("helper", ["ahead", "busy"])
+@pytest.mark.parametrize("helper", ["ahead", "busy", "prompt"])
 def test_strips_encoded_in_spare_time_make_the_same_cog(tmp_path, helper):
     data, how = output("compact", (1100, 700))
     ref = gdal_cog(tmp_path, data, how, "EPSG:32633")
     release = threading.Event()
-    with SpareTime() as spare:
+    # "prompt": three encoder threads at normal priority (CUDA's), strips in any order
+    with SpareTime(idle=helper != "prompt", threads=3 if helper == "prompt" else 1) as spare:
         if helper == "busy":  # the helper is held up: the writer encodes every strip itself
             spare.submit(lambda who: release.wait(10))
         mine = strip_cog(tmp_path, data, how, "EPSG:32633", spare=spare,
-                         settle=helper == "ahead")
+                         settle=helper != "busy")
         release.set()
     assert tiles(mine) == tiles(ref) and described(mine) == described(ref)
 

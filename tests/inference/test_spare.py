@@ -63,7 +63,7 @@ def test_a_ticket_the_helper_has_not_started_is_run_by_the_claimer_alone():
         assert ticket.claim() == "made by caller" and ticket.by == CALLER
         blocker.release.set()
         assert blocker.finished.wait(5)
-    spare._thread.join(5)
+    spare._workers[0].join(5)
     assert work.runs == [CALLER]  # the helper skipped it
 
 
@@ -74,7 +74,7 @@ def test_a_ticket_the_helper_is_on_is_run_again_by_the_claimer_who_never_waits()
         assert work.started.wait(5)
         assert ticket.claim() == "made by caller"  # at once, the helper still held
         work.release.set()
-    spare._thread.join(5)
+    spare._workers[0].join(5)
     assert work.runs == [SPARE, CALLER]
     assert work.discarded == ["made by spare"]  # the helper's copy is thrown away
 
@@ -102,7 +102,7 @@ def test_settle_returns_once_the_helper_has_let_go_of_everything():
         # the helper's copy is discarded before settle returns; the other was never run
         assert on.discarded == ["made by spare"] and queued.runs == [CALLER]
     spare.settle()  # after close: waits for the helper to end
-    assert not spare._thread.is_alive()
+    assert not spare._workers[0].is_alive()
     NoSpareTime().settle()
 
 
@@ -118,7 +118,7 @@ def test_a_failure_in_spare_time_is_retried_by_the_claimer():
     with SpareTime() as spare:
         ticket = spare.submit(flaky)
         spare.close()
-        spare._thread.join(5)
+        spare._workers[0].join(5)
         assert ticket.claim() == 7
     assert calls == [SPARE, CALLER]
 
@@ -140,8 +140,55 @@ def test_cancelled_tickets_are_skipped_or_their_results_discarded():
         pending.cancel()
         finished.cancel()
         blocker.release.set()
-    spare._thread.join(5)
+    spare._workers[0].join(5)
     assert skipped.runs == [] and done.discarded == ["made by spare"]
+
+
+def test_prompt_helpers_share_the_queue_and_claimers_wait_for_them():
+    # CUDA's encoders: several threads at normal priority; a claimer waits for the one a
+    # helper is on instead of doing it again
+    first, second = Work(hold=True), Work(hold=True)
+    with SpareTime(idle=False, threads=2) as spare:
+        a = spare.submit(first, first.discard)
+        b = spare.submit(second, second.discard)
+        assert first.started.wait(5) and second.started.wait(5)  # both at once
+        threading.Timer(0.05, first.release.set).start()
+        assert a.claim() == "made by spare"  # waited for, not run again
+        second.release.set()
+        assert b.claim() == "made by spare"
+        assert not spare.lowered.is_set()
+        names = {t.name for t in spare._workers}
+    assert first.runs == second.runs == [SPARE] and first.discarded == second.discarded == []
+    assert names == {"geovision-spare-0", "geovision-spare-1"}
+    with SpareTime(threads=1) as idle:  # an idle helper's ticket is still run again
+        held = Work(hold=True)
+        ticket = idle.submit(held, held.discard)
+        assert held.started.wait(5)
+        assert ticket.claim() == "made by caller"
+        held.release.set()
+        idle.settle()
+    assert held.discarded == ["made by spare"]
+
+
+def test_settle_waits_for_every_helper_thread():
+    works = [Work(hold=True) for _ in range(3)]
+    with SpareTime(idle=False, threads=3) as spare:
+        tickets = [spare.submit(w, w.discard) for w in works]
+        for w in works:
+            assert w.started.wait(5)
+        for t in tickets:  # taken back by the claimer while the helpers are still on them
+            assert t.claim(wait=False) == "made by caller"
+        for k, w in enumerate(works):
+            threading.Timer(0.02 * (k + 1), w.release.set).start()
+        spare.settle()
+        # every helper has let go (and discarded its copy) before settle returns
+        assert [w.discarded for w in works] == [["made by spare"]] * 3
+        after = Work()
+        ticket = spare.submit(after)
+        assert after.finished.wait(5)  # the helpers serve on
+        assert ticket.claim() == "made by spare"
+    spare.settle()
+    assert not any(t.is_alive() for t in spare._workers)
 
 
 @pytest.mark.skipif(not idle_priority_available(), reason="SCHED_IDLE is Linux's")
@@ -155,7 +202,7 @@ def test_the_helper_runs_at_idle_priority_and_the_caller_does_not():
     with SpareTime() as spare:
         ticket = spare.submit(policy)
         spare.close()
-        spare._thread.join(5)
+        spare._workers[0].join(5)
         ticket.claim()
         spare.submit(policy).claim()  # after close: only a claimer runs it
     assert spare.lowered.is_set()

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from geovision.inference.predict import cached_bundle, check_window, dihedral
-from geovision.inference.spare import idle_priority_available
+from geovision.inference.spare import NoSpareTime, SpareTime, idle_priority_available
 from geovision.inference.staging import BatchStager, forward
 from geovision.inference.threads import STRATEGIES, ThreadBudget, available_cores, plan
 from geovision.models.bundle import load_bundle
@@ -32,7 +32,8 @@ def test_default_budgets_never_oversubscribe(cores, device):
         # where there are cores for both
         assert (budget.strategy, budget.torch, budget.helpers, budget.reads_ahead) == (
             "overlap", 1, min(3, max(1, cores - 1)), 2 if cores >= 4 else 1)
-        assert 1 + budget.helpers * budget.gdal <= max(cores, 2)
+        assert budget.encoders == min(8, max(0, cores - 1 - budget.helpers * budget.gdal))
+        assert 1 + budget.helpers * budget.gdal + budget.encoders <= max(cores, 2)
 
 
 def test_forced_strategies_on_a_cpu():
@@ -48,6 +49,15 @@ def test_forced_strategies_on_a_cpu():
     with pytest.raises(ValueError, match="takes turns on at most 2 cores"):
         ThreadBudget("inline", 2, torch=4, helpers=0, gdal=2)
     assert 1 <= available_cores()
+
+
+def test_cuda_encodes_on_prompt_helpers_where_cores_are_left():
+    budget = plan("cuda", 16)
+    assert (budget.helpers, budget.gdal, budget.encoders, budget.reads_ahead) == (3, 2, 8, 2)
+    with budget.spare_time() as spare:
+        assert isinstance(spare, SpareTime) and not spare.idle and spare.threads == 8
+    assert isinstance(plan("cuda", 4).spare_time(), NoSpareTime)
+    assert isinstance(plan("cpu", 4, "split").spare_time(), NoSpareTime)
 
 
 def test_budget_sets_and_restores_torch_threads():

@@ -288,8 +288,9 @@ def test_thread_strategies_give_the_same_outputs(tmp_path, seg_bundle, monkeypat
     from geovision.inference.threads import ThreadBudget, plan
 
     sample = make_sample(tmp_path / "s", size=(300, 200), seed=5, nodata_corner=0.2)
-    # "lanes": two threads read the next two blocks at once, a third writes (CUDA's layout)
-    lanes = ThreadBudget("overlap", 4, torch=2, helpers=3, gdal=1)
+    # "lanes": two threads read the next two blocks at once, a third writes, two prompt
+    # helpers encode strips and write resume files (CUDA's layout)
+    lanes = ThreadBudget("overlap", 6, torch=2, helpers=3, gdal=1, encoders=2)
     assert lanes.reads_ahead == 2
     for strategy in ("spare", "inline", "split", "overlap", "lanes"):
         monkeypatch.setattr(api, "thread_plan", lambda device, cores=None, s=strategy:
