@@ -211,13 +211,17 @@ def _tile_checked(scenes: list[SceneSource], labels: str | os.PathLike[str], out
     sources = [open_raster(s.path) for s in scenes]
     bands, band_names = _check_scenes(scenes, opts)
     area = read_area(opts, sources)
+    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
+    fill = _fill(sources[0], dtype)
+    # Before the labels thread starts: zarr's event loop then waits for no other thread.
+    layouts = _layouts(len(bands), opts, dtype, fill)
     with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
         # Labels are read and reprojected while the first blocks are decoded.
         labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
         try:
             return _tile(scenes, sources, bands, band_names, labels, labels_read, area, out,
-                         opts, scheduler=scheduler, workers=workers, resume=resume,
-                         quiet=quiet, ordered=ordered)
+                         opts, (dtype, fill, layouts), scheduler=scheduler, workers=workers,
+                         resume=resume, quiet=quiet, ordered=ordered)
         finally:
             labels_read.cancel()
 
@@ -270,16 +274,20 @@ def _fingerprint(scenes: list[SceneSource], labels: str, opts: TileOptions,
 
     doc = {"sources": [s.fingerprint() for s in scenes], "labels": stamp(labels),
            "options": asdict(opts), "bands": bands,
-           "pass": "one-pass-1/" + ("ordered" if ordered else "spill")}
+           # 2: the last rows of blocks are cut smaller (blocks.TAIL_ROWS): other groups
+           "pass": "one-pass-2/" + ("ordered" if ordered else "spill")}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _tile(
     scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
     band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[PlacedLabels],
-    area: PlacedArea | None, out: Path, opts: TileOptions, *, scheduler: str | None,
-    workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
+    area: PlacedArea | None, out: Path, opts: TileOptions,
+    encoding: tuple[str, float | int, tuple[ShardLayout, ShardLayout | None]], *,
+    scheduler: str | None, workers: int | None, resume: bool, quiet: bool,
+    ordered: bool | None,
 ) -> Path:
+    """The run once the labels are being read; ``encoding``: dtype, fill and layouts."""
     partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
     if not refs:
@@ -291,8 +299,7 @@ def _tile(
         if s.width < opts.tile_size or s.height < opts.tile_size:
             log.warning("%s: %dx%d is smaller than one tile; skipped", sc.given, s.width,
                         s.height)
-    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
-    fill = _fill(sources[0], dtype)
+    dtype, fill, layouts = encoding
     env: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
         "GDAL_CACHEMAX": CACHE_BYTES}
     # Remote scenes are opened without listing their folders (when nothing local is read).
@@ -320,8 +327,8 @@ def _tile(
     try:
         with rasterio.Env(**env):
             return _run(sources, bands, labels_read, area, out, partial, progress, blocks, refs,
-                        opts, dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
-                        ordered=ordered, scenes=scenes, band_names=band_names)
+                        opts, dtype, fill, layouts, scheduler=scheduler, workers=workers,
+                        quiet=quiet, ordered=ordered, scenes=scenes, band_names=band_names)
     except GeovisionError:
         if fresh:  # nothing is left behind on bad input
             shutil.rmtree(partial, ignore_errors=True)
@@ -332,12 +339,13 @@ def _run(
     sources: list[RasterInfo], bands: list[int], labels_read: Future[PlacedLabels],
     area: PlacedArea | None, out: Path,
     partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
-    opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
+    opts: TileOptions, dtype: str, fill: float | int,
+    layouts: tuple[ShardLayout, ShardLayout | None], *, scheduler: str | None,
     workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
     band_names: list[str],
 ) -> Path:
     progress.mkdir(parents=True, exist_ok=True)
-    image, mask = _layouts(len(bands), opts, dtype, fill)
+    image, mask = layouts
     image = dataclasses.replace(image, root=partial / "image")
     mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
     if ordered:
