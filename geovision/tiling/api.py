@@ -88,6 +88,7 @@ from geovision.tiling.store import (
     is_store,
     open_group,
     partial_path,
+    write_tile_arrays,
 )
 from geovision.tiling.summary import summarize
 from geovision.tiling.tasks import for_task
@@ -213,17 +214,10 @@ def _tile_checked(scenes: list[SceneSource], labels: str | os.PathLike[str], out
     area = read_area(opts, sources)
     dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
     fill = _fill(sources[0], dtype)
-    # Before the labels thread starts: zarr's event loop then waits for no other thread.
     layouts = _layouts(len(bands), opts, dtype, fill)
-    with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
-        # Labels are read and reprojected while the first blocks are decoded.
-        labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
-        try:
-            return _tile(scenes, sources, bands, band_names, labels, labels_read, area, out,
-                         opts, (dtype, fill, layouts), scheduler=scheduler, workers=workers,
-                         resume=resume, quiet=quiet, ordered=ordered)
-        finally:
-            labels_read.cancel()
+    return _tile(scenes, sources, bands, band_names, labels, area, out, opts,
+                 (dtype, fill, layouts), scheduler=scheduler, workers=workers, resume=resume,
+                 quiet=quiet, ordered=ordered)
 
 
 def _check_scenes(scenes: list[SceneSource], opts: TileOptions) -> tuple[list[int],
@@ -281,13 +275,13 @@ def _fingerprint(scenes: list[SceneSource], labels: str, opts: TileOptions,
 
 def _tile(
     scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
-    band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[PlacedLabels],
-    area: PlacedArea | None, out: Path, opts: TileOptions,
+    band_names: list[str], labels: str | os.PathLike[str], area: PlacedArea | None,
+    out: Path, opts: TileOptions,
     encoding: tuple[str, float | int, tuple[ShardLayout, ShardLayout | None]], *,
     scheduler: str | None, workers: int | None, resume: bool, quiet: bool,
     ordered: bool | None,
 ) -> Path:
-    """The run once the labels are being read; ``encoding``: dtype, fill and layouts."""
+    """:func:`tile` once the sources are open; ``encoding``: dtype, fill and layouts."""
     partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
     if not refs:
@@ -325,10 +319,19 @@ def _tile(
         group.attrs[PENDING_ATTR] = {"fingerprint": fingerprint,
                                      "started": dt.datetime.now(dt.timezone.utc).isoformat()}
     try:
-        with rasterio.Env(**env):
-            return _run(sources, bands, labels_read, area, out, partial, progress, blocks, refs,
-                        opts, dtype, fill, layouts, scheduler=scheduler, workers=workers,
-                        quiet=quiet, ordered=ordered, scenes=scenes, band_names=band_names)
+        # Labels are read and reprojected while the first blocks are decoded. The thread
+        # starts once the store is set up: zarr's event loop (the layouts, the group) then
+        # waits for no other thread holding the GIL.
+        with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
+            labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
+            try:
+                with rasterio.Env(**env):
+                    return _run(sources, bands, labels_read, area, out, partial, progress,
+                                blocks, refs, opts, dtype, fill, layouts, scheduler=scheduler,
+                                workers=workers, quiet=quiet, ordered=ordered, scenes=scenes,
+                                band_names=band_names)
+            finally:
+                labels_read.cancel()
     except GeovisionError:
         if fresh:  # nothing is left behind on bad input
             shutil.rmtree(partial, ignore_errors=True)
@@ -561,11 +564,11 @@ def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
         meta.unlink(missing_ok=True)
         if name not in ("image", "mask"):
             shutil.rmtree(partial / name, ignore_errors=True)
+    write_tile_arrays(partial, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
+                      dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
+                      plan=plan_arrays(final["refs"], sources, final["splits"],
+                                       final["valid"]))
     group = open_group(partial, "r+")
-    create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
-                       dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
-                       plan=plan_arrays(final["refs"], sources, final["splits"],
-                                        final["valid"]))
     pending = dict(group.attrs[PENDING_ATTR])
     group.attrs[PENDING_ATTR] = {**pending, "border_dropped": final["border_dropped"]}
     done.write_text("ok\n")
