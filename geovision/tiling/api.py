@@ -323,7 +323,8 @@ def _tile(
         # starts once the store is set up: zarr's event loop (the layouts, the group) then
         # waits for no other thread holding the GIL.
         with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
-            labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
+            labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area,
+                                        blocks)
             try:
                 with rasterio.Env(**env):
                     return _run(sources, bands, labels_read, area, out, partial, progress,
