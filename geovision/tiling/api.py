@@ -88,6 +88,7 @@ from geovision.tiling.store import (
     is_store,
     open_group,
     partial_path,
+    write_tile_arrays,
 )
 from geovision.tiling.summary import summarize
 from geovision.tiling.tasks import for_task
@@ -211,15 +212,12 @@ def _tile_checked(scenes: list[SceneSource], labels: str | os.PathLike[str], out
     sources = [open_raster(s.path) for s in scenes]
     bands, band_names = _check_scenes(scenes, opts)
     area = read_area(opts, sources)
-    with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
-        # Labels are read and reprojected while the first blocks are decoded.
-        labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area)
-        try:
-            return _tile(scenes, sources, bands, band_names, labels, labels_read, area, out,
-                         opts, scheduler=scheduler, workers=workers, resume=resume,
-                         quiet=quiet, ordered=ordered)
-        finally:
-            labels_read.cancel()
+    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
+    fill = _fill(sources[0], dtype)
+    layouts = _layouts(len(bands), opts, dtype, fill)
+    return _tile(scenes, sources, bands, band_names, labels, area, out, opts,
+                 (dtype, fill, layouts), scheduler=scheduler, workers=workers, resume=resume,
+                 quiet=quiet, ordered=ordered)
 
 
 def _check_scenes(scenes: list[SceneSource], opts: TileOptions) -> tuple[list[int],
@@ -270,16 +268,20 @@ def _fingerprint(scenes: list[SceneSource], labels: str, opts: TileOptions,
 
     doc = {"sources": [s.fingerprint() for s in scenes], "labels": stamp(labels),
            "options": asdict(opts), "bands": bands,
-           "pass": "one-pass-1/" + ("ordered" if ordered else "spill")}
+           # 2: the last rows of blocks are cut smaller (blocks.TAIL_ROWS): other groups
+           "pass": "one-pass-2/" + ("ordered" if ordered else "spill")}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _tile(
     scenes: list[SceneSource], sources: list[RasterInfo], bands: list[int],
-    band_names: list[str], labels: str | os.PathLike[str], labels_read: Future[PlacedLabels],
-    area: PlacedArea | None, out: Path, opts: TileOptions, *, scheduler: str | None,
-    workers: int | None, resume: bool, quiet: bool, ordered: bool | None,
+    band_names: list[str], labels: str | os.PathLike[str], area: PlacedArea | None,
+    out: Path, opts: TileOptions,
+    encoding: tuple[str, float | int, tuple[ShardLayout, ShardLayout | None]], *,
+    scheduler: str | None, workers: int | None, resume: bool, quiet: bool,
+    ordered: bool | None,
 ) -> Path:
+    """:func:`tile` once the sources are open; ``encoding``: dtype, fill and layouts."""
     partial = partial_path(out)
     refs = candidate_tiles(sources, opts.tile_size, opts.step)
     if not refs:
@@ -291,8 +293,7 @@ def _tile(
         if s.width < opts.tile_size or s.height < opts.tile_size:
             log.warning("%s: %dx%d is smaller than one tile; skipped", sc.given, s.width,
                         s.height)
-    dtype = str(np.result_type(*[np.dtype(s.dtype) for s in sources]))
-    fill = _fill(sources[0], dtype)
+    dtype, fill, layouts = encoding
     env: dict[str, Any] = {} if "GDAL_CACHEMAX" in os.environ else {
         "GDAL_CACHEMAX": CACHE_BYTES}
     # Remote scenes are opened without listing their folders (when nothing local is read).
@@ -318,10 +319,20 @@ def _tile(
         group.attrs[PENDING_ATTR] = {"fingerprint": fingerprint,
                                      "started": dt.datetime.now(dt.timezone.utc).isoformat()}
     try:
-        with rasterio.Env(**env):
-            return _run(sources, bands, labels_read, area, out, partial, progress, blocks, refs,
-                        opts, dtype, fill, scheduler=scheduler, workers=workers, quiet=quiet,
-                        ordered=ordered, scenes=scenes, band_names=band_names)
+        # Labels are read and reprojected while the first blocks are decoded. The thread
+        # starts once the store is set up: zarr's event loop (the layouts, the group) then
+        # waits for no other thread holding the GIL.
+        with ThreadPoolExecutor(1, thread_name_prefix="labels") as reader:
+            labels_read = reader.submit(read_placed, labels, sources, scenes, opts, area,
+                                        blocks)
+            try:
+                with rasterio.Env(**env):
+                    return _run(sources, bands, labels_read, area, out, partial, progress,
+                                blocks, refs, opts, dtype, fill, layouts, scheduler=scheduler,
+                                workers=workers, quiet=quiet, ordered=ordered, scenes=scenes,
+                                band_names=band_names)
+            finally:
+                labels_read.cancel()
     except GeovisionError:
         if fresh:  # nothing is left behind on bad input
             shutil.rmtree(partial, ignore_errors=True)
@@ -332,12 +343,13 @@ def _run(
     sources: list[RasterInfo], bands: list[int], labels_read: Future[PlacedLabels],
     area: PlacedArea | None, out: Path,
     partial: Path, progress: Path, blocks: list[Block], refs: list[TileRef],
-    opts: TileOptions, dtype: str, fill: float | int, *, scheduler: str | None,
+    opts: TileOptions, dtype: str, fill: float | int,
+    layouts: tuple[ShardLayout, ShardLayout | None], *, scheduler: str | None,
     workers: int | None, quiet: bool, ordered: bool, scenes: list[SceneSource],
     band_names: list[str],
 ) -> Path:
     progress.mkdir(parents=True, exist_ok=True)
-    image, mask = _layouts(len(bands), opts, dtype, fill)
+    image, mask = layouts
     image = dataclasses.replace(image, root=partial / "image")
     mask = dataclasses.replace(mask, root=partial / "mask") if mask is not None else None
     if ordered:
@@ -553,11 +565,11 @@ def _make_arrays(partial: Path, progress: Path, final: dict[str, Any],
         meta.unlink(missing_ok=True)
         if name not in ("image", "mask"):
             shutil.rmtree(partial / name, ignore_errors=True)
+    write_tile_arrays(partial, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
+                      dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
+                      plan=plan_arrays(final["refs"], sources, final["splits"],
+                                       final["valid"]))
     group = open_group(partial, "r+")
-    create_tile_arrays(group, n_tiles=final["n"], bands=len(bands), tile_size=opts.tile_size,
-                       dtype=dtype, task=opts.task, shard=opts.shard, fill_value=fill,
-                       plan=plan_arrays(final["refs"], sources, final["splits"],
-                                        final["valid"]))
     pending = dict(group.attrs[PENDING_ATTR])
     group.attrs[PENDING_ATTR] = {**pending, "border_dropped": final["border_dropped"]}
     done.write_text("ok\n")

@@ -15,6 +15,11 @@ Grouping (per source, tile origins ``r`` along rows and ``c`` along columns):
   ``budget`` bytes, else column groups ``c // W`` with ``W`` the largest multiple of the
   storage block width ``bw`` (and at least ``bw * ceil(size / bw)``) that fits it. Memory per
   task is bounded by ``budget``, whatever the raster's size.
+* the end: the last ``tail_rows`` row groups of the last source are cut into columns with a
+  budget of ``budget / tail_split`` (same rule). A pass on ``w`` threads ends when its last
+  block does; with whole rows of blocks one thread may run the last one alone (up to a
+  block's time, one core idle), with smaller last blocks the threads end closer together.
+  Column cuts stay on storage block borders, so nothing is decoded twice.
 
 A block's window is the union of its tiles; its tiles keep candidate order (row-major).
 """
@@ -32,6 +37,8 @@ from geovision.tiling.plan import TileRef
 
 #: Bytes of source pixels one block holds at most (unless one tile row needs more).
 BLOCK_BUDGET = 16 * 2**20
+#: Row groups at the end of a plan cut into smaller blocks, and by how much their budget is cut.
+TAIL_ROWS, TAIL_SPLIT = 1, 4
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ def plan_blocks(
     pixel_bytes: Sequence[int],
     size: int,
     budget: int = BLOCK_BUDGET,
+    tail_rows: int = TAIL_ROWS,
+    tail_split: int = TAIL_SPLIT,
 ) -> list[Block]:
     """Group candidate tiles into blocks (see the module docstring).
 
@@ -73,6 +82,8 @@ def plan_blocks(
         pixel_bytes: per source, bytes of one pixel over the bands read.
         size: tile side in pixels.
         budget: bytes of pixels a block may hold.
+        tail_rows: row groups at the end of the last source whose budget is cut.
+        tail_split: by how much their budget is cut.
 
     Returns:
         Blocks in candidate order of their first tile.
@@ -81,21 +92,26 @@ def plan_blocks(
     for i, ref in enumerate(refs):
         by_source.setdefault(ref.source, []).append(i)
     blocks: list[Block] = []
+    last = max(by_source, default=0)
     for src, idx in by_source.items():
         bh, bw = storage[src]
         rows = np.array([refs[i].window.row for i in idx])
         cols = np.array([refs[i].window.col for i in idx])
         height = _span(size, bh)
         group_rows = rows // height
-        for g in np.unique(group_rows):
+        row_groups = np.unique(group_rows)
+        for n, g in enumerate(row_groups):
+            most = budget
+            if src == last and n >= len(row_groups) - tail_rows:
+                most = max(1, budget // max(1, tail_split))
             sel = np.flatnonzero(group_rows == g)
             r0, r1 = int(rows[sel].min()), int(rows[sel].max()) + size
             c_all = cols[sel]
             width = int(c_all.max()) + size - int(c_all.min())
-            if (r1 - r0) * width * pixel_bytes[src] <= budget:
+            if (r1 - r0) * width * pixel_bytes[src] <= most:
                 col_groups = np.zeros(len(sel), dtype=np.int64)
             else:
-                fit = budget // max(1, (r1 - r0) * pixel_bytes[src])
+                fit = most // max(1, (r1 - r0) * pixel_bytes[src])
                 span = max(_span(size, bw), bw * (fit // bw))
                 col_groups = c_all // span
             for cg in np.unique(col_groups):

@@ -11,8 +11,10 @@ The pixel-centre rule makes the result of :func:`burn` on a block equal, pixel f
 the same pixels of a rasterize over the whole source: a pixel takes the class of the last
 feature (in file order) whose polygon holds its centre. Features are converted to GeoJSON-like
 mappings once per source (:func:`geojson`, from shapely's ragged coordinate arrays), not once
-per block. Pixels no feature covers take ``fill`` (background, or ignore_index with
-``--unlabeled ignore``).
+per block; when the blocks to come are known (:meth:`SourceLabels.expect`), a feature's
+mapping is dropped by the last block that takes it, so a run frees them block by block on its
+worker threads rather than all at once at its end. Pixels no feature covers take ``fill``
+(background, or ignore_index with ``--unlabeled ignore``).
 
 A label raster (:class:`RasterBlock`) is read onto the block's grid instead, by nearest
 neighbour (:func:`geovision.geo.rasterlabels.read_label_window`: only the part under the
@@ -21,7 +23,9 @@ block is read).
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +147,8 @@ class SourceLabels:
         self.fill = fill
         self.tree = shapely.STRtree(self.geoms)
         self._mappings: np.ndarray = np.full(len(self.geoms), None, dtype=object)
+        self._left: np.ndarray | None = None  # selects still to take each feature
+        self._lock = threading.Lock()
         bounds = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) if boxes is not None \
             else shapely.bounds(self.geoms).reshape(-1, 4) if len(self.geoms) else \
             np.zeros((0, 4))
@@ -156,6 +162,19 @@ class SourceLabels:
         """Indices (file order) of the features whose envelope meets ``window``."""
         box = shapely.box(*window_bounds(window, self.transform))
         return np.sort(self.tree.query(box))
+
+    def expect(self, windows: Sequence[PixelWindow]) -> None:
+        """Announce the windows :meth:`select` will be asked for (once each, any order).
+
+        A feature's mapping is then dropped by the select that is the last of them to take
+        it. A window asked for again, or not announced, gets the same labels (mappings are
+        made again where they were dropped).
+        """
+        left = np.zeros(len(self.geoms), np.int64)
+        for window in windows:
+            np.add.at(left, self.hits(window), 1)
+        with self._lock:
+            self._left = left
 
     def select(self, window: PixelWindow, *, shapes: bool = True) -> BlockLabels:
         """The features that meet ``window``, ready to burn (``shapes=False``: boxes only).
@@ -174,6 +193,10 @@ class SourceLabels:
                 converted[:] = geojson(self.geoms[todo])
                 self._mappings[todo] = converted
             mappings = tuple(self._mappings[idx])
+            with self._lock:  # blocks select on several threads
+                if self._left is not None and len(idx):
+                    self._left[idx] -= 1
+                    self._mappings[idx[self._left[idx] <= 0]] = None
         return BlockLabels(shapes=mappings, values=self.values[idx],
                            pixel_boxes=self.pixel_boxes[idx], fill=self.fill)
 

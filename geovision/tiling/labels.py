@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,8 +129,12 @@ def read_area(opts: TileOptions, sources: list[RasterInfo]) -> PlacedArea | None
 
 def read_placed(path: str | os.PathLike[str], sources: list[RasterInfo],
                 scenes: list[SceneSource], opts: TileOptions,
-                area: PlacedArea | None = None) -> PlacedLabels:
+                area: PlacedArea | None = None,
+                blocks: Sequence[Block] | None = None) -> PlacedLabels:
     """Read the labels (vector or raster) and place them on every source.
+
+    ``blocks``: the blocks whose labels will be selected, once each (features' mappings are
+    then dropped by the last block that takes them: :meth:`SourceLabels.expect`).
 
     Raises:
         GeovisionError: the labels cannot be used, with a message naming the file or option.
@@ -137,7 +142,7 @@ def read_placed(path: str | os.PathLike[str], sources: list[RasterInfo],
     table = read_class_map(opts.class_map) if opts.class_map is not None else None
     spath = str(path)
     if (is_local(spath) and not os.path.exists(spath)) or is_vector(spath):
-        placed = _vector(spath, sources, scenes, opts, table)
+        placed = _vector(spath, sources, scenes, opts, table, blocks)
     else:
         placed = _raster(spath, sources, scenes, opts, table)
     placed.record.update({
@@ -148,7 +153,8 @@ def read_placed(path: str | os.PathLike[str], sources: list[RasterInfo],
 
 
 def _vector(path: str, sources: list[RasterInfo], scenes: list[SceneSource],
-            opts: TileOptions, table: ClassTable | None) -> PlacedLabels:
+            opts: TileOptions, table: ClassTable | None,
+            blocks: Sequence[Block] | None = None) -> PlacedLabels:
     lab = read_labels(path, layer=opts.layer, class_field=opts.class_field, class_map=table,
                       thin=True)
     check_buffer(np.asarray(lab.frame.geometry.values), opts.buffer, what=lab.path)
@@ -161,10 +167,12 @@ def _vector(path: str, sources: list[RasterInfo], scenes: list[SceneSource],
     fill = unlabeled_fill(opts.unlabeled)
     burns = for_task(opts.task).burns
     per_source = []
-    for geoms, s in zip(placed, sources, strict=True):
+    for i, (geoms, s) in enumerate(zip(placed, sources, strict=True)):
         areas = to_areas(geoms, opts.buffer, s.res) if burns else geoms
         boxes = None if burns else to_boxes(geoms, opts.buffer, s.res)
         per_source.append(SourceLabels(areas, values, s.transform, boxes=boxes, fill=fill))
+        if blocks is not None and burns:
+            per_source[-1].expect([b.window for b in blocks if b.source == i])
     return PlacedLabels(table=lab.table, record=lab.describe(), per_source=per_source,
                         counted=lab.table.num_outputs, vector=lab)
 

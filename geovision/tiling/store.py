@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
+from zarr.storage import MemoryStore
 
 from geovision import __version__
 from geovision.errors import InputError
@@ -138,6 +139,26 @@ def create_tile_arrays(
         )
         if values.size:
             arr[...] = values
+
+
+def write_tile_arrays(path: str | os.PathLike[str], **kwargs: Any) -> None:
+    """:func:`create_tile_arrays` in the group at ``path``, made in memory, then written.
+
+    zarr writes each object through its event loop and a thread of it, a wait on two other
+    threads per object (several milliseconds each while other threads hold the GIL); the
+    same objects made in a :class:`~zarr.storage.MemoryStore` are written here as plain
+    files, the same bytes. The group's own ``zarr.json`` is left as it is.
+    """
+    objects: dict[str, Any] = {}
+    group = zarr.open_group(MemoryStore(objects), mode="w", zarr_format=3)
+    create_tile_arrays(group, **kwargs)
+    root = Path(path)
+    for key, value in objects.items():
+        if key == "zarr.json":
+            continue
+        target = root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(value.to_bytes())
 
 
 def check_pending(path: Path, fingerprint: str) -> None:

@@ -37,6 +37,27 @@ def test_blocks_equal_whole_source_rasterize(sample_two_crs, block):
                 np.testing.assert_array_equal(got, ref[w.slices])
 
 
+def test_expected_blocks_drop_mappings_and_keep_their_labels():
+    t = Affine(1, 0, 0, 0, -1, 64)
+    # one square per quarter, one square over all four
+    geoms = np.array([shapely.box(x + 4, y + 4, x + 20, y + 20) for x in (0, 32)
+                      for y in (0, 32)] + [shapely.box(16, 16, 48, 48)], dtype=object)
+    values = np.array([1, 2, 3, 4, 5], dtype=np.int16)
+    quarters = [PixelWindow(r, c, 32, 32) for r in (0, 32) for c in (0, 32)]
+    plain, expecting = SourceLabels(geoms, values, t), SourceLabels(geoms, values, t)
+    expecting.expect(quarters)
+    for k, w in enumerate(quarters):
+        got, ref = expecting.select(w), plain.select(w)
+        assert got.shapes == ref.shapes
+        np.testing.assert_array_equal(got.values, ref.values)
+        # the shared square's mapping lives until the last quarter took it
+        assert (expecting._mappings[4] is None) == (k == len(quarters) - 1)
+    assert all(m is None for m in expecting._mappings)
+    assert all(m is not None for m in plain._mappings)
+    again = expecting.select(quarters[0])  # asked again: made anew, the same labels
+    assert again.shapes == plain.select(quarters[0]).shapes
+
+
 def test_later_features_win_whatever_the_tree_order():
     t = Affine(1, 0, 0, 0, -1, 64)
     # Overlapping squares listed so that the STRtree returns them in another order.

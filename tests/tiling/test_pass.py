@@ -97,6 +97,23 @@ def test_small_blocks_split_columns_and_still_equal(sample_utm, tmp_path, monkey
                       split="random"), BOTH)
 
 
+def test_cut_last_row_equals_reference(tmp_path, monkeypatch):
+    # rows of blocks whole (two 512-pixel storage blocks wide), the last one cut in two
+    sample = make_sample(tmp_path / "s", size=(1024, 1024), seed=4)
+    monkeypatch.setattr(api, "BLOCK_BUDGET", 512 * 1024 * 4)
+    calls = []
+    real = api.plan_blocks
+
+    def spy(*args, **kwargs):
+        calls.append(real(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(api, "plan_blocks", spy)
+    _both(tmp_path, sample.rasters, sample.labels,
+          TileOptions(class_field="kind", tile_size=128, min_valid=0.0, shard=5), BOTH)
+    assert [b.window.col for b in calls[0]] == [0, 0, 512]
+
+
 def test_no_tile_left_raises_and_leaves_nothing(sample_utm, tmp_path):
     empty = tmp_path / "empty.tif"
     with rasterio.open(sample_utm.rasters[0]) as src:
