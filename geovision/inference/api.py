@@ -48,6 +48,7 @@ from geovision.inference.window import (
     choose_window,
 )
 from geovision.inference.work import SceneWork, Timings, marker
+from geovision.inference.writers import ARRAY_MAGIC
 from geovision.locks import check_free, output_lock
 from geovision.models.bundle import Bundle
 from geovision.options import fingerprint_fields, to_json, with_values
@@ -272,7 +273,7 @@ def _fingerprint(model: Path, scene: SceneSource, opts: InferOptions, window: in
     key = {"model": [str(model.resolve()), st_m.st_size, st_m.st_mtime_ns],
            "scene": scene.fingerprint(),
            "options": fingerprint_fields(opts),
-           "window": window}
+           "window": window, "files": ARRAY_MAGIC.decode()}
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -16,6 +16,7 @@ import numpy as np
 from geovision.geo.grid import Grid
 from geovision.geo.polygons import PolygonPlan
 from geovision.inference.layout import Block, Piece
+from geovision.inference.writers import ARRAY_SUFFIX
 from geovision.options.infer import InferOptions
 
 
@@ -97,18 +98,18 @@ def marker(scratch: str | Path, block: Block) -> Path:
 
 def piece_path(scratch: str | Path, piece: Piece, what: str) -> Path:
     """Stored array ``what`` (``class`` or ``prob``) of a finished piece."""
-    return Path(scratch) / f"p{piece.index[0]}_{piece.index[1]}.{what}.npy"
+    return Path(scratch) / f"p{piece.index[0]}_{piece.index[1]}.{what}{ARRAY_SUFFIX}"
 
 
 def seam_path(scratch: str | Path, piece: Piece, block: tuple[int, int] | None) -> Path:
     """A block's weighted contribution to a seam piece (``block=None``: its validity)."""
     tail = "valid" if block is None else f"b{block[0]}_{block[1]}"
-    return Path(scratch) / f"s{piece.index[0]}_{piece.index[1]}.{tail}.npy"
+    return Path(scratch) / f"s{piece.index[0]}_{piece.index[1]}.{tail}{ARRAY_SUFFIX}"
 
 
 def block_result(scratch: str | Path, block: Block, what: str) -> Path:
     """Stored result ``what`` (``det`` or ``cells``) of a block."""
-    return Path(scratch) / f"b{block.index[0]}_{block.index[1]}.{what}.npy"
+    return Path(scratch) / f"b{block.index[0]}_{block.index[1]}.{what}{ARRAY_SUFFIX}"
 
 
 def polygons_path(scratch: str | Path, piece: Piece) -> Path:

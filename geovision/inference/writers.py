@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
+import numcodecs
 import numpy as np
 import rasterio
 import rasterio.shutil
@@ -120,7 +121,44 @@ def describe_probabilities(dst: rasterio.io.DatasetWriter, classes: Sequence[Cla
     dst.update_tags(classes=json.dumps([{"id": c.id, "name": c.name} for c in classes]))
 
 
+#: Resume files (a block's pieces and seams): Blosc LZ4, byte-shuffled. A 8192^2 scene's are
+#: 0.79 GB raw and 0.41x that compressed; written raw, their memory and page-cache traffic
+#: slowed the model beside them by 3-6% on the 2-core benchmark machine, compressed by ~1%.
+_ARRAY_CODEC = numcodecs.Blosc(cname="lz4", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
+#: First bytes of an array file (then the header's length, 4 bytes little-endian, the JSON
+#: header: dtype and shape, and the compressed bytes).
+ARRAY_MAGIC = b"GVA1"
+#: Suffix of array files.
+ARRAY_SUFFIX = ".blosc"
+
+
 def save_array(path: Path, array: np.ndarray) -> None:
-    """``np.save`` through a temporary name, so a crash never leaves a partial array."""
+    """A plain numeric array, compressed, through a temporary name (see :func:`load_array`).
+
+    A crash never leaves a partial file under ``path``.
+    """
+    if array.dtype.fields is not None or array.dtype.hasobject:
+        raise TypeError(f"{path.name}: only plain numeric arrays are stored, not {array.dtype}")
+    array = np.ascontiguousarray(array)
+    header = json.dumps({"dtype": array.dtype.str, "shape": list(array.shape)}).encode()
+    body = _ARRAY_CODEC.encode(array) if array.size else b""
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
+        f.write(ARRAY_MAGIC + len(header).to_bytes(4, "little") + header)
+        f.write(body)
+
+
+def load_array(path: str | os.PathLike[str]) -> np.ndarray:
+    """The array :func:`save_array` wrote.
+
+    Raises:
+        ValueError: not such a file.
+    """
+    data = Path(path).read_bytes()
+    if not data.startswith(ARRAY_MAGIC):
+        raise ValueError(f"{path}: not an array file of geovision's")
+    n = int.from_bytes(data[4:8], "little")
+    header = json.loads(data[8:8 + n])
+    out = np.empty(header["shape"], dtype=np.dtype(header["dtype"]))
+    if out.size:
+        _ARRAY_CODEC.decode(memoryview(data)[8 + n:], out=out)
+    return out

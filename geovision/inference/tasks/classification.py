@@ -20,7 +20,7 @@ from geovision.inference.overviews import MODE
 from geovision.inference.predict import dihedral
 from geovision.inference.tasks import BlockAccumulator, BlockResult, WrittenAtEndTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
-from geovision.inference.writers import describe_classes, write_class_legend
+from geovision.inference.writers import describe_classes, load_array, write_class_legend
 
 if TYPE_CHECKING:
     from geovision.inference.layout import Layout, Piece
@@ -87,7 +87,7 @@ class Classification(WrittenAtEndTask):
               timings: Timings) -> dict[str, Any]:
         """The coarse class COG and the cells GeoJSON; counts the cells written."""
         scratch = Path(work.scratch)
-        cells = np.concatenate([np.load(block_result(scratch, b, "cells"))
+        cells = np.concatenate([load_array(block_result(scratch, b, "cells"))
                                 for b in layout.blocks])
         coarse = work.grid.coarsened(work.stride)
         grid = np.full((1, *coarse.shape), CLASS_NODATA, dtype=np.uint8)

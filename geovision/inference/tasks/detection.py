@@ -17,6 +17,7 @@ from geovision.inference.detections import MergeRule, empty, merge, to_scene
 from geovision.inference.geojson import pixel_boxes, to_target, write_features
 from geovision.inference.tasks import BlockAccumulator, BlockResult, WrittenAtEndTask
 from geovision.inference.work import BlockData, SceneWork, Timings, block_result
+from geovision.inference.writers import load_array
 
 if TYPE_CHECKING:
     from geovision.inference.layout import Layout, Piece
@@ -89,7 +90,7 @@ class Detection(WrittenAtEndTask):
               timings: Timings) -> dict[str, Any]:
         """Merge every block's boxes and write them as GeoJSON; counts the detections."""
         opts = work.options
-        tables = [np.load(block_result(work.scratch, b, "det")) for b in layout.blocks]
+        tables = [load_array(block_result(work.scratch, b, "det")) for b in layout.blocks]
         table = np.concatenate(tables) if tables else empty()
         merged = merge(table, MergeRule(iou=opts.nms_iou, ios=opts.ios),
                        cell=float(work.window))

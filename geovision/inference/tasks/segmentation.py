@@ -46,6 +46,7 @@ from geovision.inference.writers import (
     TILE,
     describe_classes,
     describe_probabilities,
+    load_array,
     write_class_legend,
 )
 
@@ -206,11 +207,11 @@ class Segmentation(InferenceTask):
         for piece in block_pieces(block, layout.pieces):
             if piece.is_seam:
                 parts.append(SeamPart(piece, block.index,
-                                      np.load(seam_path(scratch, piece, block.index)),
-                                      np.load(seam_path(scratch, piece, None))))
+                                      load_array(seam_path(scratch, piece, block.index)),
+                                      load_array(seam_path(scratch, piece, None))))
             else:
-                probs = np.load(piece_path(scratch, piece, "prob")) if keep else None
-                done.append(Finished(piece, np.load(piece_path(scratch, piece, "class")),
+                probs = load_array(piece_path(scratch, piece, "prob")) if keep else None
+                done.append(Finished(piece, load_array(piece_path(scratch, piece, "class")),
                                      probs))
         return done, parts
 
