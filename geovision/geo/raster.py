@@ -310,6 +310,13 @@ def valid_mask(
         # The mask GDAL would compute from the nodata value, without decoding the data again
         # (band by band: no (bands, rows, cols) temporary).
         nodata = np.asarray(ds.nodata).astype(data.dtype)
+        if nodata == 0 and np.issubdtype(data.dtype, np.unsignedinteger) and len(data) > 1:
+            # unsigned with nodata 0: valid in every band where the smallest band is above 0
+            # (one pass per band instead of a comparison and an AND: half the time)
+            low = np.minimum(data[0], data[1])
+            for band in data[2:]:
+                np.minimum(low, band, out=low)
+            return low != 0
         mask = data[0] != nodata
         other = np.empty_like(mask)
         for band in data[1:]:

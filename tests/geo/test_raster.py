@@ -76,3 +76,25 @@ def test_select_bands(sample_utm):
     assert select_bands(info, (4, 1)) == [4, 1]
     with pytest.raises(InputError, match=r"band\(s\) \[5\] do not exist"):
         select_bands(info, (5,))
+
+
+@pytest.mark.parametrize(("dtype", "nodata", "count"), [
+    ("uint8", 0, 4), ("uint8", 0, 1), ("uint16", 0, 3), ("uint8", 7, 3), ("int16", 0, 2)])
+def test_valid_mask_is_gdals_nodata_mask_in_every_band(tmp_path, dtype, nodata, count):
+    from rasterio.windows import Window
+
+    from geovision.geo.raster import valid_mask
+
+    rng = np.random.default_rng(3)
+    data = rng.integers(0, 9, (count, 40, 50)).astype(dtype)  # nodata in some bands only
+    path = tmp_path / "n.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=50, height=40, count=count,
+                       dtype=dtype, nodata=nodata) as dst:
+        dst.write(data)
+    window = Window(3, 5, 41, 30)
+    with rasterio.open(path) as ds:
+        got = valid_mask(ds, list(range(1, count + 1)), window, ds.read(window=window))
+        gdal = ds.read_masks(window=window).astype(bool).all(axis=0)
+    assert got.dtype == bool and got.shape == (30, 41)
+    np.testing.assert_array_equal(got, gdal)
+    assert 0 < got.sum() < got.size
