@@ -184,7 +184,7 @@ def plan(device: str = "cpu", cores: int | None = None, strategy: str | None = N
     if cuda:  # the device runs the model: the host's cores go to reading and writing (on a
         # lane each where there are cores for both), but for one that launches the kernels
         helpers = min(3, max(1, n - 1))
-        gdal = max(1, (n - 1) // (2 * helpers) if n > 4 else (n - 1) // helpers)
+        gdal = max(1, (n - 1) // (2 * helpers))  # half the other cores; encoders get the rest
         encoders = min(MAX_ENCODERS, max(0, n - 1 - helpers * gdal))
         return ThreadBudget(strategy, n, torch=1, helpers=helpers, gdal=gdal,
                             device=device, encoders=encoders)

@@ -125,9 +125,12 @@ def describe_probabilities(dst: rasterio.io.DatasetWriter, classes: Sequence[Cla
 #: 0.79 GB raw and 0.41x that compressed; written raw, their memory and page-cache traffic
 #: slowed the model beside them by 3-6% on the 2-core benchmark machine, compressed by ~1%.
 _ARRAY_CODEC = numcodecs.Blosc(cname="lz4", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
+#: Bytes Blosc compresses at most in one buffer; larger arrays (many classes, large blocks)
+#: are stored raw.
+BLOSC_LIMIT = numcodecs.blosc.MAX_BUFFERSIZE
 #: First bytes of an array file (then the header's length, 4 bytes little-endian, the JSON
-#: header: dtype and shape, and the compressed bytes).
-ARRAY_MAGIC = b"GVA1"
+#: header: dtype, shape and codec, and the array's bytes, compressed or raw).
+ARRAY_MAGIC = b"GVA2"
 #: Suffix of array files.
 ARRAY_SUFFIX = ".blosc"
 
@@ -140,11 +143,15 @@ def save_array(path: Path, array: np.ndarray) -> None:
     if array.dtype.fields is not None or array.dtype.hasobject:
         raise TypeError(f"{path.name}: only plain numeric arrays are stored, not {array.dtype}")
     array = np.ascontiguousarray(array)
-    header = json.dumps({"dtype": array.dtype.str, "shape": list(array.shape)}).encode()
-    body = _ARRAY_CODEC.encode(array) if array.size else b""
+    codec = "lz4" if 0 < array.nbytes <= BLOSC_LIMIT else "raw"
+    header = json.dumps({"dtype": array.dtype.str, "shape": list(array.shape),
+                         "codec": codec}).encode()
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         f.write(ARRAY_MAGIC + len(header).to_bytes(4, "little") + header)
-        f.write(body)
+        if codec == "lz4":
+            f.write(_ARRAY_CODEC.encode(array))
+        else:  # the bytes as they are (no copy)
+            array.reshape(-1).view(np.uint8).tofile(f)
 
 
 def load_array(path: str | os.PathLike[str]) -> np.ndarray:
@@ -159,6 +166,9 @@ def load_array(path: str | os.PathLike[str]) -> np.ndarray:
     n = int.from_bytes(data[4:8], "little")
     header = json.loads(data[8:8 + n])
     out = np.empty(header["shape"], dtype=np.dtype(header["dtype"]))
-    if out.size:
-        _ARRAY_CODEC.decode(memoryview(data)[8 + n:], out=out)
+    body = memoryview(data)[8 + n:]
+    if header["codec"] == "lz4":
+        _ARRAY_CODEC.decode(body, out=out)
+    else:
+        out.reshape(-1).view(np.uint8)[:] = np.frombuffer(body, dtype=np.uint8)
     return out

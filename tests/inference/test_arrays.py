@@ -34,6 +34,17 @@ def test_a_scenes_pieces_are_stored_in_less_than_half_their_bytes(tmp_path):
     assert (tmp_path / "p.blosc").stat().st_size < probs.nbytes / 2
 
 
+def test_arrays_past_blosc_s_limit_are_stored_raw(tmp_path, monkeypatch):
+    from geovision.inference import writers
+
+    monkeypatch.setattr(writers, "BLOSC_LIMIT", 1000)  # Blosc takes at most ~2 GiB at once
+    array = np.arange(300, dtype=np.float64).reshape(3, 100)  # 2,400 bytes
+    save_array(tmp_path / "big.blosc", array)
+    back = load_array(tmp_path / "big.blosc")
+    assert back.tobytes() == array.tobytes() and back.shape == (3, 100)
+    assert (tmp_path / "big.blosc").stat().st_size > array.nbytes  # as it is
+
+
 def test_only_plain_arrays_are_stored_and_other_files_are_refused(tmp_path):
     with pytest.raises(TypeError, match=r"t\.blosc: only plain numeric arrays"):
         save_array(tmp_path / "t.blosc", np.zeros(3, dtype=[("a", "f4")]))
