@@ -1,8 +1,8 @@
 """The reference the streamed outputs are compared with: GDAL's COG driver.
 
 A raster written whole into a tiled GeoTIFF, then converted by ``gdal_translate -of COG``
-(through rasterio) with the outputs' storage: DEFLATE with a predictor, 512 tiles, overviews
-resampled by MODE (classes) or AVERAGE (probabilities).
+(through rasterio) with the outputs' storage: DEFLATE (the floating-point predictor for floats,
+none for integers), 512 tiles, overviews resampled by MODE (classes) or AVERAGE (probabilities).
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ def tiled_profile(*, height: int, width: int, count: int, dtype: str, crs: Any,
 def to_cog(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
            resampling: str, level: int = 6) -> None:
     """Convert a tiled GeoTIFF into a COG with GDAL's COG driver (DEFLATE ``level``)."""
+    with rasterio.open(src) as ds:
+        floating = np.issubdtype(np.dtype(ds.dtypes[0]), np.floating)
     rasterio.shutil.copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE",
-                         PREDICTOR="YES", LEVEL=str(level), BLOCKSIZE=str(TILE),
+                         PREDICTOR="YES" if floating else "NO", LEVEL=str(level), BLOCKSIZE=str(TILE),
                          OVERVIEW_RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
                          BIGTIFF="IF_SAFER")
 
