@@ -13,6 +13,7 @@ from geovision.inference.accumulate import (
     Seams,
     ShareCache,
     finish_in_place,
+    quantize_,
 )
 from geovision.inference.blend import axis_weights
 from geovision.inference.layout import block_pieces, make_layout
@@ -98,6 +99,22 @@ def test_finish_picks_the_first_of_equal_maxima_like_argmax():
     assert stored is not None and (stored[:, invalid.numpy()] == 255).all()
     np.testing.assert_array_equal(stored[:, ~invalid.numpy()],
                                   np.rint(probs * 254).astype(np.uint8)[:, ~invalid.numpy()])
+
+
+def test_quantized_probabilities_round_half_to_even_like_numpy():
+    # the float32s at and next to the 255 levels and their halfway points, the ends, values a
+    # rounding error above 1, and a million random ones
+    k = np.arange(255, dtype=np.float64)
+    exact = np.concatenate([k / 254, (k + 0.5) / 254]).astype(np.float32)
+    near = np.concatenate([np.nextafter(exact, np.float32(0)), exact,
+                           np.nextafter(exact, np.float32(2))])
+    p = np.concatenate([near, np.float32([0.0, 1.0, 1.0000001, 1.000001]),
+                        np.random.default_rng(1).random(10**6, dtype=np.float32)])
+    p = p[(p >= 0) & (p <= 1.000001)]  # blended probabilities: within float rounding of [0, 1]
+    expected = np.rint(np.clip(p, 0, 1) * np.float32(254)).astype(np.uint8)
+    got = quantize_(torch.from_numpy(p.copy())).numpy()
+    assert got.dtype == np.uint8
+    np.testing.assert_array_equal(got, expected)
 
 
 def test_pool_reuses_buffers_large_enough_and_zeroes_them():
