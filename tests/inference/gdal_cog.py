@@ -33,7 +33,8 @@ def to_cog(src: str | os.PathLike[str], dst: str | os.PathLike[str], *,
     with rasterio.open(src) as ds:
         floating = np.issubdtype(np.dtype(ds.dtypes[0]), np.floating)
     rasterio.shutil.copy(str(src), str(dst), driver="COG", COMPRESS="DEFLATE",
-                         PREDICTOR="YES" if floating else "NO", LEVEL=str(level), BLOCKSIZE=str(TILE),
+                         PREDICTOR="YES" if floating else "NO", LEVEL=str(level),
+                         BLOCKSIZE=str(TILE),
                          OVERVIEW_RESAMPLING=resampling, NUM_THREADS="ALL_CPUS",
                          BIGTIFF="IF_SAFER")
 
