@@ -11,8 +11,9 @@ benchmark machine that was 2.5-6 million page faults and 5-12 CPU seconds of sys
 :func:`steady_heap` asks glibc, while a scene runs, to serve large requests from its heap
 (``M_MMAP_MAX`` 0) and to keep freed memory instead of giving it back (``M_TRIM_THRESHOLD``),
 so the second batch reuses the first one's pages. The process's peak memory is what the
-largest batch needs, as before; the memory is returned (``malloc_trim``) and the defaults
-restored when the scene is done. Elsewhere (another C library, another OS) it does nothing.
+largest batch needs, as before; the defaults are restored when the scene is done and the
+memory is returned (``malloc_trim``, on a thread of its own). Elsewhere (another C library,
+another OS) it does nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ KEEP_BYTES = 2**31 - 1
 
 _lock = threading.Lock()
 _depth = 0
+_trim: threading.Thread | None = None  # the last malloc_trim, on a thread of its own
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,4 +88,15 @@ def steady_heap() -> Iterator[bool]:
             if _depth == 0:
                 libc.mallopt(_M_MMAP_MAX, _DEFAULT_MMAP_MAX)
                 libc.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
-                libc.malloc_trim(0)
+                # returning a scene's worth of pages takes the kernel ~25 ms per GiB: on a
+                # thread of its own (ctypes lets go of the GIL), not on the caller's way out
+                global _trim
+                _trim = threading.Thread(target=libc.malloc_trim, args=(0,), daemon=True,
+                                         name="geovision-trim")
+                _trim.start()
+
+
+def returned() -> None:
+    """Wait until the memory kept by the last :func:`steady_heap` has been returned."""
+    if _trim is not None:
+        _trim.join()
