@@ -49,10 +49,28 @@ def store(work: SceneWork, block: Block, files: list[tuple[Path, np.ndarray]],
     marker(work.scratch, block).write_text(json.dumps(seconds))
 
 
+def windows_with_data(data: BlockData, window: int) -> list[tuple[int, int]]:
+    """The block's windows that hold at least one valid pixel, in order.
+
+    Scenes with large nodata areas (the rotated footprint of a Landsat scene, the edge of a
+    Sentinel-2 orbit, a mosaic's gaps) have many windows with none.
+    """
+    windows = data.block.windows
+    if data.valid.all():  # most blocks: one reduction
+        return list(windows)
+    r0, c0 = data.block.region.row, data.block.region.col
+    return [(r, c) for r, c in windows
+            if data.valid[r - r0:r - r0 + window, c - c0:c - c0 + window].any()]
+
+
 def predict_block(work: SceneWork, data: BlockData, pieces: list[Piece], batches: BatchStager,
                   on_batch: Callable[[int], None] | None = None,
                   ) -> tuple[BlockResult, float, float]:
     """Run the model over a block's windows and accumulate them into its results (not stored).
+
+    Where the task allows it (``skips_empty``), windows without a valid pixel are not run:
+    the pixels they cover that other windows do not are nodata in every output, and a valid
+    pixel's blend never takes them in (outputs are the same bits).
 
     Args:
         work: the scene's work.
@@ -69,8 +87,11 @@ def predict_block(work: SceneWork, data: BlockData, pieces: list[Piece], batches
     accumulator = task.accumulator(work, data, pieces)
     in_model = accumulating = 0.0
     region = data.block.region
-    for origins, x in batches.batches(data.pixels, (region.row, region.col),
-                                      data.block.windows):
+    windows = (windows_with_data(data, work.window) if task.skips_empty
+               else list(data.block.windows))
+    if on_batch is not None and len(windows) < len(data.block.windows):
+        on_batch(len(data.block.windows) - len(windows))  # done: nothing to predict there
+    for origins, x in batches.batches(data.pixels, (region.row, region.col), windows):
         t0 = time.perf_counter()
         out = task.predict(model, x, work.options.tta)
         t1 = time.perf_counter()

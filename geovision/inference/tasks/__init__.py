@@ -106,11 +106,14 @@ class InferenceTask(ABC):
         name: the task.
         tta: test-time augmentation (flips and a rotation) applies to its predictions.
         cells: one window is centred on each stride cell (else windows overlap and blend).
+        skips_empty: a window without a valid pixel is not run through the model (its
+            outputs could only reach pixels that are nodata in every output).
     """
 
     name: str
     tta: bool = True
     cells: bool = False
+    skips_empty: bool = False
 
     @abstractmethod
     def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False) -> Any:

@@ -61,6 +61,7 @@ class Detection(WrittenAtEndTask):
 
     name = "detection"
     tta = False
+    skips_empty = True  # boxes are kept only where their centre is valid
 
     @torch.inference_mode()
     def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False,

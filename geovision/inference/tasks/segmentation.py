@@ -183,6 +183,7 @@ class Segmentation(InferenceTask):
     """``<stem>.class.tif`` and ``<stem>.prob.tif`` on the scene's exact grid."""
 
     name = "segmentation"
+    skips_empty = True  # a pixel's blend takes only the windows over it
 
     def predict(self, model: torch.nn.Module, x: torch.Tensor, tta: bool = False,
                 ) -> torch.Tensor:
