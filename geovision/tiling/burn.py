@@ -187,12 +187,15 @@ class SourceLabels:
         if not shapes:
             idx = idx[(self.values[idx] != BACKGROUND) & (self.values[idx] != IGNORE_INDEX)]
         if shapes:
-            todo = idx[[m is None for m in self._mappings[idx]]] if len(idx) else idx
-            if len(todo):
-                converted = np.empty(len(todo), dtype=object)
-                converted[:] = geojson(self.geoms[todo])
-                self._mappings[todo] = converted
-            mappings = tuple(self._mappings[idx])
+            # a copy (fancy indexing): another thread's select may drop mappings meanwhile
+            taken = self._mappings[idx]
+            missing = np.flatnonzero([m is None for m in taken])
+            if len(missing):
+                converted = np.empty(len(missing), dtype=object)
+                converted[:] = geojson(self.geoms[idx[missing]])
+                taken[missing] = converted
+                self._mappings[idx[missing]] = converted
+            mappings = tuple(taken)
             with self._lock:  # blocks select on several threads
                 if self._left is not None and len(idx):
                     self._left[idx] -= 1
